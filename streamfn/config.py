@@ -1,0 +1,98 @@
+"""Settings: every variable of SPEC section 7, read from the environment once and validated."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streamfn.constants import dlq_key
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class ConfigError(RuntimeError):
+    """A variable of the environment has a value streamfn cannot use."""
+
+
+class Settings(BaseSettings):
+    """One typed view of the environment; field names are the variable names."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    REDIS_URL: str = "redis://localhost:6379/0"
+    STREAM_KEY: str = Field("mlops_stream", min_length=1)
+    CONSUMER_GROUP: str = Field("workers", min_length=1)
+
+    MLFLOW_TRACKING_URI: str = "http://localhost:5001"
+    MODEL_ALIAS: str = Field("champion", min_length=1)
+    MODEL_REFRESH_S: float = Field(30.0, ge=0)
+
+    PREDICTIONS_BUCKET: str = Field("predictions", min_length=3, max_length=63)
+    AWS_ENDPOINT_URL_S3: str | None = None
+    AWS_ACCESS_KEY_ID: str | None = None
+    AWS_SECRET_ACCESS_KEY: SecretStr | None = None
+    AWS_DEFAULT_REGION: str = "us-east-1"
+
+    INGEST_API_KEY: SecretStr | None = None
+    INGEST_URL: str = "http://localhost:8800"
+    MAX_RECORDS: PositiveInt = 10_000
+    MAX_BODY_BYTES: PositiveInt = 5 * 1024 * 1024
+    MAX_LAG: PositiveInt = 10_000
+
+    BATCH_SIZE: PositiveInt = 256
+    BATCH_WINDOW_MS: int = Field(100, ge=0)
+    CLAIM_IDLE_MS: PositiveInt = 30_000
+    MAX_DELIVERIES: PositiveInt = 5
+    INFER_FUNCTION_NAME: str | None = None
+    AWS_ENDPOINT_URL_LAMBDA: str | None = None
+    RESULT_TTL_S: PositiveInt = 3600
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("INGEST_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_LAMBDA")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("INGEST_API_KEY", "INFER_FUNCTION_NAME", "AWS_ENDPOINT_URL_S3", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose and SAM pass unset parameters as empty strings.
+        return None if value == "" else value
+
+    @property
+    def dlq_key(self) -> str:
+        """The dead-letter stream of STREAM_KEY."""
+        return dlq_key(self.STREAM_KEY)
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"])
+        lines.append(f"{name}={item.get('input')!r}: {item['msg']}")
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (plus overrides); raise ConfigError naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

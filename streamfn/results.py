@@ -1,0 +1,33 @@
+"""Per-message results kept in Redis for GET /predictions: compact JSON with a TTL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal, TypedDict
+
+import orjson
+from redis import Redis
+
+from streamfn.constants import result_key
+
+Status = Literal["done", "failed", "dead_letter"]
+
+
+class Result(TypedDict, total=False):
+    """What the infer side records of one message; labels are derived when read."""
+
+    status: Status
+    model: str
+    model_version: str | None
+    predictions: list[int] | None
+    object: str | None
+    error: str | None
+
+
+def save(client: Redis, results: Iterable[tuple[str, Result]], ttl_s: int) -> None:
+    """Store the results of several messages in one round trip, each expiring after ttl_s."""
+    with client.pipeline(transaction=False) as pipe:
+        for message_id, result in results:
+            compact: dict[str, Any] = {k: v for k, v in result.items() if v is not None}
+            pipe.set(result_key(message_id), orjson.dumps(compact), ex=ttl_s)
+        pipe.execute()

@@ -1,0 +1,100 @@
+"""Factories for records, bodies and API Gateway events."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+
+SEED_EXAMPLE = {"data": [{"Designation": 1.5, "Resource_Allocation": 1.7, "Sleep_Hours": 7}]}
+
+
+def full_record(**overrides: Any) -> dict[str, Any]:
+    """A record with every feature, canonical names, plausible values."""
+    record: dict[str, Any] = {
+        "Employee ID": "fffe32003000360033003200",
+        "Gender": "Female",
+        "Company Type": "Service",
+        "WFH Setup Available": "No",
+        "Designation": 2,
+        "Resource Allocation": 3.0,
+        "Mental Fatigue Score": 3.8,
+        "Work Hours per Week": 40,
+        "Sleep Hours": 7.2,
+        "Work-Life Balance Score": 4,
+        "Manager Support Score": 4,
+        "Deadline Pressure Score": 2,
+        "Team Size": 9,
+        "Recognition Frequency": 3,
+    }
+    record.update(overrides)
+    return record
+
+
+def http_api_v2_event(
+    body: bytes, path: str = "/predict_stream", query: str = "model=svm", **headers: str
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) event for a POST."""
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {"content-type": "application/json", "host": "api.example.com", **headers},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "domainName": "api.example.com",
+            "http": {
+                "method": "POST",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "pytest",
+            },
+            "requestId": "req-1",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "26/Nov/2026:07:00:00 +0000",
+            "timeEpoch": 1795676400000,
+        },
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+def rest_api_v1_event(
+    body: bytes, path: str = "/predict_stream", model: str = "svm", method: str = "POST"
+) -> dict[str, Any]:
+    """An API Gateway REST API (payload 1.0) event."""
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Content-Type": "application/json", "Host": "api.example.com"},
+        "multiValueHeaders": {
+            "Content-Type": ["application/json"],
+            "Host": ["api.example.com"],
+        },
+        "queryStringParameters": {"model": model},
+        "multiValueQueryStringParameters": {"model": [model]},
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "path": f"/Prod{path}",
+            "stage": "Prod",
+            "requestId": "req-2",
+            "identity": {"sourceIp": "203.0.113.7"},
+        },
+        "body": body.decode() if body else None,
+        "isBase64Encoded": False,
+    }
+
+
+def body(*records: dict[str, Any]) -> bytes:
+    """A request body holding these records."""
+    return orjson.dumps({"data": list(records)})
