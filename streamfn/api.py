@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.requests import ClientDisconnect
 
 from streamfn import __version__, metrics
 from streamfn.config import Settings, get_settings
@@ -91,11 +92,13 @@ class RedisBinding:
         return self.client, self.writer
 
 
-def _binding(request: Request) -> RedisBinding:
+# Dependencies are `async def`: FastAPI runs plain `def` ones in a thread pool, a thread hop
+# per request that cost ~25% of the 1-record throughput.
+async def _binding(request: Request) -> RedisBinding:
     return request.app.state.redis
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -103,7 +106,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 RedisDep = Annotated[RedisBinding, Depends(_binding)]
 
 
-def require_api_key(
+async def require_api_key(
     settings: SettingsDep, x_api_key: Annotated[str | None, Header()] = None
 ) -> None:
     """With INGEST_API_KEY set, refuse requests without the matching X-API-Key header."""
@@ -195,6 +198,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.INGEST_REJECTIONS.labels(reason).inc()
         metrics.INGEST_REQUESTS.labels(str(error.status)).inc()
         return json_response({"detail": error.errors}, status_code=error.status)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, error: ClientDisconnect) -> Response:
+        # The client left mid-body: nothing was appended and nobody reads the answer.
+        metrics.INGEST_REJECTIONS.labels("client_disconnect").inc()
+        return Response(status_code=400)
 
     @app.exception_handler(RedisError)
     async def _redis_down(request: Request, error: RedisError) -> Response:

@@ -10,7 +10,7 @@ from redis import Redis
 
 from streamfn.constants import result_key
 
-Status = Literal["done", "failed", "dead_letter"]
+Status = Literal["pending", "done", "failed", "dead_letter"]
 
 
 class Result(TypedDict, total=False):
@@ -31,3 +31,14 @@ def save(client: Redis, results: Iterable[tuple[str, Result]], ttl_s: int) -> No
             compact: dict[str, Any] = {k: v for k, v in result.items() if v is not None}
             pipe.set(result_key(message_id), orjson.dumps(compact), ex=ttl_s)
         pipe.execute()
+
+
+def done(model: str, version: str, predictions: list[int], uri: str) -> Result:
+    """The result of a message whose rows are in `uri`."""
+    return {"status": "done", "model": model, "model_version": version,
+            "predictions": predictions, "object": uri}  # fmt: skip
+
+
+def failed(model: str | None, error: str) -> Result:
+    """The result of a message that failed (it stays pending in the stream until dead-lettered)."""
+    return {"status": "failed", "model": model, "error": error}

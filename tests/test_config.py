@@ -1,0 +1,89 @@
+"""Settings: SPEC section 7 defaults, and a bad value fails naming its variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamfn.config import ConfigError, Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_are_the_spec_s() -> None:
+    s = load_settings()
+    assert s.REDIS_URL == "redis://localhost:6379/0"
+    assert (s.STREAM_KEY, s.CONSUMER_GROUP, s.dlq_key) == (
+        "mlops_stream",
+        "workers",
+        "mlops_stream:dlq",
+    )
+    assert (s.MLFLOW_TRACKING_URI, s.MODEL_ALIAS, s.MODEL_REFRESH_S) == (
+        "http://localhost:5001",
+        "champion",
+        30,
+    )
+    assert (s.MAX_RECORDS, s.MAX_BODY_BYTES, s.MAX_LAG) == (10_000, 5 * 1024 * 1024, 10_000)
+    assert (s.BATCH_SIZE, s.BATCH_WINDOW_MS, s.CLAIM_IDLE_MS, s.MAX_DELIVERIES) == (
+        256,
+        100,
+        30_000,
+        5,
+    )
+    assert (s.PREDICTIONS_BUCKET, s.RESULT_TTL_S, s.INGEST_URL) == (
+        "predictions",
+        3600,
+        "http://localhost:8800",
+    )
+    assert s.INGEST_API_KEY is None
+    assert s.INFER_FUNCTION_NAME is None
+
+
+def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BATCH_SIZE", "64")
+    monkeypatch.setenv("INGEST_API_KEY", "k")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9000/")
+    s = load_settings()
+    assert s.BATCH_SIZE == 64
+    assert s.INGEST_API_KEY is not None
+    assert s.INGEST_API_KEY.get_secret_value() == "k"
+    assert s.AWS_ENDPOINT_URL_S3 == "http://127.0.0.1:9000"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("REDIS_URL", "localhost:6379"),
+        ("BATCH_SIZE", "0"),
+        ("BATCH_SIZE", "many"),
+        ("MAX_RECORDS", "-1"),
+        ("MAX_BODY_BYTES", "1.5"),
+        ("MAX_LAG", ""),
+        ("BATCH_WINDOW_MS", "-5"),
+        ("MODEL_REFRESH_S", "soon"),
+        ("CLAIM_IDLE_MS", "0"),
+        ("MAX_DELIVERIES", "0"),
+        ("RESULT_TTL_S", "forever"),
+        ("INGEST_URL", "localhost:8800"),
+        ("AWS_ENDPOINT_URL_S3", "minio:9000"),
+        ("PREDICTIONS_BUCKET", "x"),
+        ("STREAM_KEY", ""),
+    ],
+)
+def test_bad_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=rf"^invalid configuration: {variable}="):
+        load_settings()
+
+
+def test_empty_optional_values_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INGEST_API_KEY", "")
+    monkeypatch.setenv("INFER_FUNCTION_NAME", "")
+    s = load_settings()
+    assert s.INGEST_API_KEY is None
+    assert s.INFER_FUNCTION_NAME is None
