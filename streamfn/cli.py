@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamfn import logs, stack
-from streamfn.config import ConfigError, Settings, get_settings
+from streamfn.config import ConfigError, Settings, get_settings, load_settings
 from streamfn.constants import API_NAMES, REGISTERED_MODELS
 
 console = Console(stderr=True)
@@ -89,6 +89,38 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         log_level="warning",
         access_log=False,
     )
+    return 0
+
+
+POLL_OPTIONS = ("BATCH_SIZE", "BATCH_WINDOW_MS", "CLAIM_IDLE_MS", "MAX_DELIVERIES")
+
+
+def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
+    """One poller: read batches, invoke infer, acknowledge; SIGTERM/SIGINT finish the batch."""
+    from prometheus_client import start_http_server
+    from redis import Redis
+
+    from streamfn import invoke
+    from streamfn.poller import Poller
+
+    overrides = {
+        n: getattr(args, n.lower()) for n in POLL_OPTIONS if getattr(args, n.lower()) is not None
+    }
+    if overrides:
+        settings = load_settings(**overrides)
+    client = Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
+    poller = Poller(settings, client, invoke.from_settings(settings), consumer=args.consumer)
+    if args.metrics_port:
+        start_http_server(args.metrics_port)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if poller.stopping.is_set():
+            raise SystemExit(128 + signum)  # second signal: leave now
+        poller.stopping.set()  # first: finish and acknowledge the batch in flight
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    poller.run(burst=args.burst)
     return 0
 
 
@@ -210,6 +242,19 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--host", default="0.0.0.0")
     ingest.add_argument("--port", type=int, default=8800)
     ingest.set_defaults(handler=cmd_ingest)
+
+    poll = commands.add_parser("poll", help="one poller: stream → infer → S3")
+    for name in POLL_OPTIONS:
+        poll.add_argument(
+            "--" + name.lower().replace("_", "-"),
+            type=int,
+            dest=name.lower(),
+            help=f"default: {name}",
+        )
+    poll.add_argument("--consumer", help="consumer name; default: host-pid-random")
+    poll.add_argument("--burst", action="store_true", help="drain the stream, then exit")
+    poll.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    poll.set_defaults(handler=cmd_poll)
 
     up = commands.add_parser("up", help="run the local stack (Redis, MLflow, ingest)")
     up.add_argument("--home", type=Path, default=Path(".streamfn"), help="data and logs")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 INGEST_REQUESTS = Counter(
     "streamfn_ingest_requests_total", "Requests to POST /predict_stream by answer", ["status"]
@@ -24,3 +24,19 @@ INFER_FAILURES = Counter("streamfn_infer_failed_messages_total", "Messages that 
 INFER_OUTAGES = Counter(
     "streamfn_infer_outages_total", "Batches failed whole because a dependency was down"
 )
+
+POLLER_BATCHES = Counter(
+    "streamfn_poller_batches_total", "Batches invoked, by outcome", ["outcome"]
+)
+POLLER_ENTRIES = Counter(
+    "streamfn_poller_entries_total", "Entries by outcome: acked, failed, dead_letter", ["outcome"]
+)
+POLLER_RECLAIMED = Counter("streamfn_poller_reclaimed_total", "Entries reclaimed by XAUTOCLAIM")
+POLLER_BACKOFFS = Counter("streamfn_poller_backoffs_total", "Backoffs after a failed poll")
+POLLER_BATCH_SECONDS = Histogram(
+    "streamfn_poller_batch_seconds",
+    "Invocation of one batch, acknowledgements included",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+POLLER_LAG = Gauge("streamfn_poller_lag", "Entries of the stream not yet delivered to the group")
+MODEL_LOADS = Counter("streamfn_model_loads_total", "Model versions loaded", ["model", "version"])

@@ -98,3 +98,33 @@ def rest_api_v1_event(
 def body(*records: dict[str, Any]) -> bytes:
     """A request body holding these records."""
     return orjson.dumps({"data": list(records)})
+
+
+def sqs_record(
+    message_id: str,
+    model: str,
+    data: list[dict[str, Any]],
+    received_at: int = 0,
+    receive_count: int = 1,
+) -> dict[str, Any]:
+    """One record of the SQS-shaped batch event the infer function takes."""
+    entry = {
+        "model": model,
+        "data": data,
+        "received_at": received_at or int(message_id.split("-")[0]),
+    }
+    return {
+        "messageId": message_id,
+        "body": orjson.dumps(entry).decode(),
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": message_id.split("-")[0],
+        },
+        "eventSource": "redis:streams",
+        "eventSourceARN": "redis://127.0.0.1:6379/0/mlops_stream",
+    }
+
+
+def batch_event(*records: dict[str, Any]) -> dict[str, Any]:
+    """The batch event holding these records."""
+    return {"Records": list(records)}

@@ -115,7 +115,12 @@ def new_version(uri: str, name: str = KNN) -> str:
     """Register another version of the model from the champion's artifacts."""
     client = MlflowClient(uri)
     current = client.get_model_version_by_alias(name, "champion")
-    return str(client.create_model_version(name, current.source, run_id=current.run_id).version)
+    # MLflow 3 sources are logged models (`models:/m-...`); a server wants their id as well.
+    model_id = current.source.removeprefix("models:/")
+    created = client.create_model_version(
+        name, current.source, run_id=current.run_id, model_id=model_id
+    )
+    return str(created.version)
 
 
 def partial_records(count: int, seed: int = 7) -> list[dict[str, object]]:

@@ -358,7 +358,7 @@ def test_client_honours_an_endpoint(make_settings: Callable[..., Settings]) -> N
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        endpoint = f"http://127.0.0.1:{port}"
+        endpoint = f"http://localhost:{port}"  # a name, which virtual hosting would prefix
         sink = S3Sink.from_settings(make_settings(AWS_ENDPOINT_URL_S3=endpoint))
         assert sink.client.meta.endpoint_url == endpoint
         sink.ensure_bucket()
