@@ -86,7 +86,7 @@ def _cells(rows: Sequence[Row]) -> Iterator[list[object]]:
     stamps: dict[int, str] = {}
     labels = CLASS_LABELS
     names = FEATURE_NAMES
-    # Plain unpacking: far cheaper than NamedTuple attribute access on this path.
+    # Plain unpacking: cheaper than NamedTuple attribute access on this path.
     for message_id, index, model, registered, version, klass, received, predicted, record in rows:
         if not 0 <= klass < len(labels):
             raise ValueError(f"prediction {klass!r} of {message_id}[{index}] is not a class")
@@ -155,6 +155,8 @@ def _credentials(settings: Settings) -> dict[str, str | None]:
 def make_s3_client(settings: Settings) -> S3Client:
     """An S3 client for AWS_ENDPOINT_URL_S3 (or AWS), with timeouts that surface an outage fast."""
     endpoint = settings.AWS_ENDPOINT_URL_S3
+    # Other S3 servers (older MinIO, Ceph) refuse boto3's default CRC headers; AWS takes them.
+    checksums = "when_required" if endpoint else "when_supported"
     config = Config(
         connect_timeout=_CONNECT_TIMEOUT_S,
         read_timeout=_READ_TIMEOUT_S,
@@ -163,6 +165,8 @@ def make_s3_client(settings: Settings) -> S3Client:
         signature_version="s3v4",
         # MinIO and moto serve buckets under the path; AWS itself prefers virtual hosts.
         s3={"addressing_style": "path" if endpoint else "auto"},
+        request_checksum_calculation=checksums,
+        response_checksum_validation=checksums,
     )
     session = boto3.session.Session(
         region_name=settings.AWS_DEFAULT_REGION, **_credentials(settings)

@@ -361,6 +361,7 @@ def test_client_honours_an_endpoint(make_settings: Callable[..., Settings]) -> N
         endpoint = f"http://localhost:{port}"  # a name, which virtual hosting would prefix
         sink = S3Sink.from_settings(make_settings(AWS_ENDPOINT_URL_S3=endpoint))
         assert sink.client.meta.endpoint_url == endpoint
+        assert sink.client.meta.config.request_checksum_calculation == "when_required"
         sink.ensure_bucket()
         sink.put("predictions/a.csv", b"over http")
         other = boto3.client(

@@ -1,0 +1,108 @@
+"""End to end with real processes: two `streamfn poll` children, one SIGKILLed mid-run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import orjson
+import pytest
+import redis
+from moto.server import ThreadedMotoServer
+
+from tests.conftest import free_port, wait_for
+from tests.factories import full_record
+
+pytestmark = pytest.mark.slow
+STREAM = "mlops_stream"
+
+
+@pytest.fixture
+def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's S3 server on a private port (the end-to-end stand-in for MinIO)."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def s3_client(endpoint: str) -> object:
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+
+
+def rows_in(client: object) -> Counter[tuple[str, str]]:
+    """(message_id, record_index) of every row in the bucket, counted."""
+    seen: Counter[tuple[str, str]] = Counter()
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket="predictions")  # type: ignore[attr-defined]
+    for page in pages:
+        for item in page.get("Contents", []):
+            body = client.get_object(Bucket="predictions", Key=item["Key"])["Body"].read()  # type: ignore[attr-defined]
+            seen.update(
+                (r["message_id"], r["record_index"])
+                for r in csv.DictReader(io.StringIO(body.decode()))
+            )
+    return seen
+
+
+def start_poller(env: dict[str, str], log: Path, name: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "streamfn.cli", "poll", "--consumer", name]
+    with log.open("ab") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def test_two_pollers_one_killed_every_record_exactly_once(
+    redis_url: str, sqlite_registry: str, s3_server: str, tmp_path: Path
+) -> None:
+    client = s3_client(s3_server)
+    client.create_bucket(Bucket="predictions")  # type: ignore[attr-defined]
+    env = {
+        **os.environ, "REDIS_URL": redis_url, "MLFLOW_TRACKING_URI": sqlite_registry,
+        "AWS_ENDPOINT_URL_S3": s3_server, "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "CLAIM_IDLE_MS": "2000", "BATCH_SIZE": "20", "BATCH_WINDOW_MS": "20",
+    }  # fmt: skip
+    r = redis.Redis.from_url(redis_url)
+    r.xgroup_create(STREAM, "workers", id="0", mkstream=True)
+    log = tmp_path / "pollers.log"
+    pollers = [start_poller(env, log, "a"), start_poller(env, log, "b")]
+    models = ("svm", "knn", "lightgbm")
+    records = [full_record(**{"Employee ID": f"e{i}", "Sleep Hours": 4 + i % 5}) for i in range(10)]
+    for i in range(200):  # 200 messages x 10 records
+        r.xadd(STREAM, {"model": models[i % 3], "data": orjson.dumps(records), "received_at": "1"})
+    try:
+        # Kill poller a as soon as it is busy: it dies holding entries it has not acknowledged.
+        wait_for(
+            lambda: r.xpending_range(STREAM, "workers", "-", "+", 1, consumername="a"), timeout=60
+        )
+        pollers[0].send_signal(signal.SIGKILL)
+        pollers[0].wait(timeout=10)
+        pollers.append(start_poller(env, log, "a-restarted"))
+        wait_for(
+            lambda: (
+                sum(rows_in(client).values()) >= 2000
+                and r.xpending(STREAM, "workers")["pending"] == 0
+            ),
+            timeout=120,
+            interval=0.5,
+        )
+        seen = rows_in(client)
+        assert len(seen) == 2000
+        assert max(seen.values()) == 1, [k for k, n in seen.items() if n > 1][:5]
+        assert r.xlen(f"{STREAM}:dlq") == 0
+    finally:
+        for poller in pollers[1:]:
+            poller.send_signal(signal.SIGTERM)
+        codes = [p.wait(timeout=30) for p in pollers[1:]]
+    assert codes == [0, 0], log.read_text()[-3000:]
