@@ -65,7 +65,7 @@ def wait_until(check: object, seconds: float = 30.0) -> None:
         try:
             if check():  # type: ignore[operator]
                 return
-        except (httpx.HTTPError, redis.RedisError):
+        except Exception:  # not ready yet, whatever the client says
             pass
         time.sleep(0.1)
     raise SystemExit(f"not ready after {seconds}s: {check}")

@@ -28,6 +28,7 @@ from mlflow.environment_variables import (
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PyFuncModel
 
+from streamfn import metrics
 from streamfn.constants import API_NAMES, REGISTERED_MODELS
 from streamfn.features import FEATURE_NAMES, NUMERIC
 
@@ -176,6 +177,7 @@ class ModelCache:
             )
             model = mlflow.pyfunc.load_model(path)
         self._loads += 1
+        metrics.MODEL_LOADS.labels(api_name, version).inc()
         log.info(
             "model loaded",
             extra={

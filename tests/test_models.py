@@ -238,6 +238,8 @@ def test_cached_version_serves_while_mlflow_is_unreachable(
     cache = ModelCache(proxy.uri, "champion", REFRESH_S, clock=clock)
     warm = cache.get("knn")
     assert warm.version == "1"
+    # A server reports an absent alias as a client error, not as an outage: still a fallback.
+    assert ModelCache(proxy.uri, "staging", REFRESH_S).get("knn").version == "1"
     proxy.stop()
 
     def failed_refreshes() -> list[logging.LogRecord]:

@@ -124,3 +124,74 @@ def test_stop_request_ends_run(
     poller = poller_for(infer_settings, r, ctx)
     poller.stopping.set()
     assert poller.run() == 0
+
+
+def test_s3_stopped_then_back_loses_and_duplicates_nothing(
+    infer_settings: Settings, r: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.server import ThreadedMotoServer
+
+    from tests.conftest import free_port
+    from tests.test_pipeline import rows_in, s3_client
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    client = s3_client(endpoint)
+    client.create_bucket(Bucket="predictions")  # type: ignore[attr-defined]
+    tuned = infer_settings.model_copy(update={"AWS_ENDPOINT_URL_S3": endpoint, "CLAIM_IDLE_MS": 1})
+    ctx = batch.build_context(tuned)
+    poller = Poller(tuned, r, lambda event: batch.handle(event, ctx), consumer="test")
+    poller.ensure_group()
+    first = [add(r) for _ in range(3)]
+    assert poller.poll_once(block_ms=None) == 3
+    server.stop()
+    during = [add(r, "knn") for _ in range(4)]
+    with pytest.raises(InvokeError):
+        poller.poll_once(block_ms=None)
+    assert r.xpending(STREAM, "workers")["pending"] == 4
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)  # S3 is back, state intact
+    server.start()
+    try:
+
+        def drained() -> bool:
+            poller._next_claim = 0
+            poller.poll_once(block_ms=None)
+            return r.xpending(STREAM, "workers")["pending"] == 0
+
+        wait_for(drained)
+        seen = rows_in(client)
+        assert sorted(message_id for message_id, _ in seen) == sorted(first + during)
+        assert set(seen.values()) == {1}
+    finally:
+        server.stop()
+
+
+def test_moving_champion_changes_model_version_with_one_load(
+    make_settings: Any, r: redis.Redis, s3: Any, tmp_path: Any
+) -> None:
+    from mlflow import MlflowClient
+
+    from streamfn import training
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    training.train(uri, "champion", models=("knn",))
+    ctx = batch.build_context(make_settings(MLFLOW_TRACKING_URI=uri, MODEL_REFRESH_S=0))
+    poller = Poller(
+        make_settings(BATCH_WINDOW_MS=0), r, lambda e: batch.handle(e, ctx), consumer="t"
+    )
+    poller.ensure_group()
+    before = add(r, "knn")
+    assert poller.poll_once(block_ms=None) == 1
+    registry = MlflowClient(uri)
+    current = registry.get_model_version_by_alias("Knn_Classifier", "champion")
+    moved = registry.create_model_version("Knn_Classifier", current.source, run_id=current.run_id)
+    registry.set_registered_model_alias("Knn_Classifier", "champion", moved.version)
+    after = add(r, "knn")
+    assert poller.poll_once(block_ms=None) == 1
+    versions = {row["message_id"]: row["model_version"] for row in bucket_rows(s3)}
+    assert versions == {before: "1", after: str(moved.version)}
+    assert ctx.models.loads == 2
