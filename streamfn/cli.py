@@ -138,14 +138,28 @@ def registry_has_models(uri: str) -> bool:
     return True
 
 
-def local_services(home: Path) -> tuple[list[stack.Service], dict[str, str]]:
+EMBEDDED_S3 = "http://127.0.0.1:9000"
+POLLER_METRICS_PORT = 9101
+
+
+def local_services(
+    home: Path, s3_endpoint: str | None
+) -> tuple[list[stack.Service], dict[str, str]]:
     """The embedded stack's services, in start order, and the environment they share."""
     redis_url, mlflow_uri, ingest_url = (
         "redis://127.0.0.1:6379/0",
         "http://127.0.0.1:5001",
         "http://127.0.0.1:8800",
     )
-    env = {"REDIS_URL": redis_url, "MLFLOW_TRACKING_URI": mlflow_uri, "INGEST_URL": ingest_url}
+    env = {
+        "REDIS_URL": redis_url,
+        "MLFLOW_TRACKING_URI": mlflow_uri,
+        "INGEST_URL": ingest_url,
+        "AWS_ENDPOINT_URL_S3": s3_endpoint or EMBEDDED_S3,
+    }
+    if s3_endpoint is None:
+        # The embedded S3 (moto's server) accepts any credentials; give boto3 some.
+        env |= {"AWS_ACCESS_KEY_ID": "streamfn", "AWS_SECRET_ACCESS_KEY": "streamfn"}
     mlflow_home = home / "mlflow"
     for folder in (home / "redis", mlflow_home):
         folder.mkdir(parents=True, exist_ok=True)
@@ -174,8 +188,33 @@ def local_services(home: Path) -> tuple[list[stack.Service], dict[str, str]]:
             8800,
             env=env,
         ),
+        stack.Service(
+            "poller",
+            stack.cli("poll", "--metrics-port", str(POLLER_METRICS_PORT)),
+            stack.http_ok(f"http://127.0.0.1:{POLLER_METRICS_PORT}/metrics"),
+            POLLER_METRICS_PORT,
+            env=env,
+        ),
     ]
+    if s3_endpoint is None:
+        s3_server = [sys.executable, "-c", "from moto.server import main; main()", "-p", "9000"]
+        services.insert(2, stack.Service("s3", s3_server, stack.http_ok(f"{EMBEDDED_S3}/"), 9000))
     return services, env
+
+
+def prepare_stack(env: dict[str, str]) -> None:
+    """Create the bucket, and train the models if the registry lacks them."""
+    from streamfn.sink import S3Sink, SinkUnavailableError
+
+    try:
+        S3Sink.from_settings(load_settings(**env)).ensure_bucket()
+    except SinkUnavailableError as error:
+        raise CommandError(f"S3 at {env['AWS_ENDPOINT_URL_S3']} is not usable: {error}") from None
+    if not registry_has_models(env["MLFLOW_TRACKING_URI"]):
+        console.print("the registry lacks the models: training them (about a minute) …")
+        trained = subprocess.run(stack.cli("train"), env={**os.environ, **env}, check=False)
+        if trained.returncode != 0:
+            raise CommandError("training failed; see the output above")
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -183,7 +222,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     if shutil.which("redis-server") is None:
         raise CommandError("redis-server is not on PATH: apt-get install -y redis-server")
     home = args.home.resolve()
-    services, env = local_services(home)
+    services, env = local_services(home, settings.AWS_ENDPOINT_URL_S3)
     local = stack.Stack(home)
     local.check_ports(services)
     stopping = threading.Event()
@@ -191,18 +230,17 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(signum, lambda *_: stopping.set())
     try:
         for service in services:
-            if service.name == "ingest" and not registry_has_models(env["MLFLOW_TRACKING_URI"]):
-                console.print("the registry lacks the models: training them (about a minute) …")
-                trained = subprocess.run(stack.cli("train"), env={**os.environ, **env}, check=False)
-                if trained.returncode != 0:
-                    raise CommandError("training failed; see the output above")
+            if service.name == "ingest":
+                prepare_stack(env)
             console.print(f"starting {service.name} …")
             local.start(service)
             if stopping.is_set():
                 return 0
         console.print(
             f"[green]up[/]: ingest {env['INGEST_URL']}/docs · MLflow {env['MLFLOW_TRACKING_URI']}"
-            f" · Redis {env['REDIS_URL']} · logs in {local.logs}. Ctrl-C stops everything."
+            f" · Redis {env['REDIS_URL']} · S3 {env['AWS_ENDPOINT_URL_S3']}"
+            f"{' (embedded, in memory)' if settings.AWS_ENDPOINT_URL_S3 is None else ''}"
+            f" · logs in {local.logs}. Ctrl-C stops everything."
         )
         while not stopping.wait(1.0):
             dead = [s.name for s, p in local.running if p.poll() is not None]

@@ -41,3 +41,6 @@ def configure(service: str, level: str | int = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # One line per HTTP request of a health check or an S3 call is noise, not a log.
+    for chatty in ("httpx", "botocore", "urllib3"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
