@@ -7,29 +7,14 @@ from typing import Any
 
 import orjson
 
+from streamfn.api import EXAMPLE_BODY
+
 SEED_EXAMPLE = {"data": [{"Designation": 1.5, "Resource_Allocation": 1.7, "Sleep_Hours": 7}]}
 
 
 def full_record(**overrides: Any) -> dict[str, Any]:
-    """A record with every feature, canonical names, plausible values."""
-    record: dict[str, Any] = {
-        "Employee ID": "fffe32003000360033003200",
-        "Gender": "Female",
-        "Company Type": "Service",
-        "WFH Setup Available": "No",
-        "Designation": 2,
-        "Resource Allocation": 3.0,
-        "Mental Fatigue Score": 3.8,
-        "Work Hours per Week": 40,
-        "Sleep Hours": 7.2,
-        "Work-Life Balance Score": 4,
-        "Manager Support Score": 4,
-        "Deadline Pressure Score": 2,
-        "Team Size": 9,
-        "Recognition Frequency": 3,
-    }
-    record.update(overrides)
-    return record
+    """A record with every feature: the full example of the API docs, with overrides."""
+    return {**EXAMPLE_BODY["data"][1], **overrides}
 
 
 def http_api_v2_event(

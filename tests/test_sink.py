@@ -31,26 +31,22 @@ from streamfn.sink import (
     object_key,
 )
 from tests.conftest import free_port
+from tests.factories import full_record
 
 BUCKET = "predictions"
 RECEIVED = 1764141569123  # 2025-11-26T07:19:29.123Z
 PREDICTED = 1764141569405
-FULL: dict[str, object] = {
-    "Employee ID": "fffe32003000360033003200",
-    "Gender": "Female",
-    "Company Type": "Service",
-    "WFH Setup Available": "No",
-    "Designation": 2,
-    "Resource Allocation": 3.0,
-    "Mental Fatigue Score": 3.8,
-    "Work Hours per Week": 45,
-    "Sleep Hours": 7.25,
-    "Work-Life Balance Score": 3,
-    "Manager Support Score": 4,
-    "Deadline Pressure Score": 2,
-    "Team Size": 12,
-    "Recognition Frequency": 1.5,
-}
+# Values chosen to exercise number formatting (7.25, 1.5, 3.0) in the exact-line assertions.
+FULL: dict[str, object] = full_record(
+    **{
+        "Resource Allocation": 3.0,
+        "Work Hours per Week": 45,
+        "Sleep Hours": 7.25,
+        "Work-Life Balance Score": 3,
+        "Team Size": 12,
+        "Recognition Frequency": 1.5,
+    }
+)
 
 
 def row(record: dict[str, object], prediction: int = 1, index: int = 0) -> Row:
