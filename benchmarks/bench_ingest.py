@@ -25,6 +25,8 @@ import httpx
 import orjson
 import redis
 
+from streamfn.stack import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = {
     "Employee ID": "fffe32003000360033003200",
@@ -49,14 +51,6 @@ local f = io.open("{body}", "rb")
 wrk.body = f:read("*all")
 f:close()
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(check: object, seconds: float = 30.0) -> None:

@@ -27,11 +27,12 @@ import numpy as np
 import orjson
 import redis
 
-from benchmarks.bench_ingest import free_port, process, wait_until
+from benchmarks.bench_ingest import process, wait_until
 from streamfn import batch, training
 from streamfn.config import load_settings
 from streamfn.constants import API_NAMES
 from streamfn.poller import Poller
+from streamfn.stack import free_port
 
 RECORD = {
     "Gender": "Male",

@@ -109,10 +109,10 @@ def already_written(ctx: InferContext, messages: Sequence[Message]) -> dict[str,
     """
     stored = ctx.redis.mget([result_key(m.message_id) for m in messages])
     written: dict[str, str] = {}
+    prefix = ctx.sink.url("")
     for message, raw in zip(messages, stored, strict=True):
         state = orjson.loads(raw) if raw is not None else {}
         uri = state.get("object")
-        prefix = ctx.sink.url("")
         if uri and (state.get("status") == "done" or ctx.sink.exists(uri.removeprefix(prefix))):
             written[message.message_id] = uri
     return written

@@ -28,7 +28,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from streamfn import metrics
+from streamfn import metrics, results
 from streamfn.batch import BatchResponse
 from streamfn.config import Settings
 from streamfn.constants import result_key
@@ -261,19 +261,16 @@ class Poller:
         failed_at = str(time.time_ns() // 1_000_000)
         with self.r.pipeline(transaction=False) as pipe:
             for entry, raw in zip(entries, errors, strict=True):
-                error = (orjson.loads(raw).get("error") if raw else None) or "unknown error"
+                error = results.error_of(raw) or "unknown error"
                 extra = {
                     b"error": error,
                     b"deliveries": str(entry.deliveries),
                     b"failed_at": failed_at,
                 }
                 pipe.xadd(self.s.dlq_key, {**entry.fields, **extra})
-                state = {
-                    "status": "dead_letter",
-                    "model": entry.fields.get(b"model", b"").decode(errors="replace"),
-                    "error": error,
-                }
-                pipe.set(result_key(entry.id), orjson.dumps(state), ex=self.s.RESULT_TTL_S)
+                model = entry.fields.get(b"model", b"").decode(errors="replace")
+                dead = results.dead_letter(model, error)
+                results.stage(pipe, entry.id, dead, self.s.RESULT_TTL_S)
             pipe.xack(self.s.STREAM_KEY, self.s.CONSUMER_GROUP, *(e.id for e in entries))
             pipe.execute()
         metrics.POLLER_ENTRIES.labels("dead_letter").inc(len(entries))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,13 +17,7 @@ import pytest
 import redis
 
 from streamfn.config import Settings, load_settings
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from streamfn.stack import free_port
 
 
 def wait_for(check: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> object:

@@ -1,0 +1,67 @@
+"""CSV encoding time per batch, and the Redis memory one message's result takes.
+
+Run: .venv/bin/python -m benchmarks.bench_sink   (needs redis-server on PATH)
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from benchmarks.bench_ingest import process, wait_until
+from streamfn import results
+from streamfn.sink import Row, encode_csv
+from streamfn.stack import free_port
+from tests.factories import full_record
+
+URI = "s3://predictions/predictions/model=lightgbm/date=2026-11-26/1795678695219-0_3f9a0c1d2e3b4a5f.csv"
+
+
+def encode_ms(rows: int, repeats: int = 20) -> float:
+    """Best time of encode_csv over `rows` full rows, in ms."""
+    batch = [
+        Row(
+            f"{i}-0",
+            0,
+            "lightgbm",
+            "LightGBM_Classifier",
+            "3",
+            i % 3,
+            1795678695219,
+            1795678695300,
+            full_record(),
+        )
+        for i in range(rows)
+    ]
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        encode_csv(batch)
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
+def result_bytes(client: redis.Redis, records: int) -> int:
+    """MEMORY USAGE of a done result holding `records` predictions."""
+    result = results.done("lightgbm", "3", [1] * records, URI)
+    results.save(client, [("1795678695430-0", result)], 3600)
+    return int(client.memory_usage("streamfn:result:1795678695430-0"))
+
+
+def main() -> int:
+    print("| rows | encode_csv ms |\n|---:|---:|")
+    for rows in (1, 256, 1000):
+        print(f"| {rows} | {encode_ms(rows):.2f} |")
+    port = free_port()
+    with process(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"], {}):
+        client = redis.Redis(port=port)
+        wait_until(client.ping)
+        print("\n| records in the message | result bytes in Redis |\n|---:|---:|")
+        for records in (1, 100):
+            print(f"| {records} | {result_bytes(client, records)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
