@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
+import asyncio
+import logging
 import signal
-import subprocess
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
-from streamfn import logs, stack
+from streamfn import logs, producer
 from streamfn.config import ConfigError, Settings, get_settings, load_settings
-from streamfn.constants import API_NAMES, REGISTERED_MODELS
+from streamfn.constants import API_NAMES
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # messages stay whole, for copy and paste
+log = logging.getLogger(__name__)
+STATUS_EVERY_S = 10.0
+# A producer that reaches less than this share of its rate says so, with what bounds it.
+RATE_SHORTFALL = 0.9
 
 
 class CommandError(RuntimeError):
@@ -124,135 +127,163 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def registry_has_models(uri: str) -> bool:
-    """Whether every model is registered in the MLflow registry at uri."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient(uri)
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    """Send synthetic records to INGEST_URL; a progress bar with --count; a summary at the end."""
+    if args.count is None and args.rate is None:
+        raise CommandError("give --count N (records in all), --rate R (records/s), or both")
     try:
-        for name in REGISTERED_MODELS.values():
-            client.get_registered_model(name)
-    except MlflowException:
-        return False
-    return True
+        plan = producer.Plan(
+            count=args.count,
+            rate=args.rate,
+            models=tuple(args.model or API_NAMES),
+            batch=args.batch,
+            seed=args.seed,
+            concurrency=args.concurrency,
+            give_up_s=args.give_up_s,
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    tally = asyncio.run(run_producer(settings, plan))
+    print_tally(plan, tally)
+    return 0 if tally.rejected == tally.undelivered == 0 else 1
 
 
-EMBEDDED_S3 = "http://127.0.0.1:9000"
-POLLER_METRICS_PORT = 9101
+async def run_producer(settings: Settings, plan: producer.Plan) -> producer.Tally:
+    """Run the producer with a progress bar (--count) or a status line every 10 s (--rate)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    loop = asyncio.get_running_loop()
+    async with producer.open_producer(settings, plan) as sender:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, sender.stop)
+        console.print(
+            f"producing to {settings.INGEST_URL}: "
+            + (f"{plan.count} records" if plan.count else "until stopped")
+            + (f" at {plan.rate:g} records/s" if plan.rate else "")
+            + f", {plan.batch} per request, models {', '.join(plan.models)}"
+        )
+        if plan.count is None:
+            reporter = asyncio.create_task(report_every(sender.tally, STATUS_EVERY_S))
+            try:
+                return await sender.run()
+            finally:
+                reporter.cancel()
+        columns = (
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("records", total=plan.count, detail="")
+
+            def show(tally: producer.Tally) -> None:
+                done = tally.accepted + tally.rejected + tally.undelivered
+                detail = f"{tally.rate:,.0f}/s accepted · {tally.rejected} rejected"
+                progress.update(task, completed=done, detail=detail)
+
+            return await sender.run(show)
 
 
-def local_services(
-    home: Path, s3_endpoint: str | None
-) -> tuple[list[stack.Service], dict[str, str]]:
-    """The embedded stack's services, in start order, and the environment they share."""
-    redis_url, mlflow_uri, ingest_url = (
-        "redis://127.0.0.1:6379/0",
-        "http://127.0.0.1:5001",
-        "http://127.0.0.1:8800",
-    )
-    env = {
-        "REDIS_URL": redis_url,
-        "MLFLOW_TRACKING_URI": mlflow_uri,
-        "INGEST_URL": ingest_url,
-        "AWS_ENDPOINT_URL_S3": s3_endpoint or EMBEDDED_S3,
-    }
-    if s3_endpoint is None:
-        # The embedded S3 (moto's server) accepts any credentials; give boto3 some.
-        env |= {"AWS_ACCESS_KEY_ID": "streamfn", "AWS_SECRET_ACCESS_KEY": "streamfn"}
-    mlflow_home = home / "mlflow"
-    for folder in (home / "redis", mlflow_home):
-        folder.mkdir(parents=True, exist_ok=True)
-    redis_server = [
-        "redis-server", "--port", "6379", "--bind", "127.0.0.1", "--dir", str(home / "redis"),
-        "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-    ]  # fmt: skip
-    mlflow_server = [
-        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", "5001",
-        "--workers", "1", "--backend-store-uri", f"sqlite:///{mlflow_home / 'mlflow.db'}",
-        "--artifacts-destination", str(mlflow_home / "artifacts"),
-    ]  # fmt: skip
-    services = [
-        stack.Service("redis", redis_server, stack.redis_ok(redis_url), 6379),
-        stack.Service(
-            "mlflow",
-            mlflow_server,
-            stack.http_ok(f"{mlflow_uri}/health"),
-            5001,
-            env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # ~0.5 GB instead of ~3 GB
-        ),
-        stack.Service(
-            "ingest",
-            stack.cli("ingest", "--port", "8800"),
-            stack.http_ok(f"{ingest_url}/health"),
-            8800,
-            env=env,
-        ),
-        stack.Service(
-            "poller",
-            stack.cli("poll", "--metrics-port", str(POLLER_METRICS_PORT)),
-            stack.http_ok(f"http://127.0.0.1:{POLLER_METRICS_PORT}/metrics"),
-            POLLER_METRICS_PORT,
-            env=env,
-        ),
-    ]
-    if s3_endpoint is None:
-        s3_server = [sys.executable, "-c", "from moto.server import main; main()", "-p", "9000"]
-        services.insert(2, stack.Service("s3", s3_server, stack.http_ok(f"{EMBEDDED_S3}/"), 9000))
-    return services, env
+async def report_every(tally: producer.Tally, seconds: float) -> None:
+    """Log the producer's counts every `seconds` (the --rate mode has no end to show)."""
+    while True:
+        await asyncio.sleep(seconds)
+        log.info("producing", extra=tally.as_dict())
 
 
-def prepare_stack(env: dict[str, str]) -> None:
-    """Create the bucket, and train the models if the registry lacks them."""
-    from streamfn.sink import S3Sink, SinkUnavailableError
-
-    try:
-        S3Sink.from_settings(load_settings(**env)).ensure_bucket()
-    except SinkUnavailableError as error:
-        raise CommandError(f"S3 at {env['AWS_ENDPOINT_URL_S3']} is not usable: {error}") from None
-    if not registry_has_models(env["MLFLOW_TRACKING_URI"]):
-        console.print("the registry lacks the models: training them (about a minute) …")
-        trained = subprocess.run(stack.cli("train"), env={**os.environ, **env}, check=False)
-        if trained.returncode != 0:
-            raise CommandError("training failed; see the output above")
+def print_tally(plan: producer.Plan, tally: producer.Tally) -> None:
+    """The producer's summary: every record sent, and what became of it."""
+    table = Table(title="streamfn produce")
+    for column in ("sent", "accepted", "rejected", "undelivered", "retries", "throttled", "s",
+                   "records/s"):  # fmt: skip
+        table.add_column(column, justify="right")
+    table.add_row(
+        *(f"{n:,}" for n in (tally.sent, tally.accepted, tally.rejected, tally.undelivered,
+                             tally.retries, tally.throttled)),
+        f"{tally.seconds:.1f}", f"{tally.rate:,.0f}",
+    )  # fmt: skip
+    Console().print(table)
+    for error in tally.errors:
+        console.print(f"[red]error:[/] {error}")
+    if plan.rate and tally.rate < RATE_SHORTFALL * plan.rate and tally.seconds > 2:
+        console.print(
+            f"[yellow]reached {tally.rate:,.0f} of the {plan.rate:,.0f} records/s asked:[/] "
+            f"each request waited for the ingest's answer with {plan.concurrency} in flight at "
+            "most; raise --concurrency or --batch, or the ingest (or this machine) is the bound"
+        )
+    log.info("producer finished", extra=tally.as_dict())
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the local stack until Ctrl-C or SIGTERM, then stop it in reverse order."""
-    if shutil.which("redis-server") is None:
-        raise CommandError("redis-server is not on PATH: apt-get install -y redis-server")
-    home = args.home.resolve()
-    services, env = local_services(home, settings.AWS_ENDPOINT_URL_S3)
-    local = stack.Stack(home)
-    local.check_ports(services)
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
+    """The whole pipeline on this machine until Ctrl-C or SIGTERM."""
+    from streamfn import local
+
+    if args.pollers < 1:
+        raise CommandError("--pollers must be 1 or more")
+    if args.rate is not None and args.rate <= 0:
+        raise CommandError("--rate must be positive (or use --no-producer)")
+    options = local.Options(
+        home=args.home,
+        pollers=args.pollers,
+        rate=None if args.no_producer else args.rate,
+        s3_endpoint=settings.AWS_ENDPOINT_URL_S3,
+    )
     try:
-        for service in services:
-            if service.name == "ingest":
-                prepare_stack(env)
-            console.print(f"starting {service.name} …")
-            local.start(service)
-            if stopping.is_set():
-                return 0
-        console.print(
-            f"[green]up[/]: ingest {env['INGEST_URL']}/docs · MLflow {env['MLFLOW_TRACKING_URI']}"
-            f" · Redis {env['REDIS_URL']} · S3 {env['AWS_ENDPOINT_URL_S3']}"
-            f"{' (embedded, in memory)' if settings.AWS_ENDPOINT_URL_S3 is None else ''}"
-            f" · logs in {local.logs}. Ctrl-C stops everything."
-        )
-        while not stopping.wait(1.0):
-            dead = [s.name for s, p in local.running if p.poll() is not None]
-            if dead:
-                raise CommandError(f"{', '.join(dead)} stopped unexpectedly; logs in {local.logs}")
-        return 0
-    except stack.StackError as error:
+        return local.run(options, console)
+    except local.UpError as error:
         raise CommandError(str(error)) from None
-    finally:
-        console.print("stopping …")
-        local.stop()
-        console.print("stopped.")
+
+
+def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
+    """List the CSV objects per model and date, show the newest rows, optionally download."""
+    from streamfn import catalog
+    from streamfn.sink import S3Sink, SinkUnavailableError
+
+    sink = S3Sink.from_settings(settings)
+    where = f"s3://{sink.bucket} at {settings.AWS_ENDPOINT_URL_S3 or 'AWS'}"
+    try:
+        objects = catalog.list_objects(sink, args.model, args.date)
+        if not objects:
+            console.print(f"no prediction objects in {where} yet")
+            return 0
+        out = Console()
+        table = Table(title=f"prediction objects in {where}")
+        for column in ("model", "date", "objects", "bytes", "last written (UTC)"):
+            table.add_column(column, justify="right" if column in ("objects", "bytes") else "left")
+        for p in catalog.partitions(objects):
+            table.add_row(p.model, p.date, f"{p.objects:,}", f"{p.size:,}", f"{p.newest:%H:%M:%S}")
+        out.print(table)
+        if args.rows > 0:
+            out.print(rows_table(catalog.newest_rows(sink, objects, args.rows)))
+        if args.download is not None:
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("downloading", total=len(objects))
+                written = catalog.download(
+                    sink, objects, args.download, lambda _: progress.advance(task)
+                )
+            console.print(f"downloaded {len(written)} objects under {args.download}")
+    except SinkUnavailableError as error:
+        raise CommandError(
+            f"{error}. Is the pipeline running, and does this shell have its variables? "
+            "(after `streamfn up`: set -a; . .streamfn/env; set +a)"
+        ) from None
+    return 0
+
+
+RESULT_COLUMNS = ("message_id", "record_index", "model", "model_version", "prediction_label",
+                  "predicted_at", "imputed", "Employee ID")  # fmt: skip
+
+
+def rows_table(rows: list[dict[str, str]]) -> Table:
+    """The newest rows, with the columns that identify them and their prediction."""
+    table = Table(title=f"newest {len(rows)} rows")
+    for column in RESULT_COLUMNS:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(row.get(column, "") for column in RESULT_COLUMNS))
+    return table
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -294,9 +325,41 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     poll.set_defaults(handler=cmd_poll)
 
-    up = commands.add_parser("up", help="run the local stack (Redis, MLflow, ingest)")
+    produce = commands.add_parser("produce", help="send synthetic records to INGEST_URL")
+    produce.add_argument("--count", type=int, help="records in all (a progress bar shows them)")
+    produce.add_argument("--rate", type=float, help="records per second (steady)")
+    produce.add_argument(
+        "--model",
+        action="append",
+        choices=API_NAMES,
+        help="repeatable; default: all, in turn",
+    )
+    produce.add_argument("--batch", type=int, default=100, help="records per request")
+    produce.add_argument("--seed", type=int, help="for the same records every run")
+    produce.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    produce.add_argument(
+        "--give-up-s",
+        type=float,
+        default=60.0,
+        help="how long a request keeps retrying an unreachable ingest",
+    )
+    produce.set_defaults(handler=cmd_produce)
+
+    up = commands.add_parser("up", help="the whole pipeline on this machine, with a live status")
     up.add_argument("--home", type=Path, default=Path(".streamfn"), help="data and logs")
+    up.add_argument("--pollers", type=int, default=1, help="poller processes (default 1)")
+    up.add_argument(
+        "--rate", type=float, default=10.0, help="records/s from the producer (default 10)"
+    )
+    up.add_argument("--no-producer", action="store_true", help="start no producer")
     up.set_defaults(handler=cmd_up)
+
+    results = commands.add_parser("results", help="list the CSV objects and show the newest rows")
+    results.add_argument("--model", choices=API_NAMES, help="only this model's objects")
+    results.add_argument("--date", help="only this day's objects (YYYY-MM-DD; with --model)")
+    results.add_argument("--rows", type=int, default=10, help="newest rows to show (default 10)")
+    results.add_argument("--download", type=Path, metavar="DIR", help="copy the objects here")
+    results.set_defaults(handler=cmd_results)
     return parser
 
 

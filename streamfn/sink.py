@@ -209,6 +209,11 @@ class S3Sink:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=CONTENT_TYPE)
         return self.url(key)
 
+    def get(self, key: str) -> bytes:
+        """The whole body of one object."""
+        with _unavailable(f"read {self.url(key)}"):
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
     def exists(self, key: str) -> bool:
         """Whether the object exists (HEAD); False on 404."""
         with _unavailable(f"check {self.url(key)}"):

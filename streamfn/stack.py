@@ -30,7 +30,7 @@ class Service:
     name: str
     command: list[str]
     ready: Callable[[], bool]
-    port: int
+    ports: tuple[int, ...] = ()  # checked free before anything starts
     env: dict[str, str] = field(default_factory=dict)
     start_timeout_s: float = 60.0
 
@@ -61,6 +61,11 @@ def http_ok(url: str) -> Callable[[], bool]:
     return check
 
 
+def always_ok() -> bool:
+    """A readiness check for a process with nothing to ask: started is ready."""
+    return True
+
+
 def redis_ok(url: str) -> Callable[[], bool]:
     """A readiness check: Redis answers PING."""
 
@@ -84,9 +89,9 @@ class Stack:
 
     def check_ports(self, services: list[Service]) -> None:
         """Refuse to start when a port the stack needs is already taken."""
-        busy = [s for s in services if not port_is_free(s.port)]
+        busy = [(s.name, p) for s in services for p in s.ports if not port_is_free(p)]
         if busy:
-            names = ", ".join(f"{s.name} :{s.port}" for s in busy)
+            names = ", ".join(f"{name} :{port}" for name, port in busy)
             raise StackError(
                 f"port(s) already in use: {names}. Stop whatever listens there "
                 "(an earlier `streamfn up`?) and try again."

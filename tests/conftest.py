@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
 import signal
@@ -11,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -181,6 +184,48 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket="predictions")
         yield client
+
+
+@pytest.fixture
+def s3_server() -> Iterator[str]:
+    """moto's S3 server on a private port (the end-to-end stand-in for MinIO)."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    # Every in-process moto shares one state: start each test with an empty S3.
+    httpx.post(f"{endpoint}/moto-api/reset").raise_for_status()
+    yield endpoint
+    server.stop()
+
+
+S3_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def s3_client(endpoint: str) -> Any:
+    """A boto3 S3 client of the S3 server at endpoint, with the test credentials."""
+    import boto3
+
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+
+
+def bucket_rows(client: Any, bucket: str = "predictions") -> list[dict[str, str]]:
+    """Every CSV row of every object in the bucket, as dicts."""
+    rows: list[dict[str, str]] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            rows.extend(csv.DictReader(io.StringIO(body.decode())))
+    return rows
 
 
 @pytest.fixture

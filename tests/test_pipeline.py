@@ -2,58 +2,28 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import boto3
 import orjson
 import pytest
 import redis
-from moto.server import ThreadedMotoServer
 
-from tests.conftest import free_port, wait_for
+from tests.conftest import bucket_rows, s3_client, wait_for
 from tests.factories import full_record
 
 pytestmark = pytest.mark.slow
 STREAM = "mlops_stream"
 
 
-@pytest.fixture
-def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto's S3 server on a private port (the end-to-end stand-in for MinIO)."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-def s3_client(endpoint: str) -> object:
-    return boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    )  # fmt: skip
-
-
-def rows_in(client: object) -> Counter[tuple[str, str]]:
+def rows_in(client: Any) -> Counter[tuple[str, str]]:
     """(message_id, record_index) of every row in the bucket, counted."""
-    seen: Counter[tuple[str, str]] = Counter()
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket="predictions")  # type: ignore[attr-defined]
-    for page in pages:
-        for item in page.get("Contents", []):
-            body = client.get_object(Bucket="predictions", Key=item["Key"])["Body"].read()  # type: ignore[attr-defined]
-            seen.update(
-                (r["message_id"], r["record_index"])
-                for r in csv.DictReader(io.StringIO(body.decode()))
-            )
-    return seen
+    return Counter((r["message_id"], r["record_index"]) for r in bucket_rows(client))
 
 
 def start_poller(env: dict[str, str], log: Path, name: str) -> subprocess.Popen[bytes]:
@@ -66,7 +36,7 @@ def test_two_pollers_one_killed_every_record_exactly_once(
     redis_url: str, sqlite_registry: str, s3_server: str, tmp_path: Path
 ) -> None:
     client = s3_client(s3_server)
-    client.create_bucket(Bucket="predictions")  # type: ignore[attr-defined]
+    client.create_bucket(Bucket="predictions")
     env = {
         **os.environ, "REDIS_URL": redis_url, "MLFLOW_TRACKING_URI": sqlite_registry,
         "AWS_ENDPOINT_URL_S3": s3_server, "AWS_ACCESS_KEY_ID": "testing",
