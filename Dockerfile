@@ -1,10 +1,24 @@
-# The streamfn CLI image (ingest, poller, producer, trainer under docker compose).
+# The streamfn command's image: ingest, pollers, producer, trainer, the bucket job and the MLflow
+# server under docker compose. Build from the repository root: docker build -t streamfn .
 FROM python:3.11-slim-bookworm
+
+# LightGBM's wheel links the system OpenMP runtime.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY constraints.txt pyproject.toml README.md ./
 COPY streamfn ./streamfn
 COPY data ./data
-# Editable, so the package finds data/ beside it as it does in a checkout.
-RUN pip install --no-cache-dir -e .
+# Editable, so that `streamfn train` finds data/ beside the package, as in a checkout. The
+# constraints are the versions the tests ran with.
+RUN pip install --no-cache-dir -c constraints.txt -e ".[cli]"
+
+# Not root; /mlflow is where the MLflow service keeps its SQLite store (a volume).
+RUN useradd --create-home --uid 10001 streamfn && mkdir /mlflow && chown streamfn /mlflow
+USER streamfn
+ENV MPLCONFIGDIR=/tmp/matplotlib
+
 EXPOSE 8800
 CMD ["streamfn", "ingest", "--host", "0.0.0.0", "--port", "8800"]

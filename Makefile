@@ -1,12 +1,17 @@
 # The two commands of the README: `make up` (set up, then run the pipeline) and `make test`.
 # Each installs whatever is missing first, so both work on a fresh clone of a fresh machine.
+# `make validate` checks the deployment descriptors (compose file, SAM template) without Docker.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# aws-sam-cli pins its own boto3 and pydantic: it gets a virtualenv of its own.
+SAM_VENV := .venv-sam
+SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
-.PHONY: setup system venv up test lint format clean
+.PHONY: setup system venv up test lint format validate lock clean compose-cli build-IngestFunction build-ProduceFunction
 
 setup: system venv
 
@@ -15,7 +20,7 @@ system:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing redis-server (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	    apt-get update -qq && $(APT_INSTALL) redis-server >/dev/null; \
 	  else \
 	    echo "redis-server is missing. Install it, then run make again:"; \
 	    echo "  Debian/Ubuntu: sudo apt-get install -y redis-server    macOS: brew install redis"; \
@@ -24,12 +29,13 @@ system:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package to the versions the tests ran with; the images use it too.
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
 	  echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version 2>&1)); set PYTHON=python3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[cli,dev]"
 	@touch $(STAMP)
 
 up: setup
@@ -46,5 +52,51 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Rewrite constraints.txt from the current virtualenv (after changing a dependency).
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
+
+$(SAM_VENV)/bin/sam:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet "aws-sam-cli>=1.120,<2"
+
+# docker-compose v1 (Debian's, Python) can read and resolve a compose file without an engine.
+compose-cli:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing docker-compose (apt-get, no engine)"; \
+	    apt-get update -qq && $(APT_INSTALL) docker-compose >/dev/null; \
+	  else \
+	    echo "docker-compose is missing: sudo apt-get install -y --no-install-recommends docker-compose"; \
+	    exit 1; \
+	  fi; }
+
+validate: setup compose-cli $(SAM_VENV)/bin/sam
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	docker-compose --file docker-compose.yml config --quiet
+	$(BIN)/cfn-lint template.yaml
+	$(SAM) validate --lint
+	$(SAM) build --build-dir .aws-sam/build-ingest IngestFunction
+	$(SAM) build --build-dir .aws-sam/build-produce ProduceFunction
+	$(BIN)/python -m tests.descriptors.zip_smoke .aws-sam/build-ingest/IngestFunction .aws-sam/build-produce/ProduceFunction
+
+# SAM's makefile builds of the zip functions (`sam build` runs these; see template.yaml).
+# Only the package, its core dependencies (for Lambda's Linux, Python 3.11) and the handler.
+LAMBDA_PIP := --platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all:
+
+define zip_function
+	rm -rf "$(ARTIFACTS_DIR)/.wheel" && mkdir -p "$(ARTIFACTS_DIR)/functions"
+	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir "$(ARTIFACTS_DIR)/.wheel" .
+	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" $(LAMBDA_PIP) -c constraints.txt "$(ARTIFACTS_DIR)"/.wheel/*.whl
+	rm -rf "$(ARTIFACTS_DIR)/.wheel" "$(ARTIFACTS_DIR)/bin"
+	cp -r functions/$(1) "$(ARTIFACTS_DIR)/functions/$(1)"
+endef
+
+build-IngestFunction:
+	$(call zip_function,ingest)
+
+build-ProduceFunction:
+	$(call zip_function,produce)
+
 clean:
-	rm -rf $(VENV) .streamfn .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .streamfn .pytest_cache .ruff_cache .aws-sam

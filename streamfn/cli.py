@@ -51,8 +51,14 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     uri = args.tracking_uri or settings.MLFLOW_TRACKING_URI
     alias = args.alias or settings.MODEL_ALIAS
     check_mlflow(uri)
-    console.print(f"training {', '.join(args.model)} against {uri} …")
-    results = training.train(uri, alias, tuple(args.model), args.data)
+    models = tuple(args.model)
+    if args.if_missing:
+        models = training.missing_models(uri, models)
+        if not models:
+            console.print(f"every model is registered at {uri}: nothing to train")
+            return 0
+    console.print(f"training {', '.join(models)} against {uri} (about a minute) …")
+    results = training.train(uri, alias, models, args.data)
     table = Table(title=f"streamfn train → {uri}")
     for column in ("model", "registered", "version", "macro F1", "precision", "recall", alias, "s"):
         table.add_column(column)
@@ -236,6 +242,20 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(str(error)) from None
 
 
+def cmd_buckets(args: argparse.Namespace, settings: Settings) -> int:
+    """Create PREDICTIONS_BUCKET and any other buckets named, unless they exist."""
+    from streamfn.sink import S3Sink, SinkUnavailableError, make_s3_client
+
+    client = make_s3_client(settings)
+    for name in dict.fromkeys([settings.PREDICTIONS_BUCKET, *args.names]):
+        try:
+            S3Sink(client, name).ensure_bucket()
+        except SinkUnavailableError as error:
+            raise CommandError(str(error)) from None
+        console.print(f"bucket {name} is ready at {settings.AWS_ENDPOINT_URL_S3 or 'AWS'}")
+    return 0
+
+
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     """List the CSV objects per model and date, show the newest rows, optionally download."""
     from streamfn import catalog
@@ -300,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", action="append", choices=API_NAMES, help="repeatable; default: all three"
     )
     train.add_argument("--data", type=Path, help="dataset CSV; default: the committed one")
+    train.add_argument(
+        "--if-missing", action="store_true", help="train only the models not registered yet"
+    )
     train.set_defaults(handler=cmd_train)
 
     data = commands.add_parser("dataset", help="regenerate the synthetic dataset CSV")
@@ -353,6 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--no-producer", action="store_true", help="start no producer")
     up.set_defaults(handler=cmd_up)
+
+    buckets = commands.add_parser("buckets", help="create PREDICTIONS_BUCKET (and more) if missing")
+    buckets.add_argument("names", nargs="*", help="more buckets to create")
+    buckets.set_defaults(handler=cmd_buckets)
 
     results = commands.add_parser("results", help="list the CSV objects and show the newest rows")
     results.add_argument("--model", choices=API_NAMES, help="only this model's objects")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import orjson
 from botocore.config import Config
 
 from streamfn import batch
+from streamfn.aws import aws_session
 from streamfn.config import Settings
 from streamfn.poller import InvokeError, Invoker
 
@@ -23,10 +23,9 @@ def in_process(settings: Settings) -> Invoker:
 
 def through_lambda(settings: Settings) -> Invoker:
     """Call INFER_FUNCTION_NAME with boto3 (AWS, `sam local start-lambda`, or the RIE)."""
-    client = boto3.client(
+    client = aws_session(settings).client(
         "lambda",
         endpoint_url=settings.AWS_ENDPOINT_URL_LAMBDA,
-        region_name=settings.AWS_DEFAULT_REGION,
         # The poller owns retries (redelivery after CLAIM_IDLE_MS); boto3 retrying an invoke
         # would run the same batch twice concurrently.
         config=Config(

@@ -25,7 +25,6 @@ from rich.live import Live
 
 from streamfn import stack, status
 from streamfn.config import Settings, load_settings
-from streamfn.constants import REGISTERED_MODELS
 
 REDIS_PORT = 6379
 MLFLOW_PORT = 5001
@@ -159,22 +158,8 @@ def plan(options: Options) -> LocalStack:
     return LocalStack(services, env, s3_kind, links, poller_metrics)
 
 
-def registry_has_models(uri: str) -> bool:
-    """Whether every model is registered in the MLflow registry at uri."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient(uri)
-    try:
-        for name in REGISTERED_MODELS.values():
-            client.get_registered_model(name)
-    except MlflowException:
-        return False
-    return True
-
-
 def prepare(env: dict[str, str], log_dir: Path, stopping: threading.Event, say: Callable) -> None:
-    """Create the bucket, and train the models if the registry lacks them."""
+    """Create the bucket, and train the models the registry lacks."""
     from streamfn.sink import S3Sink, SinkUnavailableError
 
     settings = load_settings(**env)
@@ -182,13 +167,14 @@ def prepare(env: dict[str, str], log_dir: Path, stopping: threading.Event, say: 
         S3Sink.from_settings(settings).ensure_bucket()
     except SinkUnavailableError as error:
         raise UpError(f"S3 at {env['AWS_ENDPOINT_URL_S3']} is not usable: {error}") from None
-    if registry_has_models(env["MLFLOW_TRACKING_URI"]):
-        return
     log_path = log_dir / "train.log"
-    say(f"the registry lacks the models: training them (about a minute; log in {log_path}) …")
+    say(f"training the models the registry lacks, if any (log in {log_path}) …")
     with log_path.open("ab") as log:
         training = subprocess.Popen(
-            stack.cli("train"), env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+            stack.cli("train", "--if-missing"),
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     while training.poll() is None:
         if stopping.wait(0.5):

@@ -336,10 +336,14 @@ def plan_from_event(event: dict[str, Any]) -> Plan:
 
 
 async def produce(settings: Settings, plan: Plan, time_left_s: float | None = None) -> Tally:
-    """Run a plan to its end, stopping early (cleanly) when `time_left_s` is nearly spent."""
+    """Run a plan to its end; with `time_left_s`, give up in time to answer (a Lambda's limit)."""
     async with open_producer(settings, plan) as producer:
         if time_left_s is not None:
-            asyncio.get_running_loop().call_later(
-                max(time_left_s - LAMBDA_MARGIN_S, 0.0), producer.stop
-            )
+
+            def out_of_time() -> None:
+                producer.stop()  # nothing new
+                producer.stop()  # and no more retries: what is still pending is undelivered
+
+            deadline = max(time_left_s - LAMBDA_MARGIN_S, 0.0)
+            asyncio.get_running_loop().call_later(deadline, out_of_time)
         return await producer.run()

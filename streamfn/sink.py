@@ -18,11 +18,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-import boto3
 from botocore.config import Config
-from botocore.credentials import EnvProvider
 from botocore.exceptions import BotoCoreError, ClientError
 
+from streamfn.aws import aws_session
 from streamfn.config import Settings
 from streamfn.features import CLASS_LABELS, EMPLOYEE_ID, FEATURE_NAMES
 
@@ -138,20 +137,6 @@ def object_key(api_name: str, day: datetime.date, message_ids: Sequence[str]) ->
     return f"{KEY_PREFIX}model={api_name}/date={day.strftime('%Y-%m-%d')}/{first}_{digest}.csv"
 
 
-def _credentials(settings: Settings) -> dict[str, str | None]:
-    """Explicit credentials from settings, keeping the session token when they are the env's."""
-    if settings.AWS_ACCESS_KEY_ID is None or settings.AWS_SECRET_ACCESS_KEY is None:
-        return {}  # boto3's own chain: profile, container or instance role
-    env = EnvProvider().load()
-    # On Lambda the key in the environment is temporary: it is useless without its token.
-    token = env.token if env is not None and env.access_key == settings.AWS_ACCESS_KEY_ID else None
-    return {
-        "aws_access_key_id": settings.AWS_ACCESS_KEY_ID,
-        "aws_secret_access_key": settings.AWS_SECRET_ACCESS_KEY.get_secret_value(),
-        "aws_session_token": token,
-    }
-
-
 def make_s3_client(settings: Settings) -> S3Client:
     """An S3 client for AWS_ENDPOINT_URL_S3 (or AWS), with timeouts that surface an outage fast."""
     endpoint = settings.AWS_ENDPOINT_URL_S3
@@ -168,10 +153,7 @@ def make_s3_client(settings: Settings) -> S3Client:
         request_checksum_calculation=checksums,
         response_checksum_validation=checksums,
     )
-    session = boto3.session.Session(
-        region_name=settings.AWS_DEFAULT_REGION, **_credentials(settings)
-    )
-    return session.client("s3", endpoint_url=endpoint, config=config)
+    return aws_session(settings).client("s3", endpoint_url=endpoint, config=config)
 
 
 def _error_code(error: ClientError) -> str:

@@ -249,6 +249,20 @@ def train_one(
     )
 
 
+def missing_models(tracking_uri: str, models: tuple[str, ...] = API_NAMES) -> tuple[str, ...]:
+    """The API names among `models` that have no registered model at the tracking URI."""
+    client = MlflowClient(tracking_uri)
+    missing = []
+    for api_name in models:
+        try:
+            client.get_registered_model(REGISTERED_MODELS[api_name])
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise  # an outage is not a missing model
+            missing.append(api_name)
+    return tuple(missing)
+
+
 def train(
     tracking_uri: str,
     alias: str,

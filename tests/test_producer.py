@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import importlib
 import os
 import subprocess
 import sys
@@ -202,6 +203,7 @@ def test_lambda_handler_sends_the_event_plan_and_a_schedule_sends_the_default(
         get_settings.cache_clear()
         from functions.produce import app
 
+        app = importlib.reload(app)  # the handler reads its settings at import, as on Lambda
         context = SimpleNamespace(get_remaining_time_in_millis=lambda: 60_000)
         answer = app.handler({"count": 30, "batch": 10, "models": "knn", "seed": 1}, context)
         assert (answer["accepted"], answer["rejected"], answer["requests"]) == (30, 0, 3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -77,7 +79,9 @@ def test_champion_moves_only_when_not_worse(sqlite_registry: str) -> None:
 
 
 def test_training_against_a_server_and_rerunning_is_safe(mlflow_server: str) -> None:
+    assert training.missing_models(mlflow_server) == ("svm", "knn", "lightgbm")
     first = training.train(mlflow_server, "champion", models=("knn",))
+    assert training.missing_models(mlflow_server) == ("svm", "lightgbm")
     second = training.train(mlflow_server, "champion", models=("knn",))
     assert [(r.version, r.promoted) for r in first] == [("1", True)]
     # Deterministic training scores the same, which is "not worse": the alias moves to v2.
@@ -85,3 +89,15 @@ def test_training_against_a_server_and_rerunning_is_safe(mlflow_server: str) -> 
     assert second[0].metrics["f1_macro"] == pytest.approx(first[0].metrics["f1_macro"])
     client = MlflowClient(mlflow_server)
     assert str(client.get_model_version_by_alias("Knn_Classifier", "champion").version) == "2"
+
+
+def test_train_if_missing_trains_nothing_when_all_are_registered(sqlite_registry: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "streamfn.cli", "train", "--if-missing",
+         "--tracking-uri", sqlite_registry],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "nothing to train" in done.stderr
+    client = MlflowClient(sqlite_registry)
+    assert [str(v.version) for v in client.search_model_versions("name = 'SVC'")] == ["1"]
