@@ -5,12 +5,13 @@ Run: .venv/bin/python -m benchmarks.bench_sink   (needs redis-server on PATH)
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import redis
 
-from benchmarks.bench_ingest import process, wait_until
-from streamfn import results
+from streamfn import results, stack
 from streamfn.sink import Row, encode_csv
 from streamfn.stack import free_port
 from tests.factories import full_record
@@ -44,7 +45,7 @@ def encode_ms(rows: int, repeats: int = 20) -> float:
 
 def result_bytes(client: redis.Redis, records: int) -> int:
     """MEMORY USAGE of a done result holding `records` predictions."""
-    result = results.done("lightgbm", "3", [1] * records, URI)
+    result = results.done("lightgbm", "3", [1] * records, URI, written_at=1795678695512)
     results.save(client, [("1795678695430-0", result)], 3600)
     return int(client.memory_usage("streamfn:result:1795678695430-0"))
 
@@ -54,12 +55,17 @@ def main() -> int:
     for rows in (1, 256, 1000):
         print(f"| {rows} | {encode_ms(rows):.2f} |")
     port = free_port()
-    with process(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"], {}):
-        client = redis.Redis(port=port)
-        wait_until(client.ping)
+    url = f"redis://127.0.0.1:{port}/0"
+    command = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"]
+    children = stack.Stack(Path(tempfile.mkdtemp(prefix="bench-sink-")))
+    try:
+        children.start(stack.Service("redis", command, stack.redis_ok(url), (port,)))
+        client = redis.Redis.from_url(url)
         print("\n| records in the message | result bytes in Redis |\n|---:|---:|")
         for records in (1, 100):
             print(f"| {records} | {result_bytes(client, records)} |")
+    finally:
+        children.stop()
     return 0
 
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -117,18 +118,21 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
     }
     if overrides:
         settings = load_settings(**overrides)
-    client = Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
-    poller = Poller(settings, client, invoke.from_settings(settings), consumer=args.consumer)
-    if args.metrics_port:
-        start_http_server(args.metrics_port)
+    # Signals first: building the invoker loads the models, and a stop may come meanwhile.
+    stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
-        if poller.stopping.is_set():
+        if stopping.is_set():
             raise SystemExit(128 + signum)  # second signal: leave now
-        poller.stopping.set()  # first: finish and acknowledge the batch in flight
+        stopping.set()  # first: finish and acknowledge the batch in flight
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
+    client = Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
+    invoker = invoke.from_settings(settings)
+    poller = Poller(settings, client, invoker, consumer=args.consumer, stopping=stopping)
+    if args.metrics_port:
+        start_http_server(args.metrics_port)
     poller.run(burst=args.burst)
     return 0
 
@@ -292,6 +296,19 @@ def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """The benchmark of SPEC section 9: writes bench.md and bench.png under --out."""
+    from streamfn.bench.load import LoadError
+    from streamfn.bench.run import Bench, Options
+
+    options = Options(args.out, args.registry, args.quick, args.pollers, args.seconds)
+    try:
+        Bench(options, console).run()
+    except LoadError as error:
+        raise CommandError(str(error)) from None
+    return 0
+
+
 RESULT_COLUMNS = ("message_id", "record_index", "model", "model_version", "prediction_label",
                   "predicted_at", "imputed", "Employee ID")  # fmt: skip
 
@@ -376,6 +393,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--no-producer", action="store_true", help="start no producer")
     up.set_defaults(handler=cmd_up)
+
+    bench = commands.add_parser("bench", help="the pipeline against its floor and its peers")
+    bench.add_argument("--quick", action="store_true", help="LightGBM only, short runs (~3 min)")
+    bench.add_argument("--out", type=Path, default=Path(".streamfn/bench"), help="report folder")
+    bench.add_argument("--registry", help="a tracking URI with the models (default: train one)")
+    bench.add_argument("--pollers", type=int, default=1, help="poller processes (default 1)")
+    bench.add_argument("--seconds", type=float, help="seconds per load run (10; quick: 3)")
+    bench.set_defaults(handler=cmd_bench)
 
     buckets = commands.add_parser("buckets", help="create PREDICTIONS_BUCKET (and more) if missing")
     buckets.add_argument("names", nargs="*", help="more buckets to create")

@@ -16,8 +16,9 @@ INVOKE_TIMEOUT_S = 120  # a cold infer container loads three models before answe
 
 
 def in_process(settings: Settings) -> Invoker:
-    """Call the infer handler directly: this process is the warm container."""
+    """Call the infer handler directly: this process is the warm container, warmed now."""
     context = batch.build_context(settings)
+    batch.warm(context)
     return lambda event: batch.handle(event, context)
 
 

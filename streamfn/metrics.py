@@ -21,6 +21,11 @@ INGEST_LATENCY = Histogram(
 
 INFER_RECORDS = Counter("streamfn_infer_records_total", "Records written to S3", ["model"])
 INFER_FAILURES = Counter("streamfn_infer_failed_messages_total", "Messages that failed alone")
+END_TO_END_SECONDS = Histogram(
+    "streamfn_end_to_end_seconds",
+    "From acceptance (the entry's received_at) to its CSV object written",
+    buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
 INFER_OUTAGES = Counter(
     "streamfn_infer_outages_total", "Batches failed whole because a dependency was down"
 )

@@ -14,7 +14,8 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,13 +66,18 @@ class Poller:
     """One consumer of the group; several pollers share the work."""
 
     def __init__(
-        self, settings: Settings, client: Redis, invoke: Invoker, consumer: str | None = None
+        self,
+        settings: Settings,
+        client: Redis,
+        invoke: Invoker,
+        consumer: str | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.s = settings
         self.r = client
         self.invoke = invoke
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.stopping = threading.Event()
+        self.stopping = stopping or threading.Event()  # set: finish the batch in flight, stop
         self.source = f"{settings.REDIS_URL.rsplit('@', 1)[-1]}/{settings.STREAM_KEY}"
         self._next_claim = 0.0
         self._next_trim = 0.0
@@ -227,7 +233,8 @@ class Poller:
         """Invoke infer on the batch; ack what it wrote; dead-letter what failed too often."""
         started = time.perf_counter()
         try:
-            response = self.invoke(self.event_of(entries))
+            with self.holding([e.id for e in entries]):
+                response = self.invoke(self.event_of(entries))
         except Exception as error:
             metrics.POLLER_BATCHES.labels("failed").inc()
             raise InvokeError(f"batch of {len(entries)} failed whole: {error}") from error
@@ -255,6 +262,35 @@ class Poller:
             },
         )
 
+    @contextmanager
+    def holding(self, ids: list[str]) -> Iterator[None]:
+        """Keep the batch's entries from looking idle while the invocation runs.
+
+        A cold start (models loading) or a slow invoke can outlast CLAIM_IDLE_MS; without this,
+        another poller would reclaim entries this one is still working on. Every quarter of
+        CLAIM_IDLE_MS, XCLAIM ... JUSTID resets their idle time (and not their delivery count).
+        Only entries idle for an eighth of it are touched, so one that another poller took over
+        while this process was frozen is not taken back.
+        """
+        every_ms = max(self.s.CLAIM_IDLE_MS // 4, 1)
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(every_ms / 1000):
+                try:
+                    self.r.xclaim(self.s.STREAM_KEY, self.s.CONSUMER_GROUP, self.consumer,
+                                  every_ms // 2, ids, justid=True)  # fmt: skip
+                except RedisError as error:  # the batch's own calls will meet the outage
+                    log.warning("could not hold the batch", extra={"error": str(error)})
+
+        heart = threading.Thread(target=beat, name="hold-batch", daemon=True)
+        heart.start()
+        try:
+            yield
+        finally:
+            done.set()
+            heart.join()
+
     def dead_letter(self, entries: Sequence[Entry]) -> None:
         """Copy entries to the DLQ with their last error, record it, then acknowledge them."""
         errors = self.r.mget([result_key(e.id) for e in entries])
@@ -266,6 +302,7 @@ class Poller:
                     b"error": error,
                     b"deliveries": str(entry.deliveries),
                     b"failed_at": failed_at,
+                    b"message_id": entry.id,  # beyond the spec: which message this was
                 }
                 pipe.xadd(self.s.dlq_key, {**entry.fields, **extra})
                 model = entry.fields.get(b"model", b"").decode(errors="replace")

@@ -23,6 +23,7 @@ class Result(TypedDict, total=False):
     predictions: list[int] | None
     object: str | None
     error: str | None
+    written_at: int | None  # epoch ms when its object was written (not shown by the API)
 
 
 def stage(pipe: Pipeline, message_id: str, result: Result, ttl_s: int) -> None:
@@ -44,10 +45,12 @@ def error_of(raw: bytes | None) -> str | None:
     return orjson.loads(raw).get("error") if raw else None
 
 
-def done(model: str, version: str, predictions: list[int], uri: str) -> Result:
-    """The result of a message whose rows are in `uri`."""
+def done(
+    model: str, version: str, predictions: list[int], uri: str, written_at: int | None = None
+) -> Result:
+    """The result of a message whose rows are in `uri` (written at `written_at`, epoch ms)."""
     return {"status": "done", "model": model, "model_version": version,
-            "predictions": predictions, "object": uri}  # fmt: skip
+            "predictions": predictions, "object": uri, "written_at": written_at}  # fmt: skip
 
 
 def failed(model: str | None, error: str) -> Result:

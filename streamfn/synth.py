@@ -144,6 +144,16 @@ class RecordSampler:
     def __init__(self, profile: Profile, seed: int | None = None) -> None:
         self.rng = random.Random(seed)
         self.profile = profile
+        # Ids walk a seeded permutation of the id range (n -> a*n + b mod its size, a coprime to
+        # the size): every id of a sampler differs from the others, with nothing remembered.
+        self._ids = _ID_HIGH - _ID_LOW + 1
+        self._id_step = next(
+            a
+            for a in iter(lambda: self.rng.randrange(1, self._ids), 0)
+            if math.gcd(a, self._ids) == 1
+        )
+        self._id_offset = self.rng.randrange(self._ids)
+        self._issued = 0
         # Row i of the factor has i + 1 non-zero entries; keep only those.
         lower = cholesky(profile.correlation)
         self._numeric = [
@@ -156,9 +166,10 @@ class RecordSampler:
         ]
 
     def employee_id(self) -> str:
-        """An id in the dataset's style that no dataset row has."""
-        number = self.rng.randint(_ID_LOW, _ID_HIGH)
-        return "fffe" + str(number).encode("utf-16-le").hex()
+        """An id in the dataset's style that no dataset row and no earlier record of ours has."""
+        position = (self._id_step * self._issued + self._id_offset) % self._ids
+        self._issued += 1
+        return "fffe" + str(_ID_LOW + position).encode("utf-16-le").hex()
 
     def record(self) -> dict[str, Any]:
         """One record: an employee id, the three categories, the numeric features not left out."""

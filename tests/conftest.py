@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +39,71 @@ def wait_for(check: Callable[[], object], timeout: float = 10.0, interval: float
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout}s: {check}")
         time.sleep(interval)
+
+
+class TcpProxy:
+    """Forwards a local port to an upstream port until stopped: an outage the test controls."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.start()
+
+    @property
+    def uri(self) -> str:
+        """The proxy's URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Listen again (the port is kept, so clients find it where it was)."""
+        listener = socket.create_server(("127.0.0.1", self.port))
+        with self._lock:
+            self._sockets = [listener]
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        """Refuse new connections and cut the open ones, as a dead server would."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            # shutdown() wakes the threads blocked in accept()/recv(); close() alone may not.
+            with contextlib.suppress(OSError):  # never connected, or closed by the peer
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # stopped
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, upstream]
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass  # the proxy was stopped
+        finally:
+            # When one side closes, close both now. close() alone would not: the other
+            # direction's thread is still blocked in recv() on that socket, so the kernel keeps it
+            # open, the client never sees the FIN and reuses a dead keep-alive connection.
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
 
 
 @dataclass

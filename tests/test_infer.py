@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from typing import Any
 
 import orjson
@@ -89,6 +90,8 @@ def test_batch_writes_one_object_per_model_and_stores_results(
         int(partial["prediction"]),
     ]
     assert result["object"] == f"s3://predictions/{keys[1]}"
+    # When its object landed: after acceptance (1000 ms), at the time of this call.
+    assert abs(result["written_at"] - time.time() * 1000) < 60_000
 
 
 @pytest.mark.parametrize(
@@ -117,13 +120,15 @@ def test_a_poison_message_fails_alone(
 
 
 def test_redelivery_in_another_batch_never_writes_a_row_twice(
-    ctx: batch.InferContext, s3: Any
+    ctx: batch.InferContext, s3: Any, redis_url: str
 ) -> None:
     a, b, c = (sqs_record(f"{3000 + i}-0", "svm", SEED) for i in range(3))
     assert batch.handle(batch_event(a, b), ctx)["batchItemFailures"] == []
     assert batch.handle(batch_event(a, c), ctx)["batchItemFailures"] == []
     assert batch.handle(batch_event(b, a), ctx)["batchItemFailures"] == []
     assert sorted(r["message_id"] for r in bucket_rows(s3)) == ["3000-0", "3001-0", "3002-0"]
+    # A redelivery did not write: it does not claim a write time of its own.
+    assert "written_at" not in stored(redis_url, "3000-0")
 
 
 def test_an_intent_without_its_object_is_written_again(

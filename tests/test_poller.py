@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -83,6 +84,7 @@ def test_poison_entry_is_dead_lettered_and_does_not_block_the_rest(
     assert fields[b"deliveries"] == b"3"
     assert b"not JSON" in fields[b"error"]
     assert int(fields[b"failed_at"]) > 0
+    assert fields[b"message_id"].decode() == poison
     assert r.xpending(STREAM, "workers")["pending"] == 0
     state = orjson.loads(r.get(f"streamfn:result:{poison}"))
     assert state["status"] == "dead_letter"
@@ -195,3 +197,33 @@ def test_moving_champion_changes_model_version_with_one_load(
     versions = {row["message_id"]: row["model_version"] for row in bucket_rows(s3)}
     assert versions == {before: "1", after: str(moved.version)}
     assert ctx.models.loads == 2
+
+
+def test_a_long_invocation_keeps_its_entries_from_being_reclaimed(
+    infer_settings: Settings, r: redis.Redis, ctx: batch.InferContext, s3: Any
+) -> None:
+    tuned = {"CLAIM_IDLE_MS": 300, "BATCH_WINDOW_MS": 0}
+    invoking = threading.Event()
+
+    def slow(event: dict[str, Any]) -> batch.BatchResponse:
+        invoking.set()
+        time.sleep(1.5)  # the fault: an invocation five times CLAIM_IDLE_MS long (a cold start)
+        return batch.handle(event, ctx)
+
+    holder = poller_for(infer_settings, r, ctx, **tuned)
+    holder.invoke = slow
+    other = poller_for(infer_settings, r, ctx, **tuned)
+    other.consumer = "other"
+    ids = [add(r) for _ in range(3)]
+    holder.ensure_group()
+    working = threading.Thread(target=holder.poll_once, kwargs={"block_ms": None})
+    working.start()
+    invoking.wait(timeout=10)
+    taken = []
+    while working.is_alive():
+        other._next_claim = 0
+        taken += other.claim_idle()
+    working.join()
+    assert taken == []  # without holding, the other poller takes all three after 0.3 s
+    assert sorted(row["message_id"] for row in bucket_rows(s3)) == sorted(ids)
+    assert r.xpending(STREAM, "workers")["pending"] == 0

@@ -78,6 +78,13 @@ def test_category_shares_follow_the_dataset(sample: pd.DataFrame, data: pd.DataF
             assert produced[value] == pytest.approx(share, abs=0.015), (name, value)
 
 
+def test_employee_ids_never_repeat_within_a_sampler() -> None:
+    # 60,000 draws from 9 million values would repeat about 200 times if drawn independently.
+    sampler = synth.RecordSampler(synth.load_profile(), seed=202)
+    ids = [sampler.employee_id() for _ in range(60_000)]
+    assert len(set(ids)) == len(ids)
+
+
 def test_no_row_of_the_dataset_is_copied(sample: pd.DataFrame, data: pd.DataFrame) -> None:
     assert not set(sample[EMPLOYEE_ID]) & set(data[EMPLOYEE_ID])
     columns = list(CATEGORICAL + NUMERIC)

@@ -6,8 +6,10 @@ from streamfn import batch, logs
 from streamfn.config import get_settings
 
 logs.configure("streamfn-infer")
-# Module scope: a warm Lambda container (or the poller's process) keeps models loaded.
+# Module scope: a warm Lambda container (or the poller's process) keeps models loaded. Loading
+# them here, in Lambda's init phase, keeps the first invocation as fast as the others.
 context = batch.build_context(get_settings())
+batch.warm(context)
 
 
 def handler(event: dict[str, Any], _context: object) -> batch.BatchResponse:

@@ -1,0 +1,47 @@
+"""(a) The in-process floor: what one process does per batch, with nothing around it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from streamfn.bench import Measurement
+from streamfn.models import LoadedModel, frame_of
+from streamfn.sink import Row, encode_csv
+
+
+def one_batch(model: LoadedModel, records: list[dict[str, Any]]) -> bytes:
+    """DataFrame build, predict, CSV encode: the infer function's work without I/O."""
+    predictions = model.predict(frame_of(records)).tolist()
+    now = time.time_ns() // 1_000_000
+    rows = [
+        Row("1-0", i, model.api_name, model.registered_name, model.version, int(p), now, now, r)
+        for i, (r, p) in enumerate(zip(records, predictions, strict=True))
+    ]
+    return encode_csv(rows)
+
+
+def timed(call: Callable[[], object], seconds: float, at_least: int = 5) -> list[float]:
+    """Seconds per call, repeated for about `seconds` (and at least `at_least` times)."""
+    call()  # warm
+    durations: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while len(durations) < at_least or time.perf_counter() < deadline:
+        started = time.perf_counter()
+        call()
+        durations.append(time.perf_counter() - started)
+    return durations
+
+
+def measure(model: LoadedModel, records: list[dict[str, Any]], seconds: float) -> Measurement:
+    """Records/s and per-call latency of one batch size."""
+    durations = timed(lambda: one_batch(model, records), seconds)
+    per_call = np.asarray(durations) * 1000
+    return Measurement(
+        "floor", model.api_name, len(records), len(records) * len(durations) / sum(durations),
+        float(np.percentile(per_call, 50)), float(np.percentile(per_call, 99)),
+        "one call: frame + predict + CSV",
+    )  # fmt: skip

@@ -1,0 +1,246 @@
+"""(b) The whole pipeline over HTTP, and ingest alone against a bare endpoint.
+
+A private stack on free ports: redis-server (AOF everysec, as `streamfn up` runs it), moto's S3
+server (standing in for MinIO), one ingest worker and the pollers, each a `streamfn` process.
+Throughput is sustained end to end: wrk posts as fast as the ingest takes requests for a while,
+then the stream drains; records/s = accepted records / (load + drain time), so the slowest
+stage bounds it. Latency is measured at half that rate, from each message's acceptance (its
+received_at, the stream id's time) to its CSV object written (`written_at` in its result).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from redis import Redis
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from streamfn import stack
+from streamfn.bench import Measurement
+from streamfn.bench.load import drive
+from streamfn.config import load_settings
+from streamfn.constants import RESULT_PREFIX
+from streamfn.sink import S3Sink
+from streamfn.status import scrape
+
+DRAIN_TIMEOUT_S = 300.0
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@dataclass
+class PipelineStack:
+    """The running processes of one benchmark pipeline and how to reach them."""
+
+    children: stack.Stack
+    env: dict[str, str]
+    redis: Redis
+    ingest_url: str
+    poller_metrics: list[str]
+
+    def poller_pids(self) -> list[int]:
+        """The PIDs of the poller processes."""
+        return [p.pid for s, p in self.children.running if s.name.startswith("poller")]
+
+
+def base_services(workdir: Path, env: dict[str, str], redis_port: int) -> list[stack.Service]:
+    """redis-server with the AOF settings `streamfn up` uses."""
+    data = workdir / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    command = [
+        "redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--dir", str(data),
+        "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+    ]  # fmt: skip
+    return [stack.Service("redis", command, stack.redis_ok(env["REDIS_URL"]), (redis_port,))]
+
+
+def ingest_service(env: dict[str, str], port: int, app: str | None = None) -> stack.Service:
+    """The ingest API (or another app) under one uvicorn worker."""
+    url = f"http://127.0.0.1:{port}"
+    if app is None:
+        command = stack.cli("ingest", "--host", "127.0.0.1", "--port", str(port))
+    else:
+        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port",
+                   str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    return stack.Service("ingest", command, stack.http_ok(f"{url}/health"), (port,), env)
+
+
+@contextmanager
+def pipeline(workdir: Path, registry: str, pollers: int, max_lag: int) -> Iterator[PipelineStack]:
+    """Start the benchmark pipeline; stop every process on exit."""
+    redis_port, s3_port, ingest_port = stack.free_port(), stack.free_port(), stack.free_port()
+    env = {
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "MLFLOW_TRACKING_URI": registry,
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{s3_port}",
+        "MAX_LAG": str(max_lag),
+        **CREDENTIALS,
+    }
+    children = stack.Stack(workdir)
+    s3 = [sys.executable, "-c", "from moto.server import main; main()", "-p", str(s3_port)]
+    services = [
+        *base_services(workdir, env, redis_port),
+        stack.Service("s3", s3, stack.http_ok(f"{env['AWS_ENDPOINT_URL_S3']}/"), (s3_port,)),
+        ingest_service(env, ingest_port),
+    ]
+    metrics = []
+    for index in range(pollers):
+        port = stack.free_port()
+        metrics.append(f"http://127.0.0.1:{port}/metrics")
+        command = stack.cli("poll", "--metrics-port", str(port), "--consumer", f"bench-{index}")
+        services.append(
+            stack.Service(f"poller-{index}", command, stack.http_ok(metrics[-1]), (port,), env)
+        )
+    try:
+        for service in services:
+            children.start(service)
+            if service.name == "s3":
+                S3Sink.from_settings(load_settings(**env)).ensure_bucket()
+        client = Redis.from_url(env["REDIS_URL"], socket_timeout=10)
+        yield PipelineStack(children, env, client, f"http://127.0.0.1:{ingest_port}", metrics)
+    finally:
+        children.stop()
+
+
+def body(records: list[dict[str, Any]]) -> bytes:
+    """A request body holding these records."""
+    return orjson.dumps({"data": records})
+
+
+def drained(r: Redis, stream: str = "mlops_stream", group: str = "workers") -> bool:
+    """Whether every entry has been read and acknowledged."""
+    groups = [g for g in r.xinfo_groups(stream) if g["name"] in (group, group.encode())]
+    return bool(groups) and groups[0]["pending"] == 0 and groups[0].get("lag") == 0
+
+
+def wait_drained(r: Redis, timeout: float = DRAIN_TIMEOUT_S) -> None:
+    """Block until the stream is drained, or raise after `timeout` seconds."""
+    waiting = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(0.05),
+        retry=retry_if_result(lambda d: not d),
+    )
+    try:
+        waiting(drained, r)
+    except RetryError:
+        raise RuntimeError(f"the stream did not drain within {timeout:.0f}s") from None
+
+
+def warm_up(bench: PipelineStack, model: str, records: list[dict[str, Any]], workdir: Path) -> None:
+    """Load the model in every poller before anything is timed (a cold start is not the rate)."""
+    drive(f"{bench.ingest_url}/predict_stream?model={model}", body(records[:1]), 2, 4, workdir)
+    wait_drained(bench.redis)
+
+
+def throughput(
+    bench: PipelineStack, model: str, records: list[dict[str, Any]], seconds: float,
+    connections: int, workdir: Path,
+) -> float:  # fmt: skip
+    """Records/s sustained end to end: accepted records / (load time + drain time)."""
+    started = time.perf_counter()
+    load = drive(
+        f"{bench.ingest_url}/predict_stream?model={model}", body(records), seconds, connections,
+        workdir,
+    )  # fmt: skip
+    wait_drained(bench.redis)
+    return load.accepted * len(records) / (time.perf_counter() - started)
+
+
+def latencies_since(r: Redis, since_ms: int) -> list[float]:
+    """Acceptance-to-object milliseconds of every message accepted since `since_ms`."""
+    keys = []
+    for key in r.scan_iter(match=f"{RESULT_PREFIX}*", count=5000):
+        message_id = key.decode().removeprefix(RESULT_PREFIX)
+        if int(message_id.split("-", 1)[0]) >= since_ms:
+            keys.append(key)
+    found: list[float] = []
+    for start in range(0, len(keys), 5000):
+        chunk = keys[start : start + 5000]
+        for key, raw in zip(chunk, r.mget(chunk), strict=True):
+            written = orjson.loads(raw).get("written_at") if raw else None
+            if written is not None:
+                received = int(key.decode().removeprefix(RESULT_PREFIX).split("-", 1)[0])
+                found.append(written - received)
+    return found
+
+
+def latency(
+    bench: PipelineStack, model: str, records: list[dict[str, Any]], rate: float,
+    seconds: float, connections: int, workdir: Path,
+) -> Measurement:  # fmt: skip
+    """Records/s `rate` (the maximum) with the p50/p99 of acceptance → row in S3 at half of it."""
+    since_ms = time.time_ns() // 1_000_000
+    load = drive(
+        f"{bench.ingest_url}/predict_stream?model={model}", body(records), seconds, connections,
+        workdir, rate=rate / 2 / len(records),
+    )  # fmt: skip
+    wait_drained(bench.redis)
+    found = np.asarray(latencies_since(bench.redis, since_ms))
+    achieved = load.accepted * len(records) / load.seconds
+    return Measurement(
+        "pipeline", model, len(records), rate,
+        float(np.percentile(found, 50)), float(np.percentile(found, 99)),
+        "accepted → row in S3", f"latency at {achieved:,.0f} records/s ({len(found):,} messages)",
+    )  # fmt: skip
+
+
+def peak_memory_mb(pid: int) -> float:
+    """The peak resident memory (VmHWM) of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def model_loads(metrics_urls: list[str]) -> dict[str, dict[tuple[str, str], int]]:
+    """Per poller, how many times each (model, version) was loaded."""
+    loads: dict[str, dict[tuple[str, str], int]] = {}
+    for url in metrics_urls:
+        scraped = scrape(url) or {}
+        loads[url] = {
+            (labels["model"], labels["version"]): int(value)
+            for labels, value in scraped.get("streamfn_model_loads_total", [])
+        }
+    return loads
+
+
+@contextmanager
+def ingest_only(workdir: Path, app: str | None, ingest: bool = True) -> Iterator[str]:
+    """redis-server and one ingest worker (or the bare app), nothing consuming; the ingest's
+    base URL (or, with ingest=False, only redis-server: its URL)."""
+    redis_port, port = stack.free_port(), stack.free_port()
+    # Nothing consumes here, so back-pressure is lifted for the length of the run.
+    env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "MAX_LAG": str(10**9)}
+    services = base_services(workdir, env, redis_port)
+    if ingest:
+        services.append(ingest_service(env, port, app))
+    children = stack.Stack(workdir)
+    try:
+        for service in services:
+            children.start(service)
+        yield f"http://127.0.0.1:{port}" if ingest else env["REDIS_URL"]
+    finally:
+        children.stop()
+
+
+def ingest_rate(
+    url: str, design: str, records: list[dict[str, Any]], seconds: float, connections: int,
+    workdir: Path,
+) -> Measurement:  # fmt: skip
+    """Records/s one ingest worker accepts at full load, and its answer times."""
+    load = drive(f"{url}/predict_stream?model=svm", body(records), seconds, connections, workdir)
+    return Measurement(
+        design, "any", len(records), load.rate * len(records), load.p50_ms, load.p99_ms,
+        "request → answer", f"{load.refused} refused",
+    )  # fmt: skip

@@ -1,0 +1,182 @@
+"""The benchmark's output: a Markdown report (BENCHMARKS.md-ready) and a PNG chart."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from streamfn.bench import DESIGNS, Measurement
+
+PACKAGES = ("streamfn", "mlflow", "scikit-learn", "lightgbm", "pandas", "fastapi", "uvicorn",
+            "redis", "boto3", "moto")  # fmt: skip
+TARGET_MODEL = "lightgbm"
+
+
+@dataclass
+class Findings:
+    """Everything one run measured, and how it was run."""
+
+    command: str
+    settings: dict[str, str]
+    measurements: list[Measurement] = field(default_factory=list)
+    poller_memory_mb: list[float] = field(default_factory=list)
+    model_loads: dict[str, dict[tuple[str, str], int]] = field(default_factory=dict)
+
+    def find(self, design: str, model: str, size: int) -> Measurement | None:
+        """The measurement of one design, model and records per request, if any."""
+        return next(
+            (m for m in self.measurements
+             if (m.design, m.model, m.records_per_request) == (design, model, size)),
+            None,
+        )  # fmt: skip
+
+
+def _version(command: list[str]) -> str:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except OSError:
+        return "not found"
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0] if text else "?"
+
+
+def machine() -> str:
+    """CPU, cores, memory, OS, and the versions that matter."""
+    cpu = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.M)
+        cpu = found[1] if found else cpu
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    redis_version = re.search(r"v=(\S+)", _version(["redis-server", "--version"]))
+    packages = ", ".join(f"{p} {_package(p)}" for p in PACKAGES)
+    return (
+        f"**Machine**: {cpu}, {os.cpu_count()} cores, {memory:.0f} GiB; "
+        f"{platform.system()} {platform.release()}; Python {sys.version.split()[0]}; "
+        f"redis-server {redis_version[1] if redis_version else '?'}; "
+        f"{_version(['wrk', '--version']).split(' [')[0]}.\n\n**Packages**: {packages}."
+    )
+
+
+def _package(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _number(value: float, digits: int = 0) -> str:
+    return "—" if value != value or value == 0 else f"{value:,.{digits}f}"  # NaN or unmeasured
+
+
+def results_table(measurements: Sequence[Measurement]) -> list[str]:
+    lines = [
+        "| design | model | records/request | records/s | p50 ms | p99 ms | latency of | note |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for m in measurements:
+        lines.append(
+            f"| {DESIGNS[m.design]} | {m.model} | {m.records_per_request:,} | "
+            f"{_number(m.records_per_s)} | {_number(m.p50_ms, 1)} | {_number(m.p99_ms, 1)} | "
+            f"{m.latency_of} | {m.note} |"
+        )
+    return lines
+
+
+def ratios_table(findings: Findings) -> list[str]:
+    lines = ["| model | records/request | pipeline ÷ mlflow serve | pipeline ÷ floor (same "
+             "size) | pipeline ÷ seed |", "|---|---:|---:|---:|---:|"]  # fmt: skip
+    for m in findings.measurements:
+        if m.design != "pipeline" or not m.records_per_s:
+            continue
+        size = m.records_per_request
+        peers = [findings.find(d, m.model, s) for d, s in
+                 (("mlflow serve", size), ("floor", size), ("seed", 1))]  # fmt: skip
+        cells = [f"{m.records_per_s / p.records_per_s:,.1f} x" if p and p.records_per_s else "—"
+                 for p in peers]  # fmt: skip
+        lines.append(f"| {m.model} | {size:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def targets_table(findings: Findings) -> list[str]:
+    """The issue's targets on this machine, each with what was measured."""
+    rows: list[tuple[str, str, bool | None]] = []
+    for size, goal in ((100, 20_000), (1, 2_000)):
+        m = findings.find("pipeline", TARGET_MODEL, size)
+        value = m.records_per_s if m else float("nan")
+        rows.append((f"pipeline, {TARGET_MODEL}, {size} records/request: ≥ {goal:,} records/s",
+                     _number(value), value >= goal if m else None))  # fmt: skip
+    for size in (100, 1):
+        m = findings.find("pipeline", TARGET_MODEL, size)
+        p99 = m.p99_ms if m else float("nan")
+        rows.append((f"p99 accepted → S3 at half the max rate, {size} records/request: ≤ 300 ms",
+                     f"{_number(p99, 1)} ms", p99 <= 300 if p99 == p99 else None))  # fmt: skip
+    for size in (1, 100):
+        ours, bare = findings.find("ingest", "any", size), findings.find("bare ingest", "any", size)
+        share = ours.records_per_s / bare.records_per_s if ours and bare else float("nan")
+        rows.append((f"ingest ≥ 60% of bare FastAPI + XADD, {size} records/request",
+                     f"{share:.0%}" if share == share else "—",
+                     share >= 0.6 if share == share else None))  # fmt: skip
+    peak = max(findings.poller_memory_mb, default=float("nan"))
+    rows.append(("poller + infer peak resident memory ≤ 600 MB", f"{_number(peak)} MB",
+                 peak <= 600 if peak == peak else None))  # fmt: skip
+    loads = [n for per in findings.model_loads.values() for n in per.values()]
+    versions = sorted({f"{m} v{v}" for per in findings.model_loads.values() for m, v in per})
+    described = f"{sum(loads)} loads of {', '.join(versions) or 'none'}"
+    rows.append(("model loads: one per version (per poller process)",
+                 f"{described} in {len(findings.model_loads)} pollers",
+                 bool(loads) and max(loads) == 1))  # fmt: skip
+    verdict = {True: "met", False: "**missed**", None: "not measured"}
+    lines = ["| target | measured | |", "|---|---:|---|"]
+    lines += [f"| {name} | {value} | {verdict[ok]} |" for name, value, ok in rows]
+    return lines
+
+
+def markdown(findings: Findings, chart: str) -> str:
+    """The whole report."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    settings = "; ".join(f"{k} {v}" for k, v in findings.settings.items())
+    parts = [
+        "# streamfn bench", "",
+        f"Run {now} with `{findings.command}`.", "", machine(), "", f"**Settings**: {settings}.",
+        "", "## Results", "", *results_table(findings.measurements), "",
+        "Throughput rows of the pipeline are sustained end to end: accepted records divided by "
+        "the time to accept and drain them. Its latency rows are measured at about half that "
+        "rate, from acceptance (the message's received_at) to its CSV object written.", "",
+        "## Ratios (records/s)", "", *ratios_table(findings), "",
+        "## Targets", "", *targets_table(findings), "", f"![records per second]({chart})", "",
+    ]  # fmt: skip
+    return "\n".join(parts)
+
+
+def chart(findings: Findings, path: Path) -> None:
+    """Records/s of every design and size, one panel per model, log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = [m for m in findings.measurements if m.records_per_s and m.model != "any"]
+    models = sorted({m.model for m in measured})
+    figure, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4.5), squeeze=False)
+    for axis, model in zip(axes[0], models, strict=True):
+        rows = [m for m in measured if m.model == model]
+        labels = [f"{m.design}\n{m.records_per_request}/req" for m in rows]
+        colours = ["tab:green" if m.design == "pipeline" else "tab:gray" for m in rows]
+        axis.bar(range(len(rows)), [m.records_per_s for m in rows], color=colours)
+        axis.set_xticks(range(len(rows)), labels, rotation=60, ha="right", fontsize=8)
+        axis.set_yscale("log")
+        axis.set_title(model)
+        axis.set_ylabel("records/s (log)")
+    figure.suptitle("streamfn bench: records per second")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -1,0 +1,179 @@
+"""The order of a benchmark run, its progress lines, and where its results go."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from streamfn import training
+from streamfn.bench import Measurement, floor, peers, pipeline, report
+from streamfn.bench.load import require_wrk
+from streamfn.constants import API_NAMES
+from streamfn.synth import RecordSampler, load_profile
+
+FLOOR_SIZES = (1, 100, 1000)
+REQUEST_SIZES = (1, 100)
+# wrk connections per records/request: enough in flight to keep one ingest worker busy.
+CONNECTIONS = {1: 32, 100: 8}
+# The ingest refuses (503) past this lag; sized so a backlog drains in seconds, not minutes.
+MAX_LAG = {1: 5000, 100: 500}
+
+
+@dataclass(frozen=True)
+class Options:
+    """How much to measure."""
+
+    out: Path
+    registry: str | None = None
+    quick: bool = False
+    pollers: int = 1
+    seconds: float | None = None
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every model, or only LightGBM (the targets' model) when quick."""
+        return ("lightgbm",) if self.quick else API_NAMES
+
+    @property
+    def load_seconds(self) -> float:
+        """Seconds of each load run."""
+        return self.seconds or (3.0 if self.quick else 10.0)
+
+    @property
+    def seed_messages(self) -> int:
+        """Messages the seed's worker handles (it manages a few per second)."""
+        return 5 if self.quick else 20
+
+
+class Bench:
+    """One benchmark run: measure every design, then write the report and chart."""
+
+    def __init__(self, options: Options, console: Console) -> None:
+        self.o = options
+        self.console = console
+        self.work = options.out / "work"
+        self.started = time.monotonic()
+        self.records = RecordSampler(load_profile(), seed=11).records(max(FLOOR_SIZES))
+        self.findings = report.Findings(
+            command="streamfn bench" + (" --quick" if options.quick else ""),
+            settings={
+                "pollers": f"{options.pollers} (infer in process)",
+                "ingest": "one uvicorn worker",
+                "BATCH_SIZE": "256", "BATCH_WINDOW_MS": "100",
+                "wrk connections": ", ".join(f"{c} at {s}/request" for s, c in CONNECTIONS.items()),
+                "load": f"{self.o.load_seconds:g} s per run",
+                "S3": "moto's server (MinIO's stand-in)",
+                "records": "synthetic (streamfn.synth, seed 11), some with a feature left out",
+            },
+        )  # fmt: skip
+
+    def say(self, text: str) -> None:
+        """A progress line with the time since the start."""
+        self.console.print(f"[dim]{time.monotonic() - self.started:6.0f}s[/] {text}")
+
+    def record(self, measurement: Measurement) -> None:
+        self.findings.measurements.append(measurement)
+        latency = f", p99 {measurement.p99_ms:,.0f} ms" if measurement.p99_ms else ""
+        self.say(
+            f"  {measurement.design} {measurement.model} {measurement.records_per_request}/req: "
+            f"{measurement.records_per_s:,.0f} records/s{latency}"
+        )
+
+    def registry(self) -> str:
+        """A registry with the models, trained into the output directory when none is given."""
+        uri = self.o.registry or f"sqlite:///{(self.o.out / 'mlflow.db').resolve()}"
+        missing = training.missing_models(uri, self.o.models)
+        if missing:
+            self.say(f"training {', '.join(missing)} into {uri} (once; about a minute) …")
+            training.train(uri, "champion", missing)
+        return uri
+
+    def run(self) -> tuple[Path, Path]:
+        """Measure (a) to (d), write bench.md and bench.png; return their paths."""
+        require_wrk()
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        registry = self.registry()
+        self.measure_floor(registry)
+        self.measure_pipeline(registry)
+        self.measure_ingest()
+        self.measure_mlflow_serve(registry)
+        self.measure_seed(registry)
+        markdown, png = self.o.out / "bench.md", self.o.out / "bench.png"
+        report.chart(self.findings, png)
+        markdown.write_text(report.markdown(self.findings, png.name))
+        self.say(f"done: {markdown} and {png}")
+        return markdown, png
+
+    def measure_floor(self, registry: str) -> None:
+        from streamfn.models import ModelCache
+
+        self.say("(a) the in-process floor: frame + predict + CSV encode")
+        cache = ModelCache(registry, "champion", refresh_s=3600)
+        for model in self.o.models:
+            for size in FLOOR_SIZES:
+                seconds = self.o.load_seconds / 3
+                self.record(floor.measure(cache.get(model), self.records[:size], seconds))
+
+    def measure_pipeline(self, registry: str) -> None:
+        for size in REQUEST_SIZES:
+            self.say(f"(b) the pipeline over HTTP, {size} records/request: starting the stack …")
+            with pipeline.pipeline(
+                self.work / f"pipeline-{size}", registry, self.o.pollers, MAX_LAG[size]
+            ) as bench:
+                for model in self.o.models:
+                    records = self.records[:size]
+                    pipeline.warm_up(bench, model, records, self.work)
+                    rate = pipeline.throughput(
+                        bench, model, records, self.o.load_seconds, CONNECTIONS[size], self.work
+                    )
+                    self.say(f"  {model}: {rate:,.0f} records/s sustained; latency at half …")
+                    self.record(
+                        pipeline.latency(
+                            bench, model, records, rate, self.o.load_seconds, CONNECTIONS[size],
+                            self.work,
+                        )
+                    )  # fmt: skip
+                pids = bench.poller_pids()
+                self.findings.poller_memory_mb += [pipeline.peak_memory_mb(p) for p in pids]
+                self.findings.model_loads |= pipeline.model_loads(bench.poller_metrics)
+
+    def measure_ingest(self) -> None:
+        self.say("ingest alone against a bare FastAPI + XADD endpoint")
+        for design, app in (("ingest", None), ("bare ingest", "streamfn.bench.bare:app")):
+            with pipeline.ingest_only(self.work / design.replace(" ", "-"), app) as url:
+                for size in REQUEST_SIZES:
+                    self.record(
+                        pipeline.ingest_rate(
+                            url, design, self.records[:size], self.o.load_seconds,
+                            CONNECTIONS[size], self.work,
+                        )
+                    )  # fmt: skip
+
+    def measure_mlflow_serve(self, registry: str) -> None:
+        for model in self.o.models:
+            self.say(f"(c) mlflow models serve, {model}: starting …")
+            with peers.mlflow_serve(self.work / f"serve-{model}", registry, model) as base:
+                for size in REQUEST_SIZES:
+                    self.record(
+                        peers.serve_rate(
+                            base, model, self.records[:size], self.o.load_seconds,
+                            CONNECTIONS[size], self.work,
+                        )
+                    )  # fmt: skip
+
+    def measure_seed(self, registry: str) -> None:
+        self.say("(d) the seed's design: a model load per message")
+        with pipeline.ingest_only(self.work / "seed", app=None, ingest=False) as redis_url:
+            for model in self.o.models:
+                self.record(
+                    peers.seed_worker(
+                        redis_url, registry, model, self.records[0], self.o.seed_messages,
+                        self.work / "predicciones.csv",
+                    )
+                )  # fmt: skip

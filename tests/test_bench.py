@@ -1,0 +1,76 @@
+"""The benchmark's own logic: wrk's report read right, targets judged right, a chart drawn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamfn.bench import Measurement, load, report
+
+WRK_OUTPUT = """\
+Running 1s test @ http://127.0.0.1:8765/
+  1 threads and 2 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     3.31ms    4.17ms  20.34ms   84.89%
+    Req/Sec     0.95k   228.91     1.19k    80.00%
+  Latency Distribution
+     50%  848.00us
+     75%    4.80ms
+     90%    9.47ms
+     99%   17.91ms
+  949 requests in 1.00s, 514.54KB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 40
+Requests/sec:    948.41
+Transfer/sec:    514.22KB
+"""
+
+
+def test_wrk_report_is_read_with_refusals_and_units() -> None:
+    found = load.parse(WRK_OUTPUT)
+    assert (found.requests, found.refused, found.accepted) == (949, 43, 906)
+    assert found.seconds == pytest.approx(1.0)
+    assert found.p50_ms == pytest.approx(0.848)
+    assert found.p99_ms == pytest.approx(17.91)
+    assert found.rate == pytest.approx(906.0)
+
+
+def test_a_wrk_report_without_totals_is_an_error() -> None:
+    with pytest.raises(load.LoadError, match="no totals"):
+        load.parse("unable to connect to 127.0.0.1:1 Connection refused")
+
+
+def findings(pipeline_100: float, pipeline_1: float, p99: float) -> report.Findings:
+    m = [
+        Measurement("pipeline", "lightgbm", 100, pipeline_100, 40, p99, "accepted → row in S3"),
+        Measurement("pipeline", "lightgbm", 1, pipeline_1, 20, p99, "accepted → row in S3"),
+        Measurement("mlflow serve", "lightgbm", 100, 5000, 30, 60, "request → answer"),
+        Measurement("floor", "lightgbm", 100, 50000, 2, 3, "one call"),
+        Measurement("ingest", "any", 1, 2500, 1, 5, "request → answer"),
+        Measurement("bare ingest", "any", 1, 3000, 1, 4, "request → answer"),
+        Measurement("ingest", "any", 100, 90000, 5, 20, "request → answer"),
+        Measurement("bare ingest", "any", 100, 200000, 2, 9, "request → answer"),
+    ]
+    loads = {"p1": {("lightgbm", "1"): 1}, "p2": {("lightgbm", "1"): 1}}
+    return report.Findings("streamfn bench", {"pollers": "1"}, m, [480.0, 510.0], loads)
+
+
+def test_targets_are_judged_on_the_measurements() -> None:
+    met = "\n".join(report.targets_table(findings(25_000, 2_500, 120)))
+    assert "**missed**" in met  # ingest at 100/request is 45% of bare
+    assert met.count("| met |") == 7
+    missed = "\n".join(report.targets_table(findings(15_000, 1_000, 450)))
+    assert missed.count("**missed**") == 5
+
+
+def test_ratios_and_the_whole_report(tmp_path: Path) -> None:
+    data = findings(25_000, 2_500, 120)
+    ratios = "\n".join(report.ratios_table(data))
+    assert "| lightgbm | 100 | 5.0 x | 0.5 x | — |" in ratios
+    report.chart(data, tmp_path / "bench.png")
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = report.markdown(data, "bench.png")
+    assert text.startswith("# streamfn bench")
+    assert "cores" in text
+    assert "![records per second](bench.png)" in text
