@@ -15,16 +15,23 @@ APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-instal
 
 setup: system venv
 
-# redis-server is the one system package; install it where we can, else say exactly how.
+# redis-server is the one system package the pipeline needs; install it where we can, else say
+# exactly how. wrk (for `streamfn bench` only) comes along where apt-get runs as root.
 system:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing redis-server (apt-get)"; \
-	    apt-get update -qq && $(APT_INSTALL) redis-server >/dev/null; \
+	    echo "installing redis-server and wrk (apt-get)"; \
+	    apt-get update -qq && $(APT_INSTALL) redis-server wrk >/dev/null; \
 	  else \
 	    echo "redis-server is missing. Install it, then run make again:"; \
 	    echo "  Debian/Ubuntu: sudo apt-get install -y redis-server    macOS: brew install redis"; \
 	    exit 1; \
+	  fi; }
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && $(APT_INSTALL) wrk >/dev/null; \
+	  else \
+	    echo "note: wrk is missing; streamfn bench needs it (apt-get install -y wrk)"; \
 	  fi; }
 
 venv: $(STAMP)

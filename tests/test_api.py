@@ -164,6 +164,15 @@ def test_bad_input_is_refused_precisely_and_leaves_the_stream_unchanged(
     assert r.xlen(STREAM) == 0
 
 
+def test_a_missing_model_is_refused_naming_the_valid_ones(client: TestClient) -> None:
+    answer = client.post("/predict_stream", content=body(full_record()),
+                         headers={"Content-Type": "application/json"})  # fmt: skip
+    assert answer.status_code == 422
+    detail = answer.json()["detail"][0]
+    assert detail["loc"] == ["query", "model"]
+    assert "'svm', 'knn', 'lightgbm'" in detail["msg"]
+
+
 def test_bad_record_errors_name_index_and_field(client: TestClient) -> None:
     answer = post(client, body(full_record(), full_record(**{"Sleep Hours": 30})))
     assert answer.status_code == 422
@@ -251,6 +260,9 @@ def test_health_metrics_docs(client: TestClient) -> None:
     assert 'streamfn_ingest_rejections_total{reason="extra_forbidden"}' in text
     assert "streamfn_ingest_request_seconds_bucket" in text
     spec = client.get("/openapi.json").json()
+    parameters = {p["name"]: p for p in spec["paths"]["/predict_stream"]["post"]["parameters"]}
+    assert parameters["model"]["schema"]["enum"] == ["svm", "knn", "lightgbm"]
+    assert parameters["X-API-Key"]["in"] == "header"
     content = spec["paths"]["/predict_stream"]["post"]["requestBody"]["content"]
     example = content["application/json"]["example"]
     assert post(client, orjson.dumps(example)).status_code == 202

@@ -735,3 +735,28 @@ def test_fast_path_agrees_with_error_path_on_random_records() -> None:
         expected, errors = schema._record_errors(0, record)
         assert schema._fast_record(record) == expected, (record, errors)
         assert (expected is None) == bool(errors)
+
+
+def test_the_as_sent_path_agrees_with_the_copying_path_on_random_records() -> None:
+    import random
+
+    from streamfn import schema
+    from streamfn.synth import RecordSampler, load_profile
+
+    rng = random.Random(5)
+    odd_values = [None, True, float("nan"), float("inf"), -1, 10**6, "", "x", [], {}, 2.5, 3]
+    records = RecordSampler(load_profile(), seed=5).records(3000)
+    for record in records:
+        for _ in range(rng.randrange(3)):  # zero to two changes of any kind
+            key = rng.choice(list(record))
+            change = rng.randrange(4)
+            if change == 0:
+                record[key.lower().replace(" ", "_")] = record.pop(key)
+            elif change == 1 and isinstance(record[key], str):
+                record[key] = record[key].lower()
+            elif change == 2:
+                record[key] = rng.choice(odd_values)
+            else:
+                record["Unknown Field"] = 1
+        copied = schema._fast_record(dict(record))
+        assert schema._as_sent(record) == copied, record
