@@ -34,12 +34,4 @@ def test_ingest_flooded_past_max_lag(pipeline: Pipeline) -> None:
     tally = pipeline.tally("ingest_flooded")
     assert summary["throttled"] > 0, summary
     assert (summary["sent"], summary["accepted"], summary["undelivered"]) == (2000, 2000, 0)
-    pipeline.check(
-        tally,
-        lost=0,
-        duplicated=0,
-        duplicated_keys=0,
-        dead_lettered=0,
-        unexpected=0,
-        written=tally.accepted,
-    )
+    pipeline.check(tally)

@@ -37,9 +37,7 @@ def test_redis_sigkill_and_restart_from_aof(pipeline: Pipeline) -> None:
     tally = pipeline.tally("redis_sigkill_restart")
     assert summary["throttled"] > 0, f"the producer never saw a 503: {summary}"
     assert pipeline.poller_total("streamfn_poller_backoffs_total", "a", "b") > 0
-    pipeline.check(
-        tally, lost=0, duplicated_keys=0, dead_lettered=0, unexpected=0, written=tally.accepted
-    )
+    pipeline.check(tally, duplicated=None)  # bounded below
     # A request Redis applied but whose 202 died with it is sent again by the producer, under a
     # new message id: at most the records of the requests in flight at the kill.
     assert tally.duplicated <= CONCURRENCY * BATCH, pipeline.explain(tally)
