@@ -219,7 +219,8 @@ def print_tally(plan: producer.Plan, tally: producer.Tally) -> None:
         console.print(f"[red]error:[/] {error}")
     if plan.rate and tally.rate < RATE_SHORTFALL * plan.rate and tally.seconds > 2:
         console.print(
-            f"[yellow]reached {tally.rate:,.0f} of the {plan.rate:,.0f} records/s asked:[/] "
+            f"[yellow]reached {tally.rate:,.0f} of the {plan.rate:,.0f} records/s asked, "
+            f"{tally.behind_s:.1f} s behind:[/] "
             f"each request waited for the ingest's answer with {plan.concurrency} in flight at "
             "most; raise --concurrency or --batch, or the ingest (or this machine) is the bound"
         )

@@ -83,6 +83,7 @@ class Tally:
     undelivered: int = 0
     retries: int = 0
     throttled: int = 0
+    behind_s: float = 0.0  # time a --rate lost because sending could not keep up
     errors: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
@@ -117,6 +118,7 @@ class Tally:
             "undelivered": self.undelivered,
             "retries": self.retries,
             "throttled": self.throttled,
+            "behind_s": round(self.behind_s, 3),
             "seconds": round(self.seconds, 3),
             "records_per_s": round(self.rate, 1),
             "errors": self.errors,
@@ -220,6 +222,7 @@ class Producer:
             task.add_done_callback(tasks.discard)
         if tasks:
             await asyncio.gather(*tasks)
+        self.tally.behind_s = self.pacer.behind_s
         self.tally.finished = time.monotonic()
         return self.tally
 

@@ -79,8 +79,8 @@ HYPERPARAMETERS: dict[str, dict[str, object]] = {
     "svm": {"kernel": "rbf", "C": 38.9, "gamma": 0.0043},
     "knn": {"n_neighbors": 19, "weights": "distance"},
     # 60 trees of 15 leaves score the held-out macro F1 of 300 trees of 31 (0.883 both) and
-    # predict four times faster (7 against 28 µs a record, single-threaded, on this project's
-    # machine): inference cost is the pipeline's bound.
+    # predict five times faster (10 against 47 µs a record, one thread, on this project's
+    # machine; benchmarks/bench_infer.py): inference cost is the pipeline's bound.
     "lightgbm": {"n_estimators": 60, "learning_rate": 0.1, "num_leaves": 15},
 }
 

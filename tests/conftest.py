@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,6 +295,11 @@ def bucket_rows(client: Any, bucket: str = "predictions") -> list[dict[str, str]
             body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
             rows.extend(csv.DictReader(io.StringIO(body.decode())))
     return rows
+
+
+def rows_in(client: Any) -> Counter[tuple[str, str]]:
+    """(message_id, record_index) of every row in the bucket, counted."""
+    return Counter((r["message_id"], r["record_index"]) for r in bucket_rows(client))
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from typing import Any
 
@@ -14,6 +12,7 @@ import redis
 from streamfn import batch
 from streamfn.config import Settings
 from streamfn.constants import result_key
+from tests.conftest import bucket_rows
 from tests.factories import batch_event, full_record, sqs_record
 
 pytestmark = pytest.mark.slow
@@ -23,15 +22,6 @@ SEED = [{"Designation": 1.5, "Resource Allocation": 1.7, "Sleep Hours": 7}]
 @pytest.fixture
 def ctx(infer_settings: Settings, s3: Any) -> batch.InferContext:
     return batch.build_context(infer_settings)
-
-
-def bucket_rows(s3: Any) -> list[dict[str, str]]:
-    """Every CSV row in the bucket, header checked."""
-    rows: list[dict[str, str]] = []
-    for item in s3.list_objects_v2(Bucket="predictions").get("Contents", []):
-        body = s3.get_object(Bucket="predictions", Key=item["Key"])["Body"].read().decode()
-        rows.extend(csv.DictReader(io.StringIO(body)))
-    return rows
 
 
 def stored(redis_url: str, message_id: str) -> dict[str, Any]:

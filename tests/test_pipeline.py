@@ -6,24 +6,17 @@ import os
 import signal
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 import redis
 
-from tests.conftest import bucket_rows, s3_client, wait_for
+from tests.conftest import rows_in, s3_client, wait_for
 from tests.factories import full_record
 
 pytestmark = pytest.mark.slow
 STREAM = "mlops_stream"
-
-
-def rows_in(client: Any) -> Counter[tuple[str, str]]:
-    """(message_id, record_index) of every row in the bucket, counted."""
-    return Counter((r["message_id"], r["record_index"]) for r in bucket_rows(client))
 
 
 def start_poller(env: dict[str, str], log: Path, name: str) -> subprocess.Popen[bytes]:

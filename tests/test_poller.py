@@ -13,8 +13,8 @@ import redis
 from streamfn import batch
 from streamfn.config import Settings
 from streamfn.poller import InvokeError, Poller
-from tests.conftest import wait_for
-from tests.test_infer import SEED, bucket_rows
+from tests.conftest import bucket_rows, rows_in, s3_client, wait_for
+from tests.test_infer import SEED
 
 pytestmark = pytest.mark.slow
 STREAM = "mlops_stream"
@@ -134,7 +134,6 @@ def test_s3_stopped_then_back_loses_and_duplicates_nothing(
     from moto.server import ThreadedMotoServer
 
     from tests.conftest import free_port
-    from tests.test_pipeline import rows_in, s3_client
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -216,22 +216,36 @@ def model_loads(metrics_urls: list[str]) -> dict[str, dict[tuple[str, str], int]
 
 
 @contextmanager
-def ingest_only(workdir: Path, app: str | None, ingest: bool = True) -> Iterator[str]:
-    """redis-server and one ingest worker (or the bare app), nothing consuming; the ingest's
-    base URL (or, with ingest=False, only redis-server: its URL)."""
-    redis_port, port = stack.free_port(), stack.free_port()
-    # Nothing consumes here, so back-pressure is lifted for the length of the run.
-    env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "MAX_LAG": str(10**9)}
-    services = base_services(workdir, env, redis_port)
-    if ingest:
-        services.append(ingest_service(env, port, app))
+def running(workdir: Path, services: list[stack.Service]) -> Iterator[None]:
+    """Start services in order; stop them all on exit."""
     children = stack.Stack(workdir)
     try:
         for service in services:
             children.start(service)
-        yield f"http://127.0.0.1:{port}" if ingest else env["REDIS_URL"]
+        yield
     finally:
         children.stop()
+
+
+@contextmanager
+def redis_only(workdir: Path) -> Iterator[str]:
+    """A private redis-server; its URL."""
+    port = stack.free_port()
+    env = {"REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    with running(workdir, base_services(workdir, env, port)):
+        yield env["REDIS_URL"]
+
+
+@contextmanager
+def ingest_only(workdir: Path, app: str | None) -> Iterator[str]:
+    """redis-server and one ingest worker (or the bare app), nothing consuming; its base URL."""
+    redis_port, port = stack.free_port(), stack.free_port()
+    # Nothing consumes here, so back-pressure is lifted for the length of the run.
+    env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "MAX_LAG": str(10**9)}
+    with running(
+        workdir, [*base_services(workdir, env, redis_port), ingest_service(env, port, app)]
+    ):
+        yield f"http://127.0.0.1:{port}"
 
 
 def ingest_rate(

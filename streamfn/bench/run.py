@@ -169,7 +169,7 @@ class Bench:
 
     def measure_seed(self, registry: str) -> None:
         self.say("(d) the seed's design: a model load per message")
-        with pipeline.ingest_only(self.work / "seed", app=None, ingest=False) as redis_url:
+        with pipeline.redis_only(self.work / "seed") as redis_url:
             for model in self.o.models:
                 self.record(
                     peers.seed_worker(
