@@ -17,10 +17,10 @@ import lightgbm
 import numpy as np
 import pandas as pd
 
-from streamfn import training
+from streamfn.data import training
+from streamfn.data.synth import RecordSampler, load_profile
 from streamfn.features import FEATURE_NAMES, NUMERIC
-from streamfn.models import frame_of
-from streamfn.synth import RecordSampler, load_profile
+from streamfn.infer.models import frame_of
 
 REPLACED = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31}
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import orjson
 
 from streamfn.features import FEATURES, Feature
-from streamfn.schema import parse_body
+from streamfn.ingest.validation import parse_body
 
 _SPELLERS: tuple[Callable[[str], str], ...] = (
     lambda n: n,

@@ -1,4 +1,4 @@
-"""Settings: every variable of SPEC section 7, read from the environment once and validated."""
+"""Settings: every variable streamfn reads, from the environment once, validated at start."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamfn.constants import dlq_key
+from streamfn.crash import Step
 
 PositiveInt = Annotated[int, Field(gt=0)]
+
+# Where the services listen by default (the local stack binds these); the URLs below use them.
+REDIS_PORT = 6379
+MLFLOW_PORT = 5001
+INGEST_PORT = 8800
+S3_PORT = 9000
 
 
 class ConfigError(RuntimeError):
@@ -22,11 +29,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
 
-    REDIS_URL: str = "redis://localhost:6379/0"
+    REDIS_URL: str = f"redis://localhost:{REDIS_PORT}/0"
     STREAM_KEY: str = Field("mlops_stream", min_length=1)
     CONSUMER_GROUP: str = Field("workers", min_length=1)
 
-    MLFLOW_TRACKING_URI: str = "http://localhost:5001"
+    MLFLOW_TRACKING_URI: str = f"http://localhost:{MLFLOW_PORT}"
     MODEL_ALIAS: str = Field("champion", min_length=1)
     MODEL_REFRESH_S: float = Field(30.0, ge=0)
 
@@ -37,7 +44,7 @@ class Settings(BaseSettings):
     AWS_DEFAULT_REGION: str = "us-east-1"
 
     INGEST_API_KEY: SecretStr | None = None
-    INGEST_URL: str = "http://localhost:8800"
+    INGEST_URL: str = f"http://localhost:{INGEST_PORT}"
     MAX_RECORDS: PositiveInt = 10_000
     MAX_BODY_BYTES: PositiveInt = 5 * 1024 * 1024
     MAX_LAG: PositiveInt = 10_000
@@ -49,6 +56,10 @@ class Settings(BaseSettings):
     INFER_FUNCTION_NAME: str | None = None
     AWS_ENDPOINT_URL_LAMBDA: str | None = None
     RESULT_TTL_S: PositiveInt = 3600
+
+    # Tests only: the infer function or poller exits at once at this step of the exactly-once
+    # protocol (streamfn.crash), as a SIGKILL there would.
+    CRASH_AT: Step | None = None
 
     @field_validator("REDIS_URL")
     @classmethod
@@ -64,7 +75,9 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/") if value else value
 
-    @field_validator("INGEST_API_KEY", "INFER_FUNCTION_NAME", "AWS_ENDPOINT_URL_S3", mode="before")
+    @field_validator(
+        "INGEST_API_KEY", "INFER_FUNCTION_NAME", "AWS_ENDPOINT_URL_S3", "CRASH_AT", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # Compose and SAM pass unset parameters as empty strings.
@@ -90,6 +103,11 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise ConfigError(_describe(error)) from None
+
+
+def defaults() -> Settings:
+    """Every variable at its default, whatever the environment says."""
+    return Settings.model_construct()
 
 
 @lru_cache(maxsize=1)

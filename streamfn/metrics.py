@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 INGEST_REQUESTS = Counter(
     "streamfn_ingest_requests_total", "Requests to POST /predict_stream by answer", ["status"]
@@ -45,3 +46,15 @@ POLLER_BATCH_SECONDS = Histogram(
 )
 POLLER_LAG = Gauge("streamfn_poller_lag", "Entries of the stream not yet delivered to the group")
 MODEL_LOADS = Counter("streamfn_model_loads_total", "Model versions loaded", ["model", "version"])
+
+PRODUCER_RECORDS = Counter(
+    "streamfn_producer_records_total",
+    "Records the producer sent, by outcome: accepted, rejected, undelivered",
+    ["outcome"],
+)
+
+
+def sample_name(metric: MetricWrapperBase) -> str:
+    """The name a metric's samples carry in a scrape (a counter's ends in `_total`)."""
+    family = metric.describe()[0].name
+    return family + "_total" if isinstance(metric, Counter) else family

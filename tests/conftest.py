@@ -24,15 +24,21 @@ import pytest
 import redis
 
 from streamfn.config import Settings, load_settings
-from streamfn.stack import free_port
+from streamfn.local.stack import free_port
 
 
 def wait_for(check: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> object:
-    """Poll `check` until it returns something truthy; fail the test at the deadline."""
+    """Poll `check` until it returns something truthy; fail the test at the deadline.
+
+    An exception while polling means "not yet" (a server still starting), except an
+    AssertionError: a check that asserts has answered, and its message is the failure.
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
             value = check()
+        except AssertionError:
+            raise  # a check that failed is an answer, not "not yet"
         except Exception:  # the thing polled may not be up yet
             value = None
         if value:
@@ -194,7 +200,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 @pytest.fixture(scope="session")
 def sqlite_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A fresh SQLite MLflow store with the three models trained and registered once."""
-    from streamfn import training
+    from streamfn.data import training
 
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     results = training.train(uri, "champion")

@@ -7,9 +7,11 @@ from typing import Any
 
 import orjson
 
-from streamfn.api import EXAMPLE_BODY
+from streamfn.ingest.openapi import EXAMPLE_BODY
 
 SEED_EXAMPLE = {"data": [{"Designation": 1.5, "Resource_Allocation": 1.7, "Sleep_Hours": 7}]}
+# The seed's example record in canonical spelling (what ingest puts in the stream).
+SEED = [{"Designation": 1.5, "Resource Allocation": 1.7, "Sleep Hours": 7}]
 
 
 def full_record(**overrides: Any) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 import asyncio
 from typing import Any
 
-from streamfn import logs, producer
+from streamfn import logs
 from streamfn.config import get_settings
+from streamfn.data import producer
 
 logs.configure("streamfn-produce")
 settings = get_settings()

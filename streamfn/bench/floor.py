@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from streamfn.bench import Measurement
-from streamfn.models import LoadedModel, frame_of
-from streamfn.sink import Row, encode_csv
+from streamfn.infer.models import LoadedModel, frame_of
+from streamfn.infer.rows import Row, encode_csv
 
 
 def one_batch(model: LoadedModel, records: list[dict[str, Any]]) -> bytes:

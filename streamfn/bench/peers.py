@@ -1,12 +1,14 @@
-"""The designs streamfn is measured against: (c) `mlflow models serve`, (d) the seed's worker."""
+"""The designs streamfn is measured against: (c) `mlflow models serve`, (d) the seed's worker,
+(e) MLServer with adaptive batching."""
 
 from __future__ import annotations
 
 import csv
 import os
+import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,11 @@ from typing import Any
 import numpy as np
 import orjson
 
-from streamfn import stack
 from streamfn.bench import Measurement
 from streamfn.bench.load import drive
 from streamfn.constants import REGISTERED_MODELS
-from streamfn.features import FEATURE_NAMES
+from streamfn.features import FEATURE_NAMES, NUMERIC
+from streamfn.local import stack
 
 SEED_STREAM = "seed_stream"
 SEED_GROUP = "workers"
@@ -74,7 +76,7 @@ def seed_worker(
     import mlflow
     from redis import Redis
 
-    from streamfn.models import frame_of
+    from streamfn.infer.models import frame_of
 
     r = Redis.from_url(redis_url)
     r.delete(SEED_STREAM)
@@ -103,4 +105,115 @@ def seed_worker(
     return Measurement(
         "seed", model, 1, rate, float(np.percentile(durations, 50)),
         float(np.percentile(durations, 99)), "one message", f"{messages} messages",
+    )  # fmt: skip
+
+
+# (e) MLServer. It pins fastapi below what streamfn uses, so it gets a virtualenv of its own; the
+# model libraries there are the versions this process has, so the logged pipeline loads as is.
+MLSERVER_PINS = ("mlserver==1.7.1", "mlserver-mlflow==1.7.1",
+                 # uvloop 0.22 and later break MLServer's parallel workers ("no current event
+                 # loop"); one process is measured here, but the pin keeps the venv usable.
+                 "uvloop==0.21.0")  # fmt: skip
+MODEL_PACKAGES = ("mlflow", "scikit-learn", "lightgbm", "skops", "pandas", "numpy", "scipy",
+                  "cloudpickle", "pyarrow")  # fmt: skip
+# Adaptive batching as tried for the issue: up to 100 requests merged, waiting at most 5 ms.
+MLSERVER_MAX_BATCH_SIZE = 100
+MLSERVER_MAX_BATCH_TIME_S = 0.005
+
+
+def mlserver_requirements() -> list[str]:
+    """MLServer's pins, then the model libraries at this process's versions."""
+    from importlib import metadata
+
+    pinned = []
+    for name in MODEL_PACKAGES:
+        try:
+            pinned.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return [*MLSERVER_PINS, *pinned]
+
+
+def ensure_mlserver(venv: Path, say: Callable[[str], None]) -> Path:
+    """The `mlserver` command of `venv`, creating the virtualenv first if it has none."""
+    binary = venv / "bin" / "mlserver"
+    if binary.exists():
+        return binary
+    say(f"(e) creating {venv} for MLServer (once: about a minute and 1 GB) …")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    done = subprocess.run([*pip, *mlserver_requirements()], capture_output=True, text=True)
+    if done.returncode != 0 or not binary.exists():
+        raise RuntimeError(f"installing MLServer in {venv} failed:\n{done.stderr[-2000:]}")
+    return binary
+
+
+@contextmanager
+def mlserver(workdir: Path, registry: str, model: str, binary: Path) -> Iterator[str]:
+    """MLServer serving the model's champion (a local copy) on free ports; its base URL."""
+    import mlflow
+
+    serve = workdir / "serve"
+    local = workdir / "model"
+    mlflow.set_tracking_uri(registry)
+    mlflow.artifacts.download_artifacts(
+        f"models:/{REGISTERED_MODELS[model]}@champion", dst_path=str(local)
+    )
+    port = stack.free_port()
+    settings = {"debug": False, "parallel_workers": 0, "host": "127.0.0.1", "http_port": port,
+                "grpc_port": stack.free_port(), "metrics_endpoint": None,
+                "load_models_at_startup": True}  # fmt: skip
+    model_settings = {
+        "name": model,
+        "implementation": "mlserver_mlflow.MLflowRuntime",
+        "max_batch_size": MLSERVER_MAX_BATCH_SIZE,
+        "max_batch_time": MLSERVER_MAX_BATCH_TIME_S,
+        "parameters": {"uri": str(local.resolve())},
+    }
+    (serve / model).mkdir(parents=True, exist_ok=True)
+    (serve / "settings.json").write_bytes(orjson.dumps(settings))
+    (serve / model / "model-settings.json").write_bytes(orjson.dumps(model_settings))
+    base = f"http://127.0.0.1:{port}"
+    # It writes .envs/ and .metrics/ into its working directory: the workdir, through cwd.
+    command = ["/bin/sh", "-c", f'cd "{workdir}" && exec "{binary}" start "{serve}"']
+    service = stack.Service(
+        f"mlserver-{model}", command, stack.http_ok(f"{base}/v2/models/{model}/ready"), (port,),
+        start_timeout_s=120,
+    )  # fmt: skip
+    children = stack.Stack(workdir)
+    try:
+        children.start(service)
+        yield base
+    finally:
+        children.stop()
+
+
+def mlserver_body(records: list[dict[str, Any]]) -> bytes:
+    """The V2 inference request of the records: one input per column, the `pd` content type."""
+    inputs = []
+    for name in FEATURE_NAMES:
+        numeric = name in NUMERIC
+        inputs.append({
+            "name": name,
+            "datatype": "FP64" if numeric else "BYTES",
+            "shape": [len(records), 1],
+            # JSON null is how V2 sends a missing value (a NaN literal is refused).
+            "data": [r.get(name) if not numeric or r.get(name) is None else float(r[name])
+                     for r in records],
+        })  # fmt: skip
+    return orjson.dumps({"inputs": inputs, "parameters": {"content_type": "pd"}})
+
+
+def mlserver_rate(
+    base: str, model: str, records: list[dict[str, Any]], seconds: float, connections: int,
+    workdir: Path,
+) -> Measurement:  # fmt: skip
+    """Records/s of MLServer at full load, and its answer times."""
+    url = f"{base}/v2/models/{model}/infer"
+    load = drive(url, mlserver_body(records), seconds, connections, workdir)
+    if load.accepted == 0:
+        raise RuntimeError(f"MLServer refused every request ({load.refused})")
+    return Measurement(
+        "mlserver", model, len(records), load.rate * len(records), load.p50_ms, load.p99_ms,
+        "request → answer", f"{load.refused} refused" if load.refused else "",
     )  # fmt: skip

@@ -23,13 +23,15 @@ import orjson
 from redis import Redis
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from streamfn import stack
-from streamfn.bench import Measurement
+from streamfn import connections, metrics
+from streamfn.bench import CurvePoint, Measurement
 from streamfn.bench.load import drive
-from streamfn.config import load_settings
+from streamfn.bucket import Bucket
+from streamfn.config import Settings, load_settings
+from streamfn.connections import text
 from streamfn.constants import RESULT_PREFIX
-from streamfn.sink import S3Sink
-from streamfn.status import scrape
+from streamfn.local import stack
+from streamfn.local.status import scrape
 
 DRAIN_TIMEOUT_S = 300.0
 CREDENTIALS = {
@@ -51,7 +53,7 @@ class PipelineStack:
 
     def poller_pids(self) -> list[int]:
         """The PIDs of the poller processes."""
-        return [p.pid for s, p in self.children.running if s.name.startswith("poller")]
+        return [p.pid for p in self.children.running if p.name.startswith("poller")]
 
 
 def base_services(workdir: Path, env: dict[str, str], redis_port: int) -> list[stack.Service]:
@@ -94,21 +96,21 @@ def pipeline(workdir: Path, registry: str, pollers: int, max_lag: int) -> Iterat
         stack.Service("s3", s3, stack.http_ok(f"{env['AWS_ENDPOINT_URL_S3']}/"), (s3_port,)),
         ingest_service(env, ingest_port),
     ]
-    metrics = []
+    metrics_urls = []
     for index in range(pollers):
         port = stack.free_port()
-        metrics.append(f"http://127.0.0.1:{port}/metrics")
+        metrics_urls.append(f"http://127.0.0.1:{port}/metrics")
         command = stack.cli("poll", "--metrics-port", str(port), "--consumer", f"bench-{index}")
-        services.append(
-            stack.Service(f"poller-{index}", command, stack.http_ok(metrics[-1]), (port,), env)
-        )
+        ready = stack.http_ok(f"http://127.0.0.1:{port}/health")  # its models are loaded
+        services.append(stack.Service(f"poller-{index}", command, ready, (port,), env))
     try:
         for service in services:
             children.start(service)
             if service.name == "s3":
-                S3Sink.from_settings(load_settings(**env)).ensure_bucket()
-        client = Redis.from_url(env["REDIS_URL"], socket_timeout=10)
-        yield PipelineStack(children, env, client, f"http://127.0.0.1:{ingest_port}", metrics)
+                Bucket.from_settings(load_settings(**env)).ensure()
+        client = connections.worker_client(env["REDIS_URL"])
+        ingest_url = f"http://127.0.0.1:{ingest_port}"
+        yield PipelineStack(children, env, client, ingest_url, metrics_urls)
     finally:
         children.stop()
 
@@ -118,9 +120,11 @@ def body(records: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"data": records})
 
 
-def drained(r: Redis, stream: str = "mlops_stream", group: str = "workers") -> bool:
+def drained(r: Redis, settings: Settings | None = None) -> bool:
     """Whether every entry has been read and acknowledged."""
-    groups = [g for g in r.xinfo_groups(stream) if g["name"] in (group, group.encode())]
+    settings = settings or load_settings()
+    group = settings.CONSUMER_GROUP
+    groups = [g for g in r.xinfo_groups(settings.STREAM_KEY) if text(g["name"]) == group]
     return bool(groups) and groups[0]["pending"] == 0 and groups[0].get("lag") == 0
 
 
@@ -175,23 +179,39 @@ def latencies_since(r: Redis, since_ms: int) -> list[float]:
     return found
 
 
+def latency_at(
+    bench: PipelineStack, model: str, records: list[dict[str, Any]], requests_per_s: float,
+    seconds: float, connections: int, workdir: Path,
+) -> CurvePoint:  # fmt: skip
+    """p50 and p99 of acceptance → row in S3 with wrk offering `requests_per_s`."""
+    since_ms = time.time_ns() // 1_000_000
+    load = drive(
+        f"{bench.ingest_url}/predict_stream?model={model}", body(records), seconds, connections,
+        workdir, rate=requests_per_s,
+    )  # fmt: skip
+    wait_drained(bench.redis)
+    found = np.asarray(latencies_since(bench.redis, since_ms))
+    if found.size == 0:
+        raise RuntimeError(f"no message was written at {requests_per_s:g} requests/s")
+    return CurvePoint(
+        model, len(records), requests_per_s, load.accepted / load.seconds,
+        float(np.percentile(found, 50)), float(np.percentile(found, 99)), int(found.size),
+    )  # fmt: skip
+
+
 def latency(
     bench: PipelineStack, model: str, records: list[dict[str, Any]], rate: float,
     seconds: float, connections: int, workdir: Path,
 ) -> Measurement:  # fmt: skip
     """Records/s `rate` (the maximum) with the p50/p99 of acceptance → row in S3 at half of it."""
-    since_ms = time.time_ns() // 1_000_000
-    load = drive(
-        f"{bench.ingest_url}/predict_stream?model={model}", body(records), seconds, connections,
-        workdir, rate=rate / 2 / len(records),
-    )  # fmt: skip
-    wait_drained(bench.redis)
-    found = np.asarray(latencies_since(bench.redis, since_ms))
-    achieved = load.accepted * len(records) / load.seconds
+    point = latency_at(
+        bench, model, records, rate / 2 / len(records), seconds, connections, workdir
+    )
+    achieved = point.achieved_per_s * len(records)
     return Measurement(
-        "pipeline", model, len(records), rate,
-        float(np.percentile(found, 50)), float(np.percentile(found, 99)),
-        "accepted → row in S3", f"latency at {achieved:,.0f} records/s ({len(found):,} messages)",
+        "pipeline", model, len(records), rate, point.p50_ms, point.p99_ms,
+        "accepted → row in S3",
+        f"latency at {achieved:,.0f} records/s ({point.messages:,} messages)",
     )  # fmt: skip
 
 
@@ -210,7 +230,7 @@ def model_loads(metrics_urls: list[str]) -> dict[str, dict[tuple[str, str], int]
         scraped = scrape(url) or {}
         loads[url] = {
             (labels["model"], labels["version"]): int(value)
-            for labels, value in scraped.get("streamfn_model_loads_total", [])
+            for labels, value in scraped.get(metrics.sample_name(metrics.MODEL_LOADS), [])
         }
     return loads
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from streamfn.bench import DESIGNS, Measurement
+from streamfn.bench import DESIGNS, CurvePoint, Measurement
 
 PACKAGES = ("streamfn", "mlflow", "scikit-learn", "lightgbm", "pandas", "fastapi", "uvicorn",
             "redis", "boto3", "moto")  # fmt: skip
@@ -29,6 +29,7 @@ class Findings:
     measurements: list[Measurement] = field(default_factory=list)
     poller_memory_mb: list[float] = field(default_factory=list)
     model_loads: dict[str, dict[tuple[str, str], int]] = field(default_factory=dict)
+    curve: list[CurvePoint] = field(default_factory=list)
 
     def find(self, design: str, model: str, size: int) -> Measurement | None:
         """The measurement of one design, model and records per request, if any."""
@@ -91,18 +92,46 @@ def results_table(measurements: Sequence[Measurement]) -> list[str]:
     return lines
 
 
+PEERS = (("mlflow serve", "mlflow serve"), ("mlserver", "MLServer"), ("floor", "floor (same size)"),
+         ("seed", "seed"))  # fmt: skip
+
+
 def ratios_table(findings: Findings) -> list[str]:
-    lines = ["| model | records/request | pipeline ÷ mlflow serve | pipeline ÷ floor (same "
-             "size) | pipeline ÷ seed |", "|---|---:|---:|---:|---:|"]  # fmt: skip
+    """The pipeline's records/s divided by each peer's, per model and size."""
+    header = " | ".join(f"pipeline ÷ {label}" for _, label in PEERS)
+    lines = [f"| model | records/request | {header} |", "|---|---:|" + "---:|" * len(PEERS)]
     for m in findings.measurements:
         if m.design != "pipeline" or not m.records_per_s:
             continue
         size = m.records_per_request
-        peers = [findings.find(d, m.model, s) for d, s in
-                 (("mlflow serve", size), ("floor", size), ("seed", 1))]  # fmt: skip
+        peers = [findings.find(design, m.model, 1 if design == "seed" else size)
+                 for design, _ in PEERS]  # fmt: skip
         cells = [f"{m.records_per_s / p.records_per_s:,.1f} x" if p and p.records_per_s else "—"
                  for p in peers]  # fmt: skip
         lines.append(f"| {m.model} | {size:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def light_traffic(findings: Findings) -> CurvePoint | None:
+    """The curve's point at 20 requests/s of one record, if it was measured."""
+    return next(
+        (p for p in findings.curve if p.records_per_request == 1 and p.offered_per_s == 20), None
+    )
+
+
+def curve_table(findings: Findings) -> list[str]:
+    """The latency-under-load curve as a table."""
+    lines = [
+        "| model | records/request | offered requests/s | accepted requests/s | records/s "
+        "| p50 ms | p99 ms | messages |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in findings.curve:
+        lines.append(
+            f"| {p.model} | {p.records_per_request:,} | {p.offered_per_s:,.0f} | "
+            f"{p.achieved_per_s:,.0f} | {p.achieved_per_s * p.records_per_request:,.0f} | "
+            f"{_number(p.p50_ms, 1)} | {_number(p.p99_ms, 1)} | {p.messages:,} |"
+        )
     return lines
 
 
@@ -114,11 +143,20 @@ def targets_table(findings: Findings) -> list[str]:
         value = m.records_per_s if m else float("nan")
         rows.append((f"pipeline, {TARGET_MODEL}, {size} records/request: ≥ {goal:,} records/s",
                      _number(value), value >= goal if m else None))  # fmt: skip
+    models = sorted({m.model for m in findings.measurements if m.design == "pipeline"})
     for size in (100, 1):
-        m = findings.find("pipeline", TARGET_MODEL, size)
-        p99 = m.p99_ms if m else float("nan")
-        rows.append((f"p99 accepted → S3 at half the max rate, {size} records/request: ≤ 300 ms",
-                     f"{_number(p99, 1)} ms", p99 <= 300 if p99 == p99 else None))  # fmt: skip
+        for model in models:
+            m = findings.find("pipeline", model, size)
+            p99 = m.p99_ms if m else float("nan")
+            rows.append((f"p99 accepted → S3 at half the max rate, {model}, {size} "
+                         "records/request: ≤ 300 ms", f"{_number(p99, 1)} ms",
+                         p99 <= 300 if p99 == p99 else None))  # fmt: skip
+    light = light_traffic(findings)
+    for name, value, goal in (("p50", light.p50_ms if light else None, 20),
+                              ("p99", light.p99_ms if light else None, 50)):  # fmt: skip
+        rows.append((f"{name} accepted → S3 at 20 requests/s of 1 record: ≤ {goal} ms",
+                     f"{_number(value, 1)} ms" if value is not None else "—",
+                     value <= goal if value is not None else None))  # fmt: skip
     for size in (1, 100):
         ours, bare = findings.find("ingest", "any", size), findings.find("bare ingest", "any", size)
         share = ours.records_per_s / bare.records_per_s if ours and bare else float("nan")
@@ -140,10 +178,20 @@ def targets_table(findings: Findings) -> list[str]:
     return lines
 
 
-def markdown(findings: Findings, chart: str) -> str:
+def markdown(findings: Findings, chart: str, latency_chart: str | None = None) -> str:
     """The whole report."""
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     settings = "; ".join(f"{k} {v}" for k, v in findings.settings.items())
+    curve: list[str] = []
+    if findings.curve:
+        curve = [
+            "## Latency under load", "",
+            "The pipeline's latency from acceptance to row in S3 while wrk offers each rate "
+            "(paced connections, so the accepted rate can fall short of the offered one).", "",
+            *curve_table(findings), "",
+        ]  # fmt: skip
+        if latency_chart:
+            curve += [f"![latency under load]({latency_chart})", ""]
     parts = [
         "# streamfn bench", "",
         f"Run {now} with `{findings.command}`.", "", machine(), "", f"**Settings**: {settings}.",
@@ -151,6 +199,7 @@ def markdown(findings: Findings, chart: str) -> str:
         "Throughput rows of the pipeline are sustained end to end: accepted records divided by "
         "the time to accept and drain them. Its latency rows are measured at about half that "
         "rate, from acceptance (the message's received_at) to its CSV object written.", "",
+        *curve,
         "## Ratios (records/s)", "", *ratios_table(findings), "",
         "## Targets", "", *targets_table(findings), "", f"![records per second]({chart})", "",
     ]  # fmt: skip
@@ -177,6 +226,36 @@ def chart(findings: Findings, path: Path) -> None:
         axis.set_title(model)
         axis.set_ylabel("records/s (log)")
     figure.suptitle("streamfn bench: records per second")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def latency_chart(findings: Findings, path: Path) -> None:
+    """p50 and p99 against the accepted rate, one panel per request size, log scales."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({p.records_per_request for p in findings.curve})
+    figure, axes = plt.subplots(1, max(len(sizes), 1), figsize=(5.5 * max(len(sizes), 1), 4.2),
+                                squeeze=False)  # fmt: skip
+    for axis, size in zip(axes[0], sizes, strict=False):
+        points = sorted((p for p in findings.curve if p.records_per_request == size),
+                        key=lambda p: p.achieved_per_s)  # fmt: skip
+        rates = [p.achieved_per_s for p in points]
+        axis.plot(rates, [p.p50_ms for p in points], "o-", label="p50", color="tab:green")
+        axis.plot(rates, [p.p99_ms for p in points], "s--", label="p99", color="tab:red")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("accepted requests/s (log)")
+        axis.set_ylabel("accepted → row in S3, ms (log)")
+        model = points[0].model if points else ""
+        axis.set_title(f"{model}, {size} record{'s' if size > 1 else ''} per request")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
+    figure.suptitle("streamfn bench: latency under load")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

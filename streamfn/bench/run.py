@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -9,18 +10,26 @@ from pathlib import Path
 
 from rich.console import Console
 
-from streamfn import training
 from streamfn.bench import Measurement, floor, peers, pipeline, report
 from streamfn.bench.load import require_wrk
+from streamfn.config import defaults
 from streamfn.constants import API_NAMES
-from streamfn.synth import RecordSampler, load_profile
+from streamfn.data import training
+from streamfn.data.synth import RecordSampler, load_profile
 
+DEFAULTS = defaults()
 FLOOR_SIZES = (1, 100, 1000)
 REQUEST_SIZES = (1, 100)
 # wrk connections per records/request: enough in flight to keep one ingest worker busy.
 CONNECTIONS = {1: 32, 100: 8}
 # The ingest refuses (503) past this lag; sized so a backlog drains in seconds, not minutes.
 MAX_LAG = {1: 5000, 100: 500}
+CURVE_MODEL = "lightgbm"
+# The latency-under-load curve: rates from 10 requests/s (20 is the light-traffic target's) up
+# to the maximum, each run long enough to hold about this many messages.
+CURVE_FIRST_RATES = (10.0, 20.0)
+CURVE_MESSAGES = 300
+CURVE_MAX_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,7 @@ class Options:
     quick: bool = False
     pollers: int = 1
     seconds: float | None = None
+    mlserver_venv: Path = Path(".venv-mlserver")
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -44,6 +54,16 @@ class Options:
         return self.seconds or (3.0 if self.quick else 10.0)
 
     @property
+    def curve_points(self) -> int:
+        """Rates on the latency-under-load curve."""
+        return 4 if self.quick else 8
+
+    def curve_seconds(self, requests_per_s: float) -> float:
+        """Seconds at one rate: enough messages for a p99, within bounds."""
+        wanted = CURVE_MESSAGES / (3 if self.quick else 1) / requests_per_s
+        return min(max(self.load_seconds, wanted), CURVE_MAX_SECONDS)
+
+    @property
     def seed_messages(self) -> int:
         """Messages the seed's worker handles (it manages a few per second)."""
         return 5 if self.quick else 20
@@ -53,7 +73,7 @@ class Bench:
     """One benchmark run: measure every design, then write the report and chart."""
 
     def __init__(self, options: Options, console: Console) -> None:
-        self.o = options
+        self.options = options
         self.console = console
         self.work = options.out / "work"
         self.started = time.monotonic()
@@ -63,9 +83,10 @@ class Bench:
             settings={
                 "pollers": f"{options.pollers} (infer in process)",
                 "ingest": "one uvicorn worker",
-                "BATCH_SIZE": "256", "BATCH_WINDOW_MS": "100",
+                "BATCH_SIZE": str(DEFAULTS.BATCH_SIZE),
+                "BATCH_WINDOW_MS": str(DEFAULTS.BATCH_WINDOW_MS),
                 "wrk connections": ", ".join(f"{c} at {s}/request" for s, c in CONNECTIONS.items()),
-                "load": f"{self.o.load_seconds:g} s per run",
+                "load": f"{self.options.load_seconds:g} s per run",
                 "S3": "moto's server (MinIO's stand-in)",
                 "records": "synthetic (streamfn.synth, seed 11), some with a feature left out",
             },
@@ -85,8 +106,8 @@ class Bench:
 
     def registry(self) -> str:
         """A registry with the models, trained into the output directory when none is given."""
-        uri = self.o.registry or f"sqlite:///{(self.o.out / 'mlflow.db').resolve()}"
-        missing = training.missing_models(uri, self.o.models)
+        uri = self.options.registry or f"sqlite:///{(self.options.out / 'mlflow.db').resolve()}"
+        missing = training.missing_models(uri, self.options.models)
         if missing:
             self.say(f"training {', '.join(missing)} into {uri} (once; about a minute) …")
             training.train(uri, "champion", missing)
@@ -104,44 +125,73 @@ class Bench:
         self.measure_ingest()
         self.measure_mlflow_serve(registry)
         self.measure_seed(registry)
-        markdown, png = self.o.out / "bench.md", self.o.out / "bench.png"
+        self.measure_mlserver(registry)
+        out = self.options.out
+        markdown, png, curve = out / "bench.md", out / "bench.png", out / "bench-latency.png"
         report.chart(self.findings, png)
-        markdown.write_text(report.markdown(self.findings, png.name))
-        self.say(f"done: {markdown} and {png}")
+        report.latency_chart(self.findings, curve)
+        markdown.write_text(report.markdown(self.findings, png.name, curve.name))
+        self.say(f"done: {markdown}, {png} and {curve}")
         return markdown, png
 
     def measure_floor(self, registry: str) -> None:
-        from streamfn.models import ModelCache
+        from streamfn.infer.models import ModelCache
 
         self.say("(a) the in-process floor: frame + predict + CSV encode")
         cache = ModelCache(registry, "champion", refresh_s=3600)
-        for model in self.o.models:
+        for model in self.options.models:
             for size in FLOOR_SIZES:
-                seconds = self.o.load_seconds / 3
+                seconds = self.options.load_seconds / 3
                 self.record(floor.measure(cache.get(model), self.records[:size], seconds))
 
     def measure_pipeline(self, registry: str) -> None:
+        seconds = self.options.load_seconds
         for size in REQUEST_SIZES:
             self.say(f"(b) the pipeline over HTTP, {size} records/request: starting the stack …")
-            with pipeline.pipeline(
-                self.work / f"pipeline-{size}", registry, self.o.pollers, MAX_LAG[size]
-            ) as bench:
-                for model in self.o.models:
+            workdir = self.work / f"pipeline-{size}"
+            with pipeline.pipeline(workdir, registry, self.options.pollers, MAX_LAG[size]) as bench:
+                for model in self.options.models:
                     records = self.records[:size]
                     pipeline.warm_up(bench, model, records, self.work)
                     rate = pipeline.throughput(
-                        bench, model, records, self.o.load_seconds, CONNECTIONS[size], self.work
+                        bench, model, records, seconds, CONNECTIONS[size], self.work
                     )
                     self.say(f"  {model}: {rate:,.0f} records/s sustained; latency at half …")
                     self.record(
                         pipeline.latency(
-                            bench, model, records, rate, self.o.load_seconds, CONNECTIONS[size],
-                            self.work,
+                            bench, model, records, rate, seconds, CONNECTIONS[size], self.work
                         )
-                    )  # fmt: skip
+                    )
+                    if model == CURVE_MODEL:
+                        self.measure_curve(bench, model, records, rate / size)
                 pids = bench.poller_pids()
                 self.findings.poller_memory_mb += [pipeline.peak_memory_mb(p) for p in pids]
                 self.findings.model_loads |= pipeline.model_loads(bench.poller_metrics)
+
+    def curve_rates(self, max_requests_per_s: float) -> list[float]:
+        """10 and 20 requests/s, then geometric steps to the maximum."""
+        first = [r for r in CURVE_FIRST_RATES if r < max_requests_per_s]
+        steps = self.options.curve_points - len(first)
+        low = first[-1] if first else max_requests_per_s / 2
+        ratio = (max_requests_per_s / low) ** (1 / steps) if steps > 0 else 1.0
+        return [*first, *(low * ratio**i for i in range(1, steps + 1))]
+
+    def measure_curve(
+        self, bench: pipeline.PipelineStack, model: str, records: list, max_per_s: float
+    ) -> None:
+        """Latency at each rate of the curve, from 10 requests/s to the maximum."""
+        size = len(records)
+        for requests_per_s in self.curve_rates(max_per_s):
+            connections = min(CONNECTIONS[size], max(1, math.ceil(requests_per_s / 50)))
+            point = pipeline.latency_at(
+                bench, model, records, requests_per_s,
+                self.options.curve_seconds(requests_per_s), connections, self.work,
+            )  # fmt: skip
+            self.findings.curve.append(point)
+            self.say(
+                f"  curve {size}/req at {point.achieved_per_s:,.0f} requests/s: "
+                f"p50 {point.p50_ms:,.0f} ms, p99 {point.p99_ms:,.0f} ms"
+            )
 
     def measure_ingest(self) -> None:
         self.say("ingest alone against a bare FastAPI + XADD endpoint")
@@ -150,19 +200,19 @@ class Bench:
                 for size in REQUEST_SIZES:
                     self.record(
                         pipeline.ingest_rate(
-                            url, design, self.records[:size], self.o.load_seconds,
+                            url, design, self.records[:size], self.options.load_seconds,
                             CONNECTIONS[size], self.work,
                         )
                     )  # fmt: skip
 
     def measure_mlflow_serve(self, registry: str) -> None:
-        for model in self.o.models:
+        for model in self.options.models:
             self.say(f"(c) mlflow models serve, {model}: starting …")
             with peers.mlflow_serve(self.work / f"serve-{model}", registry, model) as base:
                 for size in REQUEST_SIZES:
                     self.record(
                         peers.serve_rate(
-                            base, model, self.records[:size], self.o.load_seconds,
+                            base, model, self.records[:size], self.options.load_seconds,
                             CONNECTIONS[size], self.work,
                         )
                     )  # fmt: skip
@@ -170,10 +220,24 @@ class Bench:
     def measure_seed(self, registry: str) -> None:
         self.say("(d) the seed's design: a model load per message")
         with pipeline.redis_only(self.work / "seed") as redis_url:
-            for model in self.o.models:
+            for model in self.options.models:
                 self.record(
                     peers.seed_worker(
-                        redis_url, registry, model, self.records[0], self.o.seed_messages,
+                        redis_url, registry, model, self.records[0], self.options.seed_messages,
                         self.work / "predicciones.csv",
                     )
                 )  # fmt: skip
+
+    def measure_mlserver(self, registry: str) -> None:
+        binary = peers.ensure_mlserver(self.options.mlserver_venv.resolve(), self.say)
+        for model in self.options.models:
+            self.say(f"(e) MLServer with adaptive batching, {model}: starting …")
+            workdir = self.work / f"mlserver-{model}"
+            with peers.mlserver(workdir, registry, model, binary) as base:
+                for size in REQUEST_SIZES:
+                    self.record(
+                        peers.mlserver_rate(
+                            base, model, self.records[:size], self.options.load_seconds,
+                            CONNECTIONS[size], self.work,
+                        )
+                    )  # fmt: skip

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from tests.faults.conftest import Pipeline, metric_samples
+from tests.faults.pipeline import Pipeline, metric_samples
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

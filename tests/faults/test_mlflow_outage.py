@@ -7,7 +7,8 @@ import time
 import pytest
 
 from streamfn.constants import API_NAMES
-from tests.faults.conftest import DLQ, GROUP, STREAM, Pipeline, Registry, epoch_s
+from tests.faults.pipeline import DLQ, GROUP, STREAM, Pipeline, Registry
+from tests.faults.tally import epoch_s
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

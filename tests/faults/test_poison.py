@@ -8,7 +8,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.faults.conftest import STREAM, Pipeline
+from tests.faults.pipeline import STREAM, Pipeline
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.faults.conftest import Pipeline
+from tests.faults.pipeline import Pipeline
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -1,0 +1,213 @@
+"""`streamfn dataset`, `streamfn train` and `streamfn produce`: the data the models see."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from streamfn.cli.common import CommandError, Commands, check_mlflow, console
+from streamfn.config import Settings
+from streamfn.constants import API_NAMES
+from streamfn.data import producer
+
+log = logging.getLogger(__name__)
+STATUS_EVERY_S = 10.0
+# A producer that reaches less than this share of its rate says so, with what bounds it.
+RATE_SHORTFALL = 0.9
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    """Train, log and register the models; print a summary table."""
+    from streamfn.data import training  # heavy imports (mlflow, sklearn) only for this command
+
+    uri = args.tracking_uri or settings.MLFLOW_TRACKING_URI
+    alias = args.alias or settings.MODEL_ALIAS
+    check_mlflow(uri)
+    models = tuple(args.model or API_NAMES)
+    if args.if_missing:
+        models = training.missing_models(uri, models)
+        if not models:
+            console.print(f"every model is registered at {uri}: nothing to train")
+            return 0
+    console.print(f"training {', '.join(models)} against {uri} (about a minute) …")
+    results = training.train(uri, alias, models, args.data)
+    table = Table(title=f"streamfn train → {uri}")
+    for column in ("model", "registered", "version", "macro F1", "precision", "recall", alias, "s"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(
+            r.api_name,
+            r.registered_name,
+            r.version,
+            f"{r.metrics[training.SCORE]:.3f}",
+            f"{r.metrics['precision_macro']:.3f}",
+            f"{r.metrics['recall_macro']:.3f}",
+            f"v{r.champion_version}" + (" (moved)" if r.promoted else " (kept)"),
+            f"{r.seconds:.1f}",
+        )
+    Console().print(table)
+    return 0
+
+
+def cmd_dataset(args: argparse.Namespace, settings: Settings) -> int:
+    """Regenerate the synthetic dataset (byte-for-byte for a given seed)."""
+    from streamfn.data import dataset
+
+    path = dataset.write_csv(args.out, seed=args.seed)
+    console.print(f"wrote {path}")
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    """Send synthetic records to INGEST_URL; a progress bar with --count; a summary at the end."""
+    if args.count is None and args.rate is None:
+        raise CommandError("give --count N (records in all), --rate R (records/s), or both")
+    try:
+        plan = producer.Plan(
+            count=args.count,
+            rate=args.rate,
+            models=tuple(args.model or API_NAMES),
+            batch=args.batch,
+            seed=args.seed,
+            concurrency=args.concurrency,
+            give_up_s=args.give_up_s,
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    tally = asyncio.run(run_producer(settings, plan, args.metrics_port))
+    print_tally(plan, tally)
+    return 0 if tally.rejected == tally.undelivered == 0 else 1
+
+
+def serve_health(port: int, tally: producer.Tally) -> None:
+    """/health (ok while records are being accepted) and /metrics on `port`."""
+    from streamfn import health
+
+    def healthy() -> tuple[bool, dict[str, Any]]:
+        since = tally.last_accepted or tally.started
+        return time.monotonic() - since < health.STALE_AFTER_S, tally.as_dict()
+
+    health.serve(port, healthy)
+
+
+async def run_producer(
+    settings: Settings, plan: producer.Plan, metrics_port: int | None = None
+) -> producer.Tally:
+    """Run the producer with a progress bar (--count) or a status line every 10 s (--rate)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    loop = asyncio.get_running_loop()
+    async with producer.open_producer(settings, plan) as sender:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, sender.stop)
+        if metrics_port:
+            serve_health(metrics_port, sender.tally)
+        console.print(
+            f"producing to {settings.INGEST_URL}: "
+            + (f"{plan.count} records" if plan.count else "until stopped")
+            + (f" at {plan.rate:g} records/s" if plan.rate else "")
+            + f", {plan.batch} per request, models {', '.join(plan.models)}"
+        )
+        if plan.count is None:
+            reporter = asyncio.create_task(report_every(sender.tally, STATUS_EVERY_S))
+            try:
+                return await sender.run()
+            finally:
+                reporter.cancel()
+        columns = (
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("records", total=plan.count, detail="")
+
+            def show(tally: producer.Tally) -> None:
+                done = tally.accepted + tally.rejected + tally.undelivered
+                detail = f"{tally.rate:,.0f}/s accepted · {tally.rejected} rejected"
+                progress.update(task, completed=done, detail=detail)
+
+            return await sender.run(show)
+
+
+async def report_every(tally: producer.Tally, seconds: float) -> None:
+    """Log the producer's counts every `seconds` (the --rate mode has no end to show)."""
+    while True:
+        await asyncio.sleep(seconds)
+        log.info("producing", extra=tally.as_dict())
+
+
+def print_tally(plan: producer.Plan, tally: producer.Tally) -> None:
+    """The producer's summary: every record sent, and what became of it."""
+    table = Table(title="streamfn produce")
+    for column in ("sent", "accepted", "rejected", "undelivered", "retries", "throttled", "s",
+                   "records/s"):  # fmt: skip
+        table.add_column(column, justify="right")
+    table.add_row(
+        *(f"{n:,}" for n in (tally.sent, tally.accepted, tally.rejected, tally.undelivered,
+                             tally.retries, tally.throttled)),
+        f"{tally.seconds:.1f}", f"{tally.rate:,.0f}",
+    )  # fmt: skip
+    Console().print(table)
+    for error in tally.errors:
+        console.print(f"[red]error:[/] {error}")
+    if plan.rate and tally.rate < RATE_SHORTFALL * plan.rate and tally.seconds > 2:
+        console.print(
+            f"[yellow]reached {tally.rate:,.0f} of the {plan.rate:,.0f} records/s asked, "
+            f"{tally.behind_s:.1f} s behind:[/] "
+            f"each request waited for the ingest's answer with {plan.concurrency} in flight at "
+            "most; raise --concurrency or --batch, or the ingest (or this machine) is the bound"
+        )
+    log.info("producer finished", extra=tally.as_dict())
+
+
+def register(commands: Commands) -> None:
+    """Add `train`, `dataset` and `produce`."""
+    from streamfn.data.dataset import DEFAULT_PATH
+
+    train = commands.add_parser("train", help="train, log and register the three models")
+    train.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI")
+    train.add_argument("--alias", help="default: MODEL_ALIAS")
+    train.add_argument(
+        "--model", action="append", choices=API_NAMES, help="repeatable; default: all three"
+    )
+    train.add_argument("--data", type=Path, help="dataset CSV; default: the committed one")
+    train.add_argument(
+        "--if-missing", action="store_true", help="train only the models not registered yet"
+    )
+    train.set_defaults(handler=cmd_train)
+
+    data = commands.add_parser("dataset", help="regenerate the synthetic dataset CSV")
+    data.add_argument("--seed", type=int, default=42)
+    data.add_argument("--out", type=Path, default=DEFAULT_PATH)
+    data.set_defaults(handler=cmd_dataset)
+
+    produce = commands.add_parser("produce", help="send synthetic records to INGEST_URL")
+    produce.add_argument("--count", type=int, help="records in all (a progress bar shows them)")
+    produce.add_argument("--rate", type=float, help="records per second (steady)")
+    produce.add_argument(
+        "--model", action="append", choices=API_NAMES, help="repeatable; default: all, in turn"
+    )
+    produce.add_argument("--batch", type=int, default=100, help="records per request")
+    produce.add_argument("--seed", type=int, help="for the same records every run")
+    produce.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    produce.add_argument(
+        "--give-up-s",
+        type=float,
+        default=60.0,
+        help="how long a request keeps retrying an unreachable ingest",
+    )
+    produce.add_argument(
+        "--metrics-port", type=int, help="serve /health and Prometheus /metrics on this port"
+    )
+    produce.set_defaults(handler=cmd_produce)

@@ -1,0 +1,154 @@
+"""`streamfn up`, `buckets`, `results` and `bench`: the pipeline on this machine."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from streamfn.cli.common import CommandError, Commands, console
+from streamfn.config import Settings
+from streamfn.constants import API_NAMES
+
+RESULT_COLUMNS = ("message_id", "record_index", "model", "model_version", "prediction_label",
+                  "predicted_at", "imputed", "Employee ID")  # fmt: skip
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    """The whole pipeline on this machine until Ctrl-C or SIGTERM."""
+    from streamfn.local import up
+
+    if args.pollers < 1:
+        raise CommandError("--pollers must be 1 or more")
+    if args.rate is not None and args.rate <= 0:
+        raise CommandError("--rate must be positive (or use --no-producer)")
+    options = up.Options(
+        home=args.home,
+        pollers=args.pollers,
+        rate=None if args.no_producer else args.rate,
+        s3_endpoint=settings.AWS_ENDPOINT_URL_S3,
+    )
+    try:
+        return up.run(options, console)
+    except up.UpError as error:
+        raise CommandError(str(error)) from None
+
+
+def cmd_buckets(args: argparse.Namespace, settings: Settings) -> int:
+    """Create PREDICTIONS_BUCKET and any other buckets named, unless they exist."""
+    from streamfn.bucket import Bucket, BucketUnavailableError, make_s3_client
+
+    client = make_s3_client(settings)
+    for name in dict.fromkeys([settings.PREDICTIONS_BUCKET, *args.names]):
+        try:
+            Bucket(client, name).ensure()
+        except BucketUnavailableError as error:
+            raise CommandError(str(error)) from None
+        console.print(f"bucket {name} is ready at {settings.AWS_ENDPOINT_URL_S3 or 'AWS'}")
+    return 0
+
+
+def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
+    """List the CSV objects per model and date, show the newest rows, optionally download."""
+    from streamfn.bucket import Bucket, BucketUnavailableError
+    from streamfn.local import catalog
+
+    bucket = Bucket.from_settings(settings)
+    where = f"s3://{bucket.name} at {settings.AWS_ENDPOINT_URL_S3 or 'AWS'}"
+    try:
+        objects = catalog.list_objects(bucket, args.model, args.date)
+        if not objects:
+            console.print(f"no prediction objects in {where} yet")
+            return 0
+        out = Console()
+        out.print(partitions_table(catalog.partitions(objects), where))
+        if args.rows > 0:
+            out.print(rows_table(catalog.newest_rows(bucket, objects, args.rows)))
+        if args.download is not None:
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("downloading", total=len(objects))
+                written = catalog.download(
+                    bucket, objects, args.download, lambda _: progress.advance(task)
+                )
+            console.print(f"downloaded {len(written)} objects under {args.download}")
+    except BucketUnavailableError as error:
+        raise CommandError(
+            f"{error}. Is the pipeline running, and does this shell have its variables? "
+            "(after `streamfn up`: set -a; . .streamfn/env; set +a)"
+        ) from None
+    return 0
+
+
+def partitions_table(partitions: list, where: str) -> Table:
+    """Objects, bytes and last write per model and date."""
+    table = Table(title=f"prediction objects in {where}")
+    for column in ("model", "date", "objects", "bytes", "last written (UTC)"):
+        table.add_column(column, justify="right" if column in ("objects", "bytes") else "left")
+    for p in partitions:
+        table.add_row(p.model, p.date, f"{p.objects:,}", f"{p.size:,}", f"{p.newest:%H:%M:%S}")
+    return table
+
+
+def rows_table(rows: list[dict[str, str]]) -> Table:
+    """The newest rows, with the columns that identify them and their prediction."""
+    table = Table(title=f"newest {len(rows)} rows")
+    for column in RESULT_COLUMNS:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(row.get(column, "") for column in RESULT_COLUMNS))
+    return table
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """The benchmark: writes bench.md and bench.png under --out."""
+    from streamfn.bench.load import LoadError
+    from streamfn.bench.run import Bench, Options
+
+    options = Options(
+        args.out, args.registry, args.quick, args.pollers, args.seconds, args.mlserver_venv
+    )
+    try:
+        Bench(options, console).run()
+    except LoadError as error:
+        raise CommandError(str(error)) from None
+    return 0
+
+
+def register(commands: Commands) -> None:
+    """Add `up`, `bench`, `buckets` and `results`."""
+    up = commands.add_parser("up", help="the whole pipeline on this machine, with a live status")
+    up.add_argument("--home", type=Path, default=Path(".streamfn"), help="data and logs")
+    up.add_argument("--pollers", type=int, default=1, help="poller processes (default 1)")
+    up.add_argument(
+        "--rate", type=float, default=10.0, help="records/s from the producer (default 10)"
+    )
+    up.add_argument("--no-producer", action="store_true", help="start no producer")
+    up.set_defaults(handler=cmd_up)
+
+    bench = commands.add_parser("bench", help="the pipeline against its floor and its peers")
+    bench.add_argument("--quick", action="store_true", help="LightGBM only, short runs (~3 min)")
+    bench.add_argument("--out", type=Path, default=Path(".streamfn/bench"), help="report folder")
+    bench.add_argument("--registry", help="a tracking URI with the models (default: train one)")
+    bench.add_argument("--pollers", type=int, default=1, help="poller processes (default 1)")
+    bench.add_argument("--seconds", type=float, help="seconds per load run (10; quick: 3)")
+    bench.add_argument(
+        "--mlserver-venv",
+        type=Path,
+        default=Path(".venv-mlserver"),
+        help="MLServer's own virtualenv, created on first use (default .venv-mlserver)",
+    )
+    bench.set_defaults(handler=cmd_bench)
+
+    buckets = commands.add_parser("buckets", help="create PREDICTIONS_BUCKET (and more) if missing")
+    buckets.add_argument("names", nargs="*", help="more buckets to create")
+    buckets.set_defaults(handler=cmd_buckets)
+
+    results = commands.add_parser("results", help="list the CSV objects and show the newest rows")
+    results.add_argument("--model", choices=API_NAMES, help="only this model's objects")
+    results.add_argument("--date", help="only this day's objects (YYYY-MM-DD; with --model)")
+    results.add_argument("--rows", type=int, default=10, help="newest rows to show (default 10)")
+    results.add_argument("--download", type=Path, metavar="DIR", help="copy the objects here")
+    results.set_defaults(handler=cmd_results)

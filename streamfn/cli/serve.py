@@ -1,0 +1,97 @@
+"""`streamfn ingest` and `streamfn poll`: the two long-running processes of the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+import time
+from typing import Any
+
+from streamfn.cli.common import Commands
+from streamfn.config import INGEST_PORT, Settings, load_settings
+
+POLL_OPTIONS = ("BATCH_SIZE", "BATCH_WINDOW_MS", "CLAIM_IDLE_MS", "MAX_DELIVERIES")
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the ingest API with uvicorn."""
+    import uvicorn
+
+    uvicorn.run(
+        "streamfn.ingest.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+    )
+    return 0
+
+
+def stop_on_signals() -> threading.Event:
+    """First SIGTERM/SIGINT sets the event (finish the batch in flight); a second one exits."""
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stopping.is_set():
+            raise SystemExit(128 + signum)  # second signal: leave now
+        stopping.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    return stopping
+
+
+def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
+    """One poller: read batches, invoke infer, acknowledge; SIGTERM/SIGINT finish the batch."""
+    from streamfn import connections, crash, health
+    from streamfn.poller import invoke
+    from streamfn.poller.loop import Poller, consumer_name
+    from streamfn.poller.sources.redis import RedisSource
+
+    overrides = {
+        n: getattr(args, n.lower()) for n in POLL_OPTIONS if getattr(args, n.lower()) is not None
+    }
+    if overrides:
+        settings = load_settings(**overrides)
+    # Signals first: building the invoker loads the models, and a stop may come meanwhile.
+    stopping = stop_on_signals()
+    started = time.monotonic()
+    poller: Poller | None = None
+
+    def healthy() -> tuple[bool, dict[str, Any]]:
+        if poller is None or poller.last_poll is None:
+            return False, {"state": "starting", "seconds": round(time.monotonic() - started, 1)}
+        idle = time.monotonic() - poller.last_poll
+        return idle < health.STALE_AFTER_S, {"consumer": poller.consumer,
+                                             "last_poll_s_ago": round(idle, 1)}  # fmt: skip
+
+    if args.metrics_port:
+        health.serve(args.metrics_port, healthy)
+    source = RedisSource(
+        settings, connections.worker_client(settings.REDIS_URL), args.consumer or consumer_name()
+    )
+    invoker = invoke.from_settings(settings)
+    poller = Poller(settings, source, invoker, stopping, crash.exit_at(settings.CRASH_AT))
+    poller.run(burst=args.burst)
+    return 0
+
+
+def register(commands: Commands) -> None:
+    """Add `ingest` and `poll`."""
+    ingest = commands.add_parser("ingest", help="serve the ingest API under uvicorn")
+    ingest.add_argument("--host", default="0.0.0.0")
+    ingest.add_argument("--port", type=int, default=INGEST_PORT)
+    ingest.set_defaults(handler=cmd_ingest)
+
+    poll = commands.add_parser("poll", help="one poller: stream → infer → S3")
+    for name in POLL_OPTIONS:
+        flag = "--" + name.lower().replace("_", "-")
+        poll.add_argument(flag, type=int, dest=name.lower(), help=f"default: {name}")
+    poll.add_argument("--consumer", help="consumer name; default: host-pid-random")
+    poll.add_argument("--burst", action="store_true", help="drain the stream, then exit")
+    poll.add_argument(
+        "--metrics-port", type=int, help="serve /health and Prometheus /metrics on this port"
+    )
+    poll.set_defaults(handler=cmd_poll)

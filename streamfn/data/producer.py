@@ -1,0 +1,359 @@
+"""The producer: synthetic records sent to the ingest API in batches, at a steady rate or a count.
+
+Nothing is dropped silently. Every record ends in one of three counts: accepted (202), rejected
+(the API refused it: 4xx other than 429; the first errors are kept and logged) or undelivered
+(the API stayed unreachable for `give_up_s`, or a second stop request abandoned the retries).
+429 and 503 answers are retried after their `Retry-After`; connection failures and other 5xx
+with capped exponential backoff. A request whose answer was lost (a timeout after sending) is
+sent again, so delivery to the stream is at least once: such a record may be in the stream twice,
+under two message ids (its Employee ID tells the copies apart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    stop_when_event_set,
+    wait_exponential_jitter,
+)
+
+from streamfn import metrics
+from streamfn.config import Settings
+from streamfn.constants import API_NAMES
+from streamfn.data.synth import RecordSampler, load_profile
+
+log = logging.getLogger(__name__)
+
+THROTTLED = frozenset({429, 503})  # the API asks us to slow down
+RETRY_STATUSES = THROTTLED | {500, 502, 504}
+MAX_RETRY_AFTER_S = 30.0
+KEPT_ERRORS = 5
+REQUEST_TIMEOUT_S = 10.0
+# A rate that falls further behind than this stops trying to catch up (no bursts after a stall).
+MAX_DEBT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to send: how many records (None: until stopped), how fast, which models, how."""
+
+    count: int | None = None
+    rate: float | None = None
+    models: tuple[str, ...] = API_NAMES
+    batch: int = 100
+    seed: int | None = None
+    concurrency: int = 4
+    give_up_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.models if m not in API_NAMES]
+        if unknown or not self.models:
+            raise ValueError(f"models must be among {', '.join(API_NAMES)}; got {unknown}")
+        if self.count is None and self.rate is None:
+            raise ValueError("give a count, a rate, or both")
+        for name in ("count", "rate", "batch", "concurrency"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, not {value}")
+
+
+@dataclass
+class Tally:
+    """What happened to the records so far; every record sent ends in exactly one outcome."""
+
+    requests: int = 0
+    sent: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    undelivered: int = 0
+    retries: int = 0
+    throttled: int = 0
+    behind_s: float = 0.0  # time a --rate lost because sending could not keep up
+    errors: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    last_accepted: float | None = None  # monotonic time of the last 202
+    finished: float | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Records sent whose outcome is not known yet."""
+        return self.sent - self.accepted - self.rejected - self.undelivered
+
+    @property
+    def seconds(self) -> float:
+        """Time since the first request (to the end, once finished)."""
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def rate(self) -> float:
+        """Accepted records per second."""
+        return self.accepted / self.seconds if self.seconds > 0 else 0.0
+
+    def keep_error(self, text: str) -> None:
+        """Remember the first few distinct errors for the summary."""
+        if len(self.errors) < KEPT_ERRORS and text not in self.errors:
+            self.errors.append(text)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts, for a log line or a Lambda answer."""
+        return {
+            "requests": self.requests,
+            "sent": self.sent,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "undelivered": self.undelivered,
+            "retries": self.retries,
+            "throttled": self.throttled,
+            "behind_s": round(self.behind_s, 3),
+            "seconds": round(self.seconds, 3),
+            "records_per_s": round(self.rate, 1),
+            "errors": self.errors,
+        }
+
+
+def retry_after_s(answer: httpx.Response) -> float | None:
+    """The Retry-After of an answer in seconds (delta or HTTP date), capped; None if absent."""
+    value = answer.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
+class Pacer:
+    """Spaces requests so that records leave at `rate` per second (None: no pacing)."""
+
+    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.clock = clock
+        self._next: float | None = None
+        self.behind_s = 0.0  # time lost because sending could not keep up
+
+    def delay(self, records: int) -> float:
+        """Seconds to wait before sending `records` records; books their slot."""
+        if self.rate is None:
+            return 0.0
+        now = self.clock()
+        if self._next is None:
+            self._next = now
+        if now - self._next > MAX_DEBT_S:
+            self.behind_s += now - self._next
+            self._next = now
+        wait = max(self._next - now, 0.0)
+        self._next += records / self.rate
+        return wait
+
+
+class Producer:
+    """Sends batches of synthetic records to INGEST_URL, `concurrency` requests at a time."""
+
+    def __init__(self, settings: Settings, plan: Plan, client: httpx.AsyncClient) -> None:
+        self.plan = plan
+        self.client = client
+        self.url = f"{settings.INGEST_URL}/predict_stream"
+        key = settings.INGEST_API_KEY
+        self.headers = {"content-type": "application/json"}
+        if key is not None:
+            self.headers["x-api-key"] = key.get_secret_value()
+        self.sampler = RecordSampler(load_profile(), plan.seed)
+        self.tally = Tally()
+        self.pacer = Pacer(plan.rate)
+        self.stopping = asyncio.Event()  # first stop: send nothing new, finish what is in flight
+        self.abandon = asyncio.Event()  # second stop: give up the retries too
+
+    def stop(self) -> None:
+        """First call: send nothing new and finish the batches in flight. Second: give up."""
+        if self.stopping.is_set():
+            self.abandon.set()
+        self.stopping.set()
+
+    def batches(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """(model, records) per request, the models in turn, until the count is reached."""
+        models = itertools.cycle(self.plan.models)
+        left = self.plan.count
+        while left is None or left > 0:
+            size = self.plan.batch if left is None else min(self.plan.batch, left)
+            yield next(models), self.sampler.records(size)
+            if left is not None:
+                left -= size
+
+    async def run(self, on_progress: Callable[[Tally], None] | None = None) -> Tally:
+        """Send until the count is reached or a stop is requested; return the final tally."""
+        slots = asyncio.Semaphore(self.plan.concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def send(model: str, records: list[dict[str, Any]]) -> None:
+            try:
+                await self.send(model, records)
+            finally:
+                slots.release()
+                if on_progress is not None:
+                    on_progress(self.tally)
+
+        for model, records in self.batches():
+            await self._pause(self.pacer.delay(len(records)))
+            await slots.acquire()
+            if self.stopping.is_set():
+                slots.release()
+                break
+            task = asyncio.create_task(send(model, records))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks)
+        self.tally.behind_s = self.pacer.behind_s
+        self.tally.finished = time.monotonic()
+        return self.tally
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, cut short by a stop request."""
+        if seconds > 0:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), seconds)
+
+    async def send(self, model: str, records: list[dict[str, Any]]) -> None:
+        """POST one batch, retrying what may be retried, and count its records' outcome."""
+        count = len(records)
+        body = orjson.dumps({"data": records})
+        self.tally.requests += 1
+        self.tally.sent += count
+        try:
+            answer = await self._post(model, body)
+        except (httpx.TransportError, _AbandonedError) as error:
+            self.tally.undelivered += count
+            metrics.PRODUCER_RECORDS.labels("undelivered").inc(count)
+            self.tally.keep_error(f"undelivered: {type(error).__name__}: {error}")
+            log.error("batch undelivered", extra={"model": model, "records": count,
+                                                  "error": str(error)})  # fmt: skip
+            return
+        if answer.status_code == 202:
+            self.tally.accepted += count
+            self.tally.last_accepted = time.monotonic()
+            metrics.PRODUCER_RECORDS.labels("accepted").inc(count)
+            return
+        if answer.status_code in RETRY_STATUSES:  # still refused when the retries ran out
+            self.tally.undelivered += count
+            metrics.PRODUCER_RECORDS.labels("undelivered").inc(count)
+        else:
+            self.tally.rejected += count
+            metrics.PRODUCER_RECORDS.labels("rejected").inc(count)
+        text = f"{answer.status_code}: {answer.text[:300]}"
+        self.tally.keep_error(text)
+        log.warning("batch refused", extra={"model": model, "records": count, "answer": text})
+
+    async def _post(self, model: str, body: bytes) -> httpx.Response:
+        retrying = AsyncRetrying(
+            retry=(
+                retry_if_exception_type(httpx.TransportError)
+                | retry_if_result(lambda a: a.status_code in RETRY_STATUSES)
+            ),
+            wait=self._wait,
+            stop=stop_after_delay(self.plan.give_up_s) | stop_when_event_set(self.abandon),
+            sleep=self._retry_sleep,
+            before_sleep=self._count_retry,
+            retry_error_callback=_last_outcome,
+        )
+        return await retrying(
+            self.client.post, self.url, params={"model": model}, content=body, headers=self.headers
+        )
+
+    _backoff = wait_exponential_jitter(initial=0.2, max=MAX_RETRY_AFTER_S)
+
+    def _wait(self, state: RetryCallState) -> float:
+        """The answer's Retry-After when it gave one, else capped exponential backoff."""
+        outcome = state.outcome
+        if outcome is not None and not outcome.failed:
+            after = retry_after_s(outcome.result())
+            if after is not None:
+                return after
+        return self._backoff(state)
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        self.tally.retries += 1
+        outcome = state.outcome
+        if outcome is not None and not outcome.failed and outcome.result().status_code in THROTTLED:
+            self.tally.throttled += 1
+
+    async def _retry_sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.abandon.wait(), seconds)
+        except TimeoutError:
+            return
+        raise _AbandonedError("stopped while retrying")
+
+
+class _AbandonedError(RuntimeError):
+    """A second stop request came while a batch waited to be retried."""
+
+
+def _last_outcome(state: RetryCallState) -> httpx.Response:
+    """When retries run out, the last answer (its records are counted) or its exception."""
+    assert state.outcome is not None
+    return state.outcome.result()  # raises the transport error, if that was the last outcome
+
+
+@asynccontextmanager
+async def open_producer(settings: Settings, plan: Plan) -> AsyncIterator[Producer]:
+    """A producer with an HTTP client of its own, closed on exit."""
+    limits = httpx.Limits(max_connections=plan.concurrency)
+    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
+        yield Producer(settings, plan, client)
+
+
+# A scheduled event (EventBridge) carries none of the plan's keys: it sends this many records.
+EVENT_DEFAULT_COUNT = 100
+# A Lambda invocation stops sending this long before its timeout, to answer with its tally.
+LAMBDA_MARGIN_S = 5.0
+
+
+def plan_from_event(event: dict[str, Any]) -> Plan:
+    """The plan of a producer event: count, rate, models, batch, seed, concurrency (optional)."""
+    models = event.get("models", API_NAMES)
+    if isinstance(models, str):
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    rate = event.get("rate")
+    return Plan(
+        count=int(event.get("count", EVENT_DEFAULT_COUNT)),
+        rate=float(rate) if rate is not None else None,
+        models=tuple(models),
+        batch=int(event.get("batch", Plan.batch)),
+        seed=int(event["seed"]) if event.get("seed") is not None else None,
+        concurrency=int(event.get("concurrency", Plan.concurrency)),
+    )
+
+
+async def produce(settings: Settings, plan: Plan, time_left_s: float | None = None) -> Tally:
+    """Run a plan to its end; with `time_left_s`, give up in time to answer (a Lambda's limit)."""
+    async with open_producer(settings, plan) as producer:
+        if time_left_s is not None:
+
+            def out_of_time() -> None:
+                producer.stop()  # nothing new
+                producer.stop()  # and no more retries: what is still pending is undelivered
+
+            deadline = max(time_left_s - LAMBDA_MARGIN_S, 0.0)
+            asyncio.get_running_loop().call_later(deadline, out_of_time)
+        return await producer.run()

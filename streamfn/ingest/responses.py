@@ -1,0 +1,64 @@
+"""The ingest API's answers that are not a route's own: JSON bodies, 503s, refused requests."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.requests import ClientDisconnect
+
+from streamfn import metrics
+from streamfn.ingest.validation import BodyError
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 1
+
+
+def json_response(
+    content: object, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """JSON encoded by orjson, skipping FastAPI's response-model pass on the hot path."""
+    return Response(orjson.dumps(content), status_code, headers, media_type="application/json")
+
+
+def unavailable(detail: str) -> Response:
+    """A 503 that tells the client when to come back."""
+    return json_response(
+        {"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
+    )
+
+
+async def _body_error(request: Request, error: BodyError) -> Response:
+    reason = error.errors[0].get("type", "invalid")
+    metrics.INGEST_REJECTIONS.labels(reason).inc()
+    metrics.INGEST_REQUESTS.labels(str(error.status)).inc()
+    return json_response({"detail": error.errors}, status_code=error.status)
+
+
+async def _gone(request: Request, error: ClientDisconnect) -> Response:
+    # The client left mid-body: nothing was appended and nobody reads the answer.
+    metrics.INGEST_REJECTIONS.labels("client_disconnect").inc()
+    return Response(status_code=400)
+
+
+async def _redis_down(request: Request, error: RedisError) -> Response:
+    # Connection and timeout errors are outages; anything else from Redis is still not the
+    # client's fault, and a 503 with Retry-After makes a well-behaved client try again.
+    outage = isinstance(error, RedisConnectionError | RedisTimeoutError)
+    kind = "unreachable" if outage else "error"
+    log.warning("redis %s", kind, extra={"path": request.url.path, "error": str(error)})
+    metrics.INGEST_REJECTIONS.labels("redis_" + kind).inc()
+    return unavailable(f"Redis {kind}: {error}; retry in {RETRY_AFTER_S}s")
+
+
+def install(app: FastAPI) -> None:
+    """Answer refused requests and Redis outages the same way on every route."""
+    app.add_exception_handler(BodyError, _body_error)  # type: ignore[arg-type]
+    app.add_exception_handler(ClientDisconnect, _gone)  # type: ignore[arg-type]
+    app.add_exception_handler(RedisError, _redis_down)  # type: ignore[arg-type]

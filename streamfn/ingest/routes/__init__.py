@@ -1,0 +1,1 @@
+"""The ingest API's routes, one module per feature."""

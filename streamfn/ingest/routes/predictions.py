@@ -1,0 +1,58 @@
+"""GET /predictions/{message_id}: the state and result of one accepted message."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path
+from fastapi.responses import Response
+from redis.asyncio import Redis
+
+from streamfn import message_state, stream_ids
+from streamfn.constants import result_key
+from streamfn.features import CLASS_LABELS
+from streamfn.ingest.deps import RedisDep, SettingsDep
+from streamfn.ingest.responses import json_response
+
+router = APIRouter()
+
+
+async def find(client: Redis, stream: str, message_id: str) -> dict[str, Any] | None:
+    """The stored state of a message, {"status": "pending"} while in the stream, else None."""
+    if not stream_ids.is_stream_id(message_id):
+        return None
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.get(result_key(message_id))
+        pipe.xrange(stream, message_id, message_id, count=1)
+        stored, entries = await pipe.execute()
+    if stored is not None:
+        return dict(message_state.decode(stored))
+    if entries:
+        return {"status": "pending", "model": entries[0][1].get(b"model", b"").decode()}
+    return None
+
+
+@router.get("/predictions/{message_id}", summary="The state and result of one message")
+async def get_prediction(
+    message_id: Annotated[str, Path(examples=["1732600000000-0"])],
+    redis: RedisDep,
+    settings: SettingsDep,
+) -> Response:
+    """pending, done (with predictions and labels), failed or dead_letter; 404 if unknown."""
+    client, _ = redis.bind()
+    state = await find(client, settings.STREAM_KEY, message_id)
+    if state is None:
+        raise HTTPException(404, f"no message {message_id!r} was accepted (or its result expired)")
+    predictions = state.get("predictions")
+    return json_response(
+        {
+            "message_id": message_id,
+            "status": state["status"],
+            "model": state.get("model"),
+            "model_version": state.get("model_version"),
+            "predictions": predictions,
+            "labels": [CLASS_LABELS[p] for p in predictions] if predictions else None,
+            "object": state.get("object"),
+            "error": state.get("error"),
+        }
+    )

@@ -1,0 +1,67 @@
+"""The ingest side of the stream: append one entry per request, with back-pressure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+# One round trip: read the group's lag (Redis 7; XLEN where lag is unknown: Redis 6.2, a group
+# not created yet, or a lag Redis cannot compute) and XADD only if it is within the limit.
+# Returns the new entry's id and receive time (Redis's clock, so it agrees with the id), or the
+# lag as an integer when the stream is too far behind.
+_APPEND = """
+local lag = nil
+local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+if ok then
+  for _, group in ipairs(groups) do
+    local fields = {}
+    for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+    if fields['name'] == ARGV[1] then lag = fields['lag'] end
+  end
+end
+if type(lag) ~= 'number' then lag = redis.call('XLEN', KEYS[1]) end
+if lag >= tonumber(ARGV[2]) then return lag end
+local now = redis.call('TIME')
+local received_at = tostring(now[1] * 1000 + math.floor(now[2] / 1000))
+local id = redis.call('XADD', KEYS[1], '*', 'model', ARGV[3], 'data', ARGV[4],
+  'received_at', received_at)
+return {id, received_at}
+"""
+
+
+class BackpressureError(RuntimeError):
+    """The consumer group is too far behind to take more entries now."""
+
+    def __init__(self, lag: int, limit: int) -> None:
+        super().__init__(f"the stream is {lag} entries behind (MAX_LAG={limit}); retry later")
+        self.lag = lag
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """An accepted message: its stream id and the time it was received."""
+
+    message_id: str
+    received_at: int
+
+
+class StreamWriter:
+    """Appends requests to the stream, refusing when the group lags MAX_LAG entries or more."""
+
+    def __init__(self, client: Redis, stream: str, group: str, max_lag: int) -> None:
+        self.client = client
+        self.stream = stream
+        self.group = group
+        self.max_lag = max_lag
+        self._append = client.register_script(_APPEND)
+
+    async def append(self, model: str, records: list[dict[str, Any]]) -> Appended:
+        """XADD one entry (model, data, received_at) or raise BackpressureError."""
+        args = [self.group, self.max_lag, model, orjson.dumps(records)]
+        reply = await self._append(keys=[self.stream], args=args)
+        if isinstance(reply, int):
+            raise BackpressureError(reply, self.max_lag)
+        return Appended(reply[0].decode(), int(reply[1]))

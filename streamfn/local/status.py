@@ -1,0 +1,157 @@
+"""The live status of a running pipeline, read from Redis and the processes' Prometheus metrics.
+
+One `Snapshot` is a reading at one instant; the throughput is the difference of two readings.
+Every source is optional: a process that does not answer shows as unknown, never as zero.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from redis import Redis
+from redis.exceptions import RedisError, ResponseError
+from rich.table import Table
+
+from streamfn import metrics
+from streamfn.config import Settings
+from streamfn.connections import text
+
+METRICS_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The pipeline's counts at one instant (None: the source did not answer)."""
+
+    at: float
+    ingested: int | None  # records accepted by the ingest process since it started
+    processed: int | None  # records written to S3 by the pollers since they started
+    pollers_up: int
+    pollers: int
+    stream_length: int | None
+    lag: int | None
+    pending: int | None
+    dead_letters: int | None
+    versions: dict[str, str] = field(default_factory=dict)  # model -> newest version loaded
+
+    def throughput(self, before: Snapshot | None) -> float | None:
+        """Records written per second since an earlier snapshot."""
+        if before is None or self.processed is None or before.processed is None:
+            return None
+        seconds = self.at - before.at
+        return (self.processed - before.processed) / seconds if seconds > 0 else None
+
+
+def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]] | None:
+    """The samples of a Prometheus endpoint by sample name, or None when it does not answer."""
+    try:
+        answer = httpx.get(url, timeout=METRICS_TIMEOUT_S)
+        answer.raise_for_status()
+    except httpx.HTTPError:
+        return None
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
+
+
+def total(scrapes: Iterable[dict[str, list[tuple[dict[str, str], float]]]], name: str) -> int:
+    """The sum of one sample over every scrape and label set."""
+    return int(sum(value for scraped in scrapes for _, value in scraped.get(name, [])))
+
+
+def newest_versions(
+    scrapes: Iterable[dict[str, list[tuple[dict[str, str], float]]]],
+) -> dict[str, str]:
+    """Per model, the highest version any poller has loaded."""
+    versions: dict[str, str] = {}
+    for scraped in scrapes:
+        for labels, _ in scraped.get(metrics.sample_name(metrics.MODEL_LOADS), []):
+            model, version = labels.get("model", "?"), labels.get("version", "0")
+            if not version.isdigit():
+                continue
+            if model not in versions or int(version) > int(versions[model]):
+                versions[model] = version
+    return versions
+
+
+def read_stream(client: Redis, settings: Settings) -> tuple[int | None, ...]:
+    """Length, group lag, pending entries and dead letters of the stream (None: unknown)."""
+    try:
+        length = client.xlen(settings.STREAM_KEY)
+        dead = client.xlen(settings.dlq_key)
+        try:
+            groups = client.xinfo_groups(settings.STREAM_KEY)
+        except ResponseError:  # no stream yet
+            groups = []
+    except RedisError:
+        return None, None, None, None
+    group = next((g for g in groups if text(g["name"]) == settings.CONSUMER_GROUP), None)
+    if group is None:
+        return length, length, 0, dead
+    return length, group.get("lag"), group["pending"], dead
+
+
+def collect(
+    client: Redis, settings: Settings, ingest_metrics: str, poller_metrics: Sequence[str]
+) -> Snapshot:
+    """Read everything once."""
+    ingest = scrape(ingest_metrics)
+    pollers = [s for s in (scrape(url) for url in poller_metrics) if s is not None]
+    length, lag, pending, dead = read_stream(client, settings)
+    return Snapshot(
+        at=time.monotonic(),
+        ingested=total([ingest], metrics.sample_name(metrics.INGEST_RECORDS)) if ingest else None,
+        processed=total(pollers, metrics.sample_name(metrics.INFER_RECORDS)) if pollers else None,
+        pollers_up=len(pollers),
+        pollers=len(poller_metrics),
+        stream_length=length,
+        lag=lag,
+        pending=pending,
+        dead_letters=dead,
+        versions=newest_versions(pollers),
+    )
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def render(now: Snapshot, before: Snapshot | None, links: dict[str, str]) -> Table:
+    """The status panel: counts, throughput, model versions, and where to look."""
+    table = Table(title="streamfn up", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rate = now.throughput(before)
+    versions = ", ".join(f"{m} v{v}" for m, v in sorted(now.versions.items())) or "none loaded yet"
+    rows = [
+        ("ingested", f"{_count(now.ingested)} records"),
+        ("processed", f"{_count(now.processed)} records written to S3"),
+        ("throughput", "?" if rate is None else f"{rate:,.0f} records/s"),
+        ("lag", f"{_count(now.lag)} entries not yet read"),
+        ("pending", f"{_count(now.pending)} entries read, not yet acknowledged"),
+        ("dead letters", _count(now.dead_letters)),
+        ("pollers", f"{now.pollers_up} of {now.pollers} answering"),
+        ("models", versions),
+        *links.items(),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def line(now: Snapshot, before: Snapshot | None) -> str:
+    """The status as one line, for a log or a terminal that cannot redraw."""
+    rate = now.throughput(before)
+    versions = ",".join(f"{m}=v{v}" for m, v in sorted(now.versions.items())) or "-"
+    return (
+        f"status: ingested={_count(now.ingested)} processed={_count(now.processed)} "
+        f"records_per_s={'?' if rate is None else f'{rate:.0f}'} lag={_count(now.lag)} "
+        f"pending={_count(now.pending)} dead_letters={_count(now.dead_letters)} "
+        f"pollers={now.pollers_up}/{now.pollers} models={versions}"
+    )

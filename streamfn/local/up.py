@@ -1,0 +1,259 @@
+"""`streamfn up`: the whole pipeline on this machine as child processes, with a live status.
+
+Start order, each waiting for the previous to be healthy: redis-server, the MLflow server, the S3
+endpoint (yours, a `minio` binary, or moto's embedded server), then the bucket and the models,
+then ingest, the pollers and the producer. Stop order is the reverse, so the producer stops
+first and every poller finishes the batch it holds while Redis and S3 are still up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+
+from streamfn import connections
+from streamfn.config import INGEST_PORT, MLFLOW_PORT, REDIS_PORT, S3_PORT, Settings, load_settings
+from streamfn.local import stack, status
+
+MINIO_CONSOLE_PORT = 9001
+FIRST_POLLER_METRICS_PORT = 9101
+# MinIO's own defaults; the local stack is for this machine only (it binds 127.0.0.1).
+MINIO_USER = MINIO_PASSWORD = "minioadmin"
+# The embedded S3 (moto) accepts any credentials, but boto3 needs some to sign with.
+EMBEDDED_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "streamfn", "AWS_SECRET_ACCESS_KEY": "streamfn"}
+STATUS_EVERY_S = 1.0
+PLAIN_STATUS_EVERY_S = 10.0  # a terminal that cannot redraw (a log file) gets a line this often
+THROUGHPUT_WINDOW = 5  # readings the records/s figure is averaged over
+
+
+class UpError(RuntimeError):
+    """`streamfn up` cannot go on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """The choices of `streamfn up`."""
+
+    home: Path
+    pollers: int = 1
+    rate: float | None = 10.0  # records/s from the producer; None: no producer
+    s3_endpoint: str | None = None  # AWS_ENDPOINT_URL_S3 of the caller: use it, start none
+
+
+@dataclass
+class LocalStack:
+    """The services of one `streamfn up`, in start order, and what they share."""
+
+    services: list[stack.Service]
+    env: dict[str, str]
+    s3_kind: str
+    links: dict[str, str]
+    poller_metrics: list[str]
+
+
+def s3_service(home: Path) -> tuple[stack.Service, dict[str, str], str, dict[str, str]]:
+    """A `minio` binary if one is on PATH, else moto's server (in memory)."""
+    endpoint = f"http://127.0.0.1:{S3_PORT}"
+    minio = shutil.which("minio")
+    if minio is not None:
+        data = home / "minio"
+        data.mkdir(parents=True, exist_ok=True)
+        command = [
+            minio, "server", str(data), "--address", f"127.0.0.1:{S3_PORT}",
+            "--console-address", f"127.0.0.1:{MINIO_CONSOLE_PORT}",
+        ]  # fmt: skip
+        service = stack.Service(
+            "minio",
+            command,
+            stack.http_ok(f"{endpoint}/minio/health/live"),
+            (S3_PORT, MINIO_CONSOLE_PORT),
+            env={"MINIO_ROOT_USER": MINIO_USER, "MINIO_ROOT_PASSWORD": MINIO_PASSWORD},
+        )
+        credentials = {"AWS_ACCESS_KEY_ID": MINIO_USER, "AWS_SECRET_ACCESS_KEY": MINIO_PASSWORD}
+        console_url = f"http://127.0.0.1:{MINIO_CONSOLE_PORT} ({MINIO_USER} / {MINIO_PASSWORD})"
+        return service, credentials, f"MinIO, data in {data}", {"MinIO console": console_url}
+    command = [sys.executable, "-c", "from moto.server import main; main()", "-p", str(S3_PORT)]
+    service = stack.Service("s3", command, stack.http_ok(f"{endpoint}/"), (S3_PORT,))
+    return service, EMBEDDED_CREDENTIALS, "embedded (moto), IN MEMORY: gone when up stops", {}
+
+
+def plan(options: Options) -> LocalStack:
+    """The services of `streamfn up`, in start order, and the environment they share."""
+    home = options.home
+    redis_url = f"redis://127.0.0.1:{REDIS_PORT}/0"
+    mlflow_uri = f"http://127.0.0.1:{MLFLOW_PORT}"
+    ingest_url = f"http://127.0.0.1:{INGEST_PORT}"
+    env = {"REDIS_URL": redis_url, "MLFLOW_TRACKING_URI": mlflow_uri, "INGEST_URL": ingest_url}
+    mlflow_home = home / "mlflow"
+    for folder in (home / "redis", mlflow_home):
+        folder.mkdir(parents=True, exist_ok=True)
+    redis_server = [
+        "redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
+        "--dir", str(home / "redis"), "--appendonly", "yes", "--appendfsync", "everysec",
+        "--save", "",
+    ]  # fmt: skip
+    mlflow_server = [
+        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
+        "--port", str(MLFLOW_PORT), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{mlflow_home / 'mlflow.db'}",
+        "--artifacts-destination", str(mlflow_home / "artifacts"),
+    ]  # fmt: skip
+    services = [
+        stack.Service("redis", redis_server, stack.redis_ok(redis_url), (REDIS_PORT,)),
+        stack.Service(
+            "mlflow",
+            mlflow_server,
+            stack.http_ok(f"{mlflow_uri}/health"),
+            (MLFLOW_PORT,),
+            env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # ~0.5 GB instead of ~3 GB
+        ),
+    ]
+    links = {"API docs": f"{ingest_url}/docs", "MLflow": mlflow_uri}
+    if options.s3_endpoint is None:
+        service, credentials, s3_kind, extra_links = s3_service(home)
+        services.append(service)
+        env |= {"AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{S3_PORT}", **credentials}
+        links |= extra_links
+    else:
+        env["AWS_ENDPOINT_URL_S3"] = options.s3_endpoint
+        s3_kind = "yours (AWS_ENDPOINT_URL_S3)"
+    services.append(
+        stack.Service(
+            "ingest",
+            stack.cli("ingest", "--host", "127.0.0.1", "--port", str(INGEST_PORT)),
+            stack.http_ok(f"{ingest_url}/health"),
+            (INGEST_PORT,),
+            env=env,
+        )
+    )
+    poller_metrics = []
+    for index in range(options.pollers):
+        port = FIRST_POLLER_METRICS_PORT + index
+        metrics_url = f"http://127.0.0.1:{port}/metrics"
+        poller = stack.cli("poll", "--metrics-port", str(port), "--consumer", f"up-{index + 1}")
+        # Healthy once it has polled: its models are loaded by then.
+        ready = stack.http_ok(f"http://127.0.0.1:{port}/health")
+        services.append(stack.Service(f"poller-{index + 1}", poller, ready, (port,), env))
+        poller_metrics.append(metrics_url)
+    if options.rate is not None:
+        batch = str(max(1, min(100, int(options.rate))))  # about one request a second
+        producer = stack.cli("produce", "--rate", f"{options.rate:g}", "--batch", batch)
+        services.append(stack.Service("producer", producer, stack.always_ok, env=env))
+    links |= {"S3": f"{env['AWS_ENDPOINT_URL_S3']}, bucket from PREDICTIONS_BUCKET"}
+    return LocalStack(services, env, s3_kind, links, poller_metrics)
+
+
+def prepare(env: dict[str, str], log_dir: Path, stopping: threading.Event, say: Callable) -> None:
+    """Create the bucket, and train the models the registry lacks."""
+    from streamfn.bucket import Bucket, BucketUnavailableError
+
+    settings = load_settings(**env)
+    try:
+        Bucket.from_settings(settings).ensure()
+    except BucketUnavailableError as error:
+        raise UpError(f"S3 at {env['AWS_ENDPOINT_URL_S3']} is not usable: {error}") from None
+    log_path = log_dir / "train.log"
+    say(f"training the models the registry lacks, if any (log in {log_path}) …")
+    with log_path.open("ab") as log:
+        training = subprocess.Popen(
+            stack.cli("train", "--if-missing"),
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    while training.poll() is None:
+        if stopping.wait(0.5):
+            training.terminate()
+            training.wait()
+            return
+    if training.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+        raise UpError(f"training failed; last lines of {log_path}:\n{tail}")
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> None:
+    """The variables a client in another shell needs to reach this stack."""
+    lines = [f"{name}={value}" for name, value in sorted(env.items())]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def run(options: Options, console: Console) -> int:
+    """Start everything, show the status until Ctrl-C or SIGTERM, then stop in reverse order."""
+    if shutil.which("redis-server") is None:
+        raise UpError(
+            "redis-server is not on PATH. Install it (Debian/Ubuntu: apt-get install -y "
+            "redis-server; macOS: brew install redis) or run `make up`, which does."
+        )
+    home = options.home.resolve()
+    local = plan(Options(home, options.pollers, options.rate, options.s3_endpoint))
+    children = stack.Stack(home)
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    try:
+        children.check_ports(local.services)
+        for service in local.services:
+            if service.name == "ingest":
+                prepare(local.env, children.logs, stopping, console.print)
+            if stopping.is_set():
+                return 0
+            console.print(f"starting {service.name} …")
+            children.start(service)
+        env_file = home / "env"
+        write_env_file(env_file, local.env)
+        console.print(
+            f"[green]up[/]: S3 {local.s3_kind}; logs in {children.logs}. In another shell, "
+            f"`set -a; . {env_file}; set +a` points streamfn at this stack "
+            "(try `streamfn results`). Ctrl-C stops everything."
+        )
+        watch(local, children, stopping, console)
+        return 0
+    except stack.StackError as error:
+        raise UpError(str(error)) from None
+    finally:
+        console.print("stopping …")
+        children.stop()
+        console.print("stopped.")
+
+
+def watch(
+    local: LocalStack, children: stack.Stack, stopping: threading.Event, console: Console
+) -> None:
+    """Show the live status until a stop is requested; fail if a child dies."""
+    settings: Settings = load_settings(**local.env)
+    client = connections.probe_client(local.env["REDIS_URL"])
+    ingest_metrics = f"{local.env['INGEST_URL']}/metrics"
+    links = {**local.links, "logs": str(children.logs)}
+    history: deque[status.Snapshot] = deque(maxlen=THROUGHPUT_WINDOW)
+
+    def reading() -> tuple[status.Snapshot, status.Snapshot | None]:
+        dead = [p.name for p in children.running if not p.running]
+        if dead:
+            raise UpError(f"{', '.join(dead)} stopped unexpectedly; logs in {children.logs}")
+        now = status.collect(client, settings, ingest_metrics, local.poller_metrics)
+        before = history[0] if history else None
+        history.append(now)
+        return now, before
+
+    if console.is_terminal:
+        with Live(console=console, auto_refresh=False) as live:
+            while not stopping.wait(STATUS_EVERY_S):
+                live.update(status.render(*reading(), links), refresh=True)
+        return
+    ticks = 0
+    while not stopping.wait(STATUS_EVERY_S):
+        now, before = reading()
+        ticks += 1
+        if ticks % int(PLAIN_STATUS_EVERY_S / STATUS_EVERY_S) == 0:
+            console.print(status.line(now, before))

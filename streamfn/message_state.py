@@ -1,0 +1,77 @@
+"""The state of each accepted message, kept in Redis for GET /predictions: compact JSON, a TTL.
+
+The infer function records it (pending with the object it is writing, then done or failed), the
+poller records dead letters, and ingest reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal, TypedDict
+
+import orjson
+from redis import Redis
+from redis.client import Pipeline
+
+from streamfn.constants import result_key
+
+Status = Literal["pending", "done", "failed", "dead_letter"]
+
+
+class MessageState(TypedDict, total=False):
+    """What is known of one message; labels are derived when read."""
+
+    status: Status
+    model: str
+    model_version: str | None
+    predictions: list[Any] | None
+    object: str | None
+    error: str | None
+    written_at: int | None  # epoch ms when its object was written (not shown by the API)
+
+
+def stage(pipe: Pipeline, message_id: str, state: MessageState, ttl_s: int) -> None:
+    """Queue the SET of one message's state (compact: no null fields) on a pipeline."""
+    compact: dict[str, Any] = {k: v for k, v in state.items() if v is not None}
+    pipe.set(result_key(message_id), orjson.dumps(compact), ex=ttl_s)
+
+
+def save(client: Redis, states: Iterable[tuple[str, MessageState]], ttl_s: int) -> None:
+    """Store the states of several messages in one round trip, each expiring after ttl_s."""
+    with client.pipeline(transaction=False) as pipe:
+        for message_id, state in states:
+            stage(pipe, message_id, state, ttl_s)
+        pipe.execute()
+
+
+def decode(raw: bytes | None) -> MessageState:
+    """A stored state ({} when there is none)."""
+    return orjson.loads(raw) if raw else {}
+
+
+def error_of(raw: bytes | None) -> str | None:
+    """The error recorded in a stored state, if any."""
+    return decode(raw).get("error")
+
+
+def pending(model: str, uri: str) -> MessageState:
+    """The intent recorded before a message's object is written: where it will be."""
+    return {"status": "pending", "model": model, "object": uri}
+
+
+def done(
+    model: str, version: str, predictions: list[Any], uri: str, written_at: int | None = None
+) -> MessageState:
+    """The state of a message whose rows are in `uri` (written at `written_at`, epoch ms)."""
+    return {"status": "done", "model": model, "model_version": version,
+            "predictions": predictions, "object": uri, "written_at": written_at}  # fmt: skip
+
+
+def failed(model: str | None, error: str) -> MessageState:
+    """The state of a message that failed (it stays pending in the stream until dead-lettered)."""
+    return {"status": "failed", "model": model, "error": error}
+
+
+def dead_letter(model: str, error: str) -> MessageState:
+    """The state of a message moved to the dead-letter stream."""
+    return {"status": "dead_letter", "model": model, "error": error}

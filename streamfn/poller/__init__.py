@@ -1,0 +1,1 @@
+"""The poller: batches from the stream to the infer function, acknowledged once written."""

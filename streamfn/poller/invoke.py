@@ -1,0 +1,61 @@
+"""How the poller calls the infer function: in this process, or through the Lambda Invoke API.
+
+A poller that invokes Lambda imports nothing of the infer side (no pandas, no mlflow): the
+in-process invoker imports it only when it is chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from botocore.config import Config
+
+from streamfn.aws import aws_session
+from streamfn.config import Settings
+from streamfn.events import BatchResponse
+
+Invoker = Callable[[dict[str, Any]], BatchResponse]
+INVOKE_TIMEOUT_S = 120  # a cold infer container loads every model before answering
+
+
+class InvokeError(RuntimeError):
+    """The infer function failed the whole batch (a dependency is down, or the call failed)."""
+
+
+def in_process(settings: Settings) -> Invoker:
+    """Call the infer handler directly: this process is the warm container, warmed now."""
+    from streamfn.infer import handler
+
+    context = handler.build_context(settings)
+    handler.warm(context)
+    return lambda event: handler.handle(event, context)
+
+
+def through_lambda(settings: Settings) -> Invoker:
+    """Call INFER_FUNCTION_NAME with boto3 (AWS, `sam local start-lambda`, or the RIE)."""
+    client = aws_session(settings).client(
+        "lambda",
+        endpoint_url=settings.AWS_ENDPOINT_URL_LAMBDA,
+        # The poller owns retries (redelivery after CLAIM_IDLE_MS); boto3 retrying an invoke
+        # would run the same batch twice concurrently.
+        config=Config(
+            read_timeout=INVOKE_TIMEOUT_S, connect_timeout=5, retries={"max_attempts": 0}
+        ),
+    )
+    name = settings.INFER_FUNCTION_NAME
+
+    def invoke(event: dict[str, Any]) -> BatchResponse:
+        reply = client.invoke(FunctionName=name, Payload=orjson.dumps(event))
+        payload = reply["Payload"].read()
+        if reply.get("FunctionError"):
+            raise InvokeError(f"{name} failed: {payload[:500].decode(errors='replace')}")
+        return orjson.loads(payload)
+
+    return invoke
+
+
+def from_settings(settings: Settings) -> Invoker:
+    """Through Lambda when INFER_FUNCTION_NAME is set, else in process."""
+    return through_lambda(settings) if settings.INFER_FUNCTION_NAME else in_process(settings)

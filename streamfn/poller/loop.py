@@ -1,0 +1,176 @@
+"""The poller: read a batch, invoke the infer function, acknowledge what it wrote.
+
+`run()` → `poll_once()` → `process_batch()`. Entries left pending (a failed message, a batch that
+failed whole, a poller that died) are reclaimed once idle for CLAIM_IDLE_MS; the delivery count is
+the try counter, and past MAX_DELIVERIES a failing entry goes to the dead-letter stream, then is
+acknowledged (in that order: a crash between leaves a duplicate, never a loss).
+
+Batches adapt to the load. The first entry is waited for; then the poller takes what is waiting
+at once, and keeps topping the batch up only while entries keep arriving, for at most
+BATCH_WINDOW_MS. An idle stream's entry goes out alone, at once; under load, entries pile up
+while a batch is in flight and the next batch takes them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Sequence
+
+from redis import Redis
+from redis.exceptions import RedisError
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
+
+from streamfn import crash, metrics
+from streamfn.config import Settings
+from streamfn.poller.invoke import InvokeError, Invoker
+from streamfn.poller.sources.redis import Entry, RedisSource
+
+log = logging.getLogger(__name__)
+
+BLOCK_MS = 1000  # how long an idle read waits; also how quickly a stop request is noticed
+
+
+def consumer_name() -> str:
+    """A consumer name unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Poller:
+    """One consumer of the group; several pollers share the work."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: RedisSource,
+        invoke: Invoker,
+        stopping: threading.Event | None = None,
+        checkpoint: crash.Checkpoint = crash.no_crash,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.invoke = invoke
+        self.stopping = stopping or threading.Event()  # set: finish the batch in flight, stop
+        self.checkpoint = checkpoint
+        self.last_poll: float | None = None  # monotonic time of the last poll that went through
+        self._needs_group = True
+
+    @property
+    def consumer(self) -> str:
+        """This poller's consumer name in the group."""
+        return self.source.consumer
+
+    def run(self, burst: bool = False) -> int:
+        """Poll until stopped (or, in burst mode, until nothing is left); return entries handled."""
+        retrying = Retrying(
+            retry=retry_if_exception_type((RedisError, InvokeError)),
+            wait=wait_exponential_jitter(initial=0.2, max=30),
+            stop=lambda _: self.stopping.is_set(),
+            sleep=self.stopping.wait,  # a stop request cuts a backoff short
+            before_sleep=self._log_backoff,
+            reraise=True,
+        )
+        block_ms = None if burst else BLOCK_MS
+        handled = 0
+        log.info("poller started", extra={"consumer": self.consumer, "stream": self.source.arn})
+        while not self.stopping.is_set():
+            try:
+                count = retrying(self._poll_guarded, block_ms)
+            except (RedisError, InvokeError):
+                break  # stopping while a dependency is down
+            handled += count
+            if burst and count == 0:
+                break
+        log.info("poller stopped", extra={"consumer": self.consumer, "handled": handled})
+        return handled
+
+    def _poll_guarded(self, block_ms: int | None) -> int:
+        if self._needs_group:
+            self.source.ensure_group()
+            self._needs_group = False
+        try:
+            count = self.poll_once(block_ms)
+        except RedisError:
+            self._needs_group = True  # a restarted Redis may have lost the group
+            raise
+        self.last_poll = time.monotonic()
+        return count
+
+    @staticmethod
+    def _log_backoff(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        pause = state.next_action.sleep if state.next_action else 0.0
+        metrics.POLLER_BACKOFFS.inc()
+        log.warning(
+            "poll failed; backing off",
+            extra={"error": str(error), "attempt": state.attempt_number,
+                   "retry_in_s": round(pause, 2)},
+        )  # fmt: skip
+
+    def poll_once(self, block_ms: int | None = BLOCK_MS) -> int:
+        """Reclaim idle entries, top the batch up with new ones, process it; return its size."""
+        limit = self.settings.BATCH_SIZE
+        entries = self.source.claim_idle(limit)
+        if len(entries) < limit:
+            # With reclaimed entries in hand, do not wait for new ones.
+            entries += self.read_batch(limit - len(entries), None if entries else block_ms)
+        if entries:
+            self.process_batch(entries)
+        self.source.maybe_trim()
+        return len(entries)
+
+    def read_batch(self, limit: int, block_ms: int | None) -> list[Entry]:
+        """Up to `limit` new entries: the first waited for, then only those arriving meanwhile."""
+        entries = self.source.read(limit, block_ms)
+        deadline = time.monotonic() + self.settings.BATCH_WINDOW_MS / 1000
+        while entries and len(entries) < limit and time.monotonic() < deadline:
+            more = self.source.read(limit - len(entries), None)
+            if not more:
+                break  # nothing more is waiting: go now rather than wait for a fuller batch
+            entries += more
+        return entries
+
+    def process_batch(self, entries: Sequence[Entry]) -> None:
+        """Invoke infer on the batch; ack what it wrote; dead-letter what failed too often."""
+        started = time.perf_counter()
+        try:
+            with self.source.holding([e.id for e in entries]):
+                response = self.invoke(self.source.event_of(entries))
+        except Exception as error:
+            metrics.POLLER_BATCHES.labels("failed").inc()
+            raise InvokeError(f"batch of {len(entries)} failed whole: {error}") from error
+        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        done = [e.id for e in entries if e.id not in failed]
+        limit = self.settings.MAX_DELIVERIES
+        dead = [e for e in entries if e.id in failed and e.deliveries >= limit]
+        if dead:
+            self.source.dead_letter(dead)
+        self.checkpoint("before_ack")
+        self.source.ack(done)
+        metrics.POLLER_BATCHES.labels("ok").inc()
+        metrics.POLLER_ENTRIES.labels("acked").inc(len(done))
+        metrics.POLLER_ENTRIES.labels("failed").inc(len(failed) - len(dead))
+        metrics.POLLER_BATCH_SECONDS.observe(time.perf_counter() - started)
+        log.info(
+            "batch",
+            extra={"consumer": self.consumer, "entries": len(entries), "acked": len(done),
+                   "failed": len(failed), "dead_lettered": len(dead),
+                   "first_id": entries[0].id, "last_id": entries[-1].id},
+        )  # fmt: skip
+
+
+def redis_poller(
+    settings: Settings,
+    client: Redis,
+    invoke: Invoker,
+    consumer: str | None = None,
+    stopping: threading.Event | None = None,
+    checkpoint: crash.Checkpoint = crash.no_crash,
+) -> Poller:
+    """A poller of STREAM_KEY through `client` (consumer name: host-pid-random by default)."""
+    source = RedisSource(settings, client, consumer or consumer_name())
+    return Poller(settings, source, invoke, stopping, checkpoint)

@@ -1,0 +1,192 @@
+"""A Redis Stream read by a consumer group: the poller's source of batches.
+
+New entries come with XREADGROUP; entries idle in any consumer's pending list longer than
+CLAIM_IDLE_MS are reclaimed with XAUTOCLAIM, and the delivery count (from XPENDING) is the try
+counter. Acknowledged entries are trimmed (XTRIM MINID) so the stream's memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from streamfn import events, message_state, metrics, stream_ids
+from streamfn.config import Settings
+from streamfn.connections import text
+from streamfn.constants import result_key
+
+log = logging.getLogger(__name__)
+
+TRIM_EVERY_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stream entry as delivered to this consumer."""
+
+    id: str
+    fields: dict[bytes, bytes]
+    deliveries: int
+
+
+def body_of(fields: dict[bytes, bytes]) -> str:
+    """The JSON of an entry with `data` embedded as is (a poison entry's body fails alone)."""
+    entry: dict[str, Any] = {
+        k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()
+    }
+    if b"data" in fields:
+        entry["data"] = orjson.Fragment(fields[b"data"])
+    if entry.get("received_at", "").isdigit():
+        entry["received_at"] = int(entry["received_at"])
+    return orjson.dumps(entry).decode(errors="replace")
+
+
+class RedisSource:
+    """One consumer of the group on STREAM_KEY."""
+
+    def __init__(self, settings: Settings, client: Redis, consumer: str) -> None:
+        self.settings = settings
+        self.redis = client
+        self.consumer = consumer
+        self.stream = settings.STREAM_KEY
+        self.group = settings.CONSUMER_GROUP
+        self.arn = f"{settings.REDIS_URL.rsplit('@', 1)[-1]}/{settings.STREAM_KEY}"
+        self._next_claim = 0.0
+        self._next_trim = 0.0
+
+    def ensure_group(self) -> None:
+        """Create the consumer group (and the stream) if missing."""
+        try:
+            self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    def read(self, count: int, block_ms: int | None) -> list[Entry]:
+        """Up to `count` new entries; wait up to block_ms for the first (None: do not wait)."""
+        reply = self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms
+        )
+        if not reply:
+            return []
+        return [Entry(i.decode(), f, 1) for i, f in reply[0][1]]
+
+    def claim_idle(self, count: int) -> list[Entry]:
+        """Entries idle over CLAIM_IDLE_MS in any consumer's pending list, with delivery counts."""
+        now = time.monotonic()
+        if now < self._next_claim:
+            return []
+        idle_ms = self.settings.CLAIM_IDLE_MS
+        self._next_claim = now + min(1.0, idle_ms / 4000)
+        reply = self.redis.xautoclaim(
+            self.stream, self.group, self.consumer,
+            min_idle_time=idle_ms, start_id="0-0", count=count,
+        )  # fmt: skip
+        # Redis 7 answers [cursor, entries, deleted ids], 6.2 [cursor, entries]: use only these.
+        claimed = [(i.decode(), f) for i, f in reply[1] if f]
+        if not claimed:
+            return []
+        counts = self.delivery_counts([i for i, _ in claimed])
+        metrics.POLLER_RECLAIMED.inc(len(claimed))
+        return [Entry(i, f, counts.get(i, 1)) for i, f in claimed]
+
+    def delivery_counts(self, ids: Sequence[str]) -> dict[str, int]:
+        """How many times each of this consumer's pending entries has been delivered."""
+        pending = self.redis.xpending_range(
+            self.stream, self.group,
+            min=min(ids, key=stream_ids.order), max=max(ids, key=stream_ids.order),
+            count=len(ids) * 2, consumername=self.consumer,
+        )  # fmt: skip
+        return {p["message_id"].decode(): int(p["times_delivered"]) for p in pending}
+
+    def event_of(self, entries: Sequence[Entry]) -> dict[str, Any]:
+        """The SQS-shaped batch event of these entries."""
+        return events.sqs_shaped(
+            ((e.id, body_of(e.fields), e.deliveries) for e in entries), self.arn
+        )
+
+    @contextmanager
+    def holding(self, ids: list[str]) -> Iterator[None]:
+        """Keep the batch's entries from looking idle while the invocation runs.
+
+        A cold start (models loading) or a slow invoke can outlast CLAIM_IDLE_MS; without this,
+        another poller would reclaim entries this one is still working on. Every quarter of
+        CLAIM_IDLE_MS, XCLAIM ... JUSTID resets their idle time (and not their delivery count).
+        Only entries idle for an eighth of it are touched, so one that another poller took over
+        while this process was frozen is not taken back.
+        """
+        every_ms = max(self.settings.CLAIM_IDLE_MS // 4, 1)
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(every_ms / 1000):
+                try:
+                    self.redis.xclaim(
+                        self.stream, self.group, self.consumer, every_ms // 2, ids, justid=True
+                    )
+                except RedisError as error:  # the batch's own calls will meet the outage
+                    log.warning("could not hold the batch", extra={"error": str(error)})
+
+        heart = threading.Thread(target=beat, name="hold-batch", daemon=True)
+        heart.start()
+        try:
+            yield
+        finally:
+            done.set()
+            heart.join()
+
+    def ack(self, ids: Sequence[str]) -> None:
+        """Acknowledge entries whose rows are written."""
+        if ids:
+            self.redis.xack(self.stream, self.group, *ids)
+
+    def dead_letter(self, entries: Sequence[Entry]) -> None:
+        """Copy entries to the DLQ with their last error, record it, then acknowledge them."""
+        errors = self.redis.mget([result_key(e.id) for e in entries])
+        failed_at = str(time.time_ns() // 1_000_000)
+        ttl_s = self.settings.RESULT_TTL_S
+        with self.redis.pipeline(transaction=False) as pipe:
+            for entry, raw in zip(entries, errors, strict=True):
+                error = message_state.error_of(raw) or "unknown error"
+                extra = {
+                    b"error": error,
+                    b"deliveries": str(entry.deliveries),
+                    b"failed_at": failed_at,
+                    b"message_id": entry.id,  # beyond the SPEC: which message this was
+                }
+                pipe.xadd(self.settings.dlq_key, {**entry.fields, **extra})
+                model = entry.fields.get(b"model", b"").decode(errors="replace")
+                message_state.stage(pipe, entry.id, message_state.dead_letter(model, error), ttl_s)
+            pipe.xack(self.stream, self.group, *(e.id for e in entries))
+            pipe.execute()
+        metrics.POLLER_ENTRIES.labels("dead_letter").inc(len(entries))
+        for entry in entries:
+            log.warning(
+                "dead-lettered", extra={"message_id": entry.id, "deliveries": entry.deliveries}
+            )
+
+    def maybe_trim(self) -> None:
+        """Trim entries every group has acknowledged (XTRIM MINID); update the lag gauge."""
+        now = time.monotonic()
+        if now < self._next_trim:
+            return
+        self._next_trim = now + TRIM_EVERY_S
+        keep_from: list[str] = []
+        for group in self.redis.xinfo_groups(self.stream):
+            pending = self.redis.xpending(self.stream, group["name"])
+            oldest = pending["min"] if pending["pending"] else group["last-delivered-id"]
+            keep_from.append(text(oldest))
+            if text(group["name"]) == self.group and group.get("lag") is not None:
+                metrics.POLLER_LAG.set(group["lag"])
+        if keep_from:
+            self.redis.xtrim(self.stream, minid=min(keep_from, key=stream_ids.order),
+                             approximate=False)  # fmt: skip

@@ -1,0 +1,240 @@
+"""The producer against the real ingest app and a real Redis: counts, pacing, back-pressure."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import importlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis
+
+from streamfn.config import Settings
+from streamfn.data import producer
+from streamfn.ingest.app import create_app
+from streamfn.local.stack import free_port
+from tests.conftest import wait_for
+
+STREAM = "mlops_stream"
+
+
+def run(
+    settings: Settings, plan: producer.Plan, app_settings: Settings | None = None
+) -> producer.Tally:
+    """Run a plan against the ingest app (in process, over ASGI) and return its tally."""
+
+    async def go() -> producer.Tally:
+        transport = httpx.ASGITransport(app=create_app(app_settings or settings))
+        async with httpx.AsyncClient(transport=transport) as client:
+            return await producer.Producer(settings, plan, client).run()
+
+    return asyncio.run(go())
+
+
+def stream_records(r: redis.Redis) -> list[tuple[str, dict[str, Any]]]:
+    """(model, record) of every record in the stream, in order."""
+    return [
+        (fields[b"model"].decode(), record)
+        for _, fields in r.xrange(STREAM)
+        for record in orjson.loads(fields[b"data"])
+    ]
+
+
+def test_count_mode_sends_every_record_once_models_in_turn(
+    settings: Settings, redis_url: str
+) -> None:
+    plan = producer.Plan(count=250, batch=40, seed=1, models=("svm", "lightgbm"))
+    tally = run(settings, plan)
+    assert (tally.sent, tally.accepted, tally.rejected, tally.undelivered) == (250, 250, 0, 0)
+    assert tally.requests == 7  # six of 40, one of 10
+    r = redis.Redis.from_url(redis_url)
+    models = [fields[b"model"].decode() for _, fields in r.xrange(STREAM)]
+    assert Counter(models) == {"svm": 4, "lightgbm": 3}  # in turn (requests overlap, so any order)
+    assert len(stream_records(r)) == 250
+
+
+def test_same_seed_sends_the_same_records(settings: Settings, redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    plan = producer.Plan(count=30, batch=7, seed=5, concurrency=1)  # one at a time: same order
+    run(settings, plan)
+    first = stream_records(r)
+    r.delete(STREAM)
+    run(settings, plan)
+    assert stream_records(r) == first
+
+
+def test_back_pressure_is_waited_out_and_nothing_is_lost(
+    make_settings: Callable[..., Settings], redis_url: str
+) -> None:
+    r = redis.Redis.from_url(redis_url)
+    r.xgroup_create(STREAM, "workers", id="0", mkstream=True)
+    settings = make_settings(MAX_LAG=3)
+    stop = threading.Event()
+
+    def consume() -> None:  # a slow consumer: the lag stays at MAX_LAG most of the time
+        reader = redis.Redis.from_url(redis_url)
+        while not stop.is_set():
+            if reader.xreadgroup("workers", "c", {STREAM: ">"}, count=2, block=100):
+                time.sleep(0.3)  # a slow worker, not a synchronisation
+
+    worker = threading.Thread(target=consume)
+    worker.start()
+    try:
+        tally = run(settings, producer.Plan(count=60, batch=5, concurrency=2, seed=2))
+    finally:
+        stop.set()
+        worker.join()
+    assert tally.throttled > 0
+    assert (tally.accepted, tally.rejected, tally.undelivered) == (60, 0, 0)
+    assert len(stream_records(r)) == 60
+
+
+def test_refused_records_are_counted_and_explained(
+    make_settings: Callable[..., Settings],
+) -> None:
+    server = make_settings(INGEST_API_KEY="secret")
+    tally = run(make_settings(), producer.Plan(count=20, batch=10), app_settings=server)
+    assert (tally.accepted, tally.rejected, tally.undelivered) == (0, 20, 0)
+    assert tally.errors
+    assert tally.errors[0].startswith("401")
+    ok = run(make_settings(INGEST_API_KEY="secret"), producer.Plan(count=20, batch=10), server)
+    assert ok.accepted == 20
+
+
+def test_an_unreachable_ingest_leaves_records_undelivered_not_lost(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(INGEST_URL=f"http://127.0.0.1:{free_port()}")
+
+    async def go() -> producer.Tally:
+        async with producer.open_producer(settings, plan) as sender:
+            return await sender.run()
+
+    plan = producer.Plan(count=12, batch=4, give_up_s=1.0)
+    tally = asyncio.run(go())
+    assert (tally.sent, tally.accepted, tally.undelivered) == (12, 0, 12)
+    assert tally.retries >= 3  # each batch retried before giving up
+    assert "ConnectError" in tally.errors[0]
+
+
+def test_rate_mode_paces_and_stops_on_request(settings: Settings, redis_url: str) -> None:
+    async def go() -> producer.Tally:
+        transport = httpx.ASGITransport(app=create_app(settings))
+        async with httpx.AsyncClient(transport=transport) as client:
+            sender = producer.Producer(settings, producer.Plan(rate=200, batch=10), client)
+            asyncio.get_running_loop().call_later(1.0, sender.stop)
+            return await sender.run()
+
+    tally = asyncio.run(go())
+    # 200 records/s for 1 s: the first batch leaves at once, then one every 50 ms.
+    assert 150 <= tally.accepted <= 230
+    assert tally.in_flight == 0
+    assert len(stream_records(redis.Redis.from_url(redis_url))) == tally.accepted
+
+
+def test_pacer_books_slots_and_does_not_burst_after_a_stall() -> None:
+    now = [100.0]
+    pacer = producer.Pacer(rate=10, clock=lambda: now[0])
+    assert pacer.delay(5) == 0.0
+    assert pacer.delay(5) == pytest.approx(0.5)
+    now[0] += 10.0  # stalled for 10 s: resume at the rate, not with 100 records at once
+    assert pacer.delay(5) == 0.0
+    assert pacer.delay(5) == pytest.approx(0.5)
+    assert pacer.behind_s == pytest.approx(9.0)
+    assert producer.Pacer(rate=None).delay(1000) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("2", 2.0), ("0.5", 0.5), ("600", producer.MAX_RETRY_AFTER_S), ("-3", 0.0), ("soon", None)],
+)
+def test_retry_after_seconds(header: str, seconds: float | None) -> None:
+    answer = httpx.Response(503, headers={"Retry-After": header})
+    assert producer.retry_after_s(answer) == seconds
+
+
+def test_retry_after_http_date() -> None:
+    when = email.utils.formatdate(time.time() + 5, usegmt=True)
+    seconds = producer.retry_after_s(httpx.Response(429, headers={"Retry-After": when}))
+    assert seconds is not None
+    assert 3 <= seconds <= 5
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        {"count": 0},
+        {"count": 10, "models": ("gpt",)},
+        {"count": 10, "batch": 0},
+        {},
+    ],
+)
+def test_bad_plans_are_refused(plan: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"positive|models|count, a rate"):
+        producer.Plan(**plan)
+
+
+def test_lambda_handler_sends_the_event_plan_and_a_schedule_sends_the_default(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_url}
+    command = [sys.executable, "-m", "streamfn.cli", "ingest", "--host", "127.0.0.1",
+               "--port", str(port)]  # fmt: skip
+    server = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: httpx.get(f"{base}/health").status_code == 200, timeout=30)
+        monkeypatch.setenv("INGEST_URL", base)
+        monkeypatch.setenv("REDIS_URL", redis_url)
+        from streamfn.config import get_settings
+
+        get_settings.cache_clear()
+        from functions.produce import app
+
+        app = importlib.reload(app)  # the handler reads its settings at import, as on Lambda
+        context = SimpleNamespace(get_remaining_time_in_millis=lambda: 60_000)
+        answer = app.handler({"count": 30, "batch": 10, "models": "knn", "seed": 1}, context)
+        assert (answer["accepted"], answer["rejected"], answer["requests"]) == (30, 0, 3)
+        scheduled = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events",
+                     "detail": {}}  # fmt: skip
+        assert app.handler(scheduled, context)["accepted"] == producer.EVENT_DEFAULT_COUNT
+    finally:
+        get_settings.cache_clear()
+        server.terminate()
+        server.wait(timeout=10)
+    r = redis.Redis.from_url(redis_url)
+    assert len(stream_records(r)) == 30 + producer.EVENT_DEFAULT_COUNT
+
+
+def test_cli_reports_undelivered_records_and_exits_1(redis_url: str) -> None:
+    env = {**os.environ, "INGEST_URL": f"http://127.0.0.1:{free_port()}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "streamfn.cli", "produce", "--count", "5", "--give-up-s", "0.5"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "undelivered" in done.stdout + done.stderr
+    summary = [line for line in done.stderr.splitlines() if "producer finished" in line]
+    assert orjson.loads(summary[0])["undelivered"] == 5
+
+
+def test_cli_without_count_or_rate_says_what_to_give() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "streamfn.cli", "produce"], capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--count" in done.stderr
+    assert "--rate" in done.stderr

@@ -1,0 +1,154 @@
+"""The CSV rows of the predictions: columns, cells, times, round trips."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pandas as pd
+import pytest
+
+from streamfn.features import FEATURE_NAMES
+from streamfn.infer.rows import CSV_COLUMNS, Row, encode_csv
+from streamfn.times import iso_ms
+from tests.factories import full_record
+
+RECEIVED = 1764141569123  # 2025-11-26T07:19:29.123Z
+PREDICTED = 1764141569405
+# Values chosen to exercise number formatting (7.25, 1.5, 3.0) in the exact-line assertions.
+FULL: dict[str, object] = full_record(
+    **{
+        "Resource Allocation": 3.0,
+        "Work Hours per Week": 45,
+        "Sleep Hours": 7.25,
+        "Work-Life Balance Score": 3,
+        "Team Size": 12,
+        "Recognition Frequency": 1.5,
+    }
+)
+
+
+def row(record: dict[str, object], prediction: int = 1, index: int = 0) -> Row:
+    """A row of message 1764141569123-0 predicted by lightgbm version 3."""
+    return Row(
+        "1764141569123-0", index, "lightgbm", "LightGBM_Classifier", "3",
+        prediction, RECEIVED, PREDICTED, record,
+    )  # fmt: skip
+
+
+def lines(body: bytes) -> list[str]:
+    """The CSV lines of a body without quoted line breaks."""
+    text = body.decode("utf-8")
+    assert text.endswith("\r\n")
+    return text.split("\r\n")[:-1]
+
+
+def parsed(body: bytes) -> list[list[str]]:
+    """The body read back by the csv module."""
+    return list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def test_columns_are_the_spec_order() -> None:
+    assert CSV_COLUMNS == (
+        "message_id", "record_index", "model", "registered_model", "model_version",
+        "prediction", "prediction_label", "received_at", "predicted_at", "imputed",
+        "Employee ID", "Gender", "Company Type", "WFH Setup Available", "Designation",
+        "Resource Allocation", "Mental Fatigue Score", "Work Hours per Week", "Sleep Hours",
+        "Work-Life Balance Score", "Manager Support Score", "Deadline Pressure Score",
+        "Team Size", "Recognition Frequency",
+    )  # fmt: skip
+    assert encode_csv([]) == (",".join(CSV_COLUMNS) + "\r\n").encode()
+
+
+def test_full_record_row() -> None:
+    body = encode_csv([row(FULL, prediction=2, index=4)])
+    assert lines(body)[1] == (
+        "1764141569123-0,4,lightgbm,LightGBM_Classifier,3,2,High,"
+        "2025-11-26T07:19:29.123Z,2025-11-26T07:19:29.405Z,,fffe32003000360033003200,"
+        "Female,Service,No,2,3.0,3.8,45,7.25,3,4,2,12,1.5"
+    )
+
+
+def test_partial_record_row_names_imputed_features_in_table_order() -> None:
+    record = {"Team Size": 7, "Gender": "Male", "Sleep Hours": None, "Designation": 1}
+    body = encode_csv([row(record, prediction=0)])
+    cells = dict(zip(CSV_COLUMNS, parsed(body)[1], strict=True))
+    absent = [n for n in FEATURE_NAMES if n not in ("Gender", "Designation", "Team Size")]
+    assert cells["imputed"] == "|".join(absent)
+    assert cells["imputed"].startswith("Company Type|WFH Setup Available|Resource Allocation|")
+    assert cells["Employee ID"] == ""
+    assert [cells[n] for n in absent] == [""] * 10
+    assert (cells["Gender"], cells["Designation"], cells["Team Size"]) == ("Male", "1", "7")
+    assert cells["prediction_label"] == "Low"
+
+
+def test_labels_follow_the_classes() -> None:
+    body = encode_csv([row(FULL, prediction=p, index=p) for p in (0, 1, 2)])
+    assert [r[5:7] for r in parsed(body)[1:]] == [["0", "Low"], ["1", "Medium"], ["2", "High"]]
+
+
+@pytest.mark.parametrize("prediction", [-1, 3])
+def test_a_prediction_outside_the_classes_is_refused(prediction: int) -> None:
+    with pytest.raises(ValueError, match="not a class"):
+        encode_csv([row(FULL, prediction=prediction)])
+
+
+def test_times_are_iso_utc_with_milliseconds() -> None:
+    assert iso_ms(RECEIVED) == "2025-11-26T07:19:29.123Z"
+    assert iso_ms(1764141569005) == "2025-11-26T07:19:29.005Z"
+    assert iso_ms(0) == "1970-01-01T00:00:00.000Z"
+    stamps = pd.to_datetime(pd.Series([iso_ms(RECEIVED), iso_ms(PREDICTED)]), utc=True)
+    assert [s.value // 1_000_000 for s in stamps] == [RECEIVED, PREDICTED]
+
+
+AWKWARD_IDS = [
+    "Smith, John",
+    'say "hi"',
+    "line1\nline2",
+    "carriage\rreturn",
+    "crlf\r\nend",
+    "Zoë Ω 雪",
+    " padded ",
+    "=1+1",
+    "",
+]
+
+
+def test_awkward_employee_ids_round_trip_through_csv_reader() -> None:
+    rows = [row({**FULL, "Employee ID": e}, index=i) for i, e in enumerate(AWKWARD_IDS)]
+    body = encode_csv(rows)
+    assert b'"Smith, John"' in body
+    assert b'"say ""hi"""' in body
+    assert "Zoë Ω 雪".encode() in body
+    assert not body.startswith(b"\xef\xbb\xbf")  # no BOM
+    back = parsed(body)
+    assert len(back) == 1 + len(AWKWARD_IDS)
+    assert [r[10] for r in back[1:]] == AWKWARD_IDS
+    assert all(len(r) == len(CSV_COLUMNS) for r in back)
+
+
+def test_round_trip_through_pandas() -> None:
+    rows = [row({**FULL, "Employee ID": e}, index=i) for i, e in enumerate(AWKWARD_IDS)]
+    rows.append(row({"Sleep Hours": 6}, index=len(rows)))
+    frame = pd.read_csv(io.BytesIO(encode_csv(rows)), dtype=str, keep_default_na=False)
+    assert tuple(frame.columns) == CSV_COLUMNS
+    assert frame["Employee ID"].tolist() == [*AWKWARD_IDS, ""]
+    assert frame["record_index"].tolist() == [str(i) for i in range(len(rows))]
+    assert frame["Recognition Frequency"].tolist() == ["1.5"] * len(AWKWARD_IDS) + [""]
+    numbers = pd.read_csv(io.BytesIO(encode_csv(rows)))
+    assert numbers["Work Hours per Week"].iloc[0] == 45
+    assert numbers["imputed"].iloc[-1] == "|".join(n for n in FEATURE_NAMES if n != "Sleep Hours")
+
+
+def test_a_large_mixed_batch_encodes_every_row() -> None:
+    partial = {k: v for k, v in FULL.items() if k != "Sleep Hours"}
+    rows = [row(FULL if i % 2 else partial, i % 3, i) for i in range(1000)]
+    parsed = list(csv.DictReader(io.StringIO(encode_csv(rows).decode())))
+    assert [int(r["record_index"]) for r in parsed] == list(range(1000))
+    assert [r["imputed"] for r in parsed[:2]] == ["Sleep Hours", ""]
+
+
+# ---------------------------------------------------------------- object keys

@@ -1,0 +1,129 @@
+"""`streamfn up` as a user runs it: the whole local pipeline, then Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from streamfn.local.stack import port_is_free
+from tests.conftest import bucket_rows, s3_client, wait_for
+from tests.factories import SEED_EXAMPLE
+
+PORTS = (6379, 5001, 9000, 8800, 9101, 9102)
+REGISTERED = {"svm": "SVC", "knn": "Knn_Classifier", "lightgbm": "LightGBM_Classifier"}
+
+
+def children_of(pid: int) -> list[int]:
+    """PIDs whose parent is `pid`, read from /proc (no procps needed)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without any of the variables `up` chooses itself."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_", "MLFLOW_"))}
+
+
+def up_command(home: Path, *options: str) -> list[str]:
+    return [sys.executable, "-m", "streamfn.cli", "up", "--home", str(home), *options]
+
+
+@pytest.mark.slow
+def test_up_runs_the_pipeline_and_stops_cleanly(tmp_path: Path) -> None:
+    busy = [p for p in PORTS if not port_is_free(p)]
+    assert not busy, f"ports {busy} are taken; `streamfn up` needs them"
+    home = tmp_path / ".streamfn"
+    log_path = tmp_path / "up.log"
+    log = log_path.open("wb")
+    up = subprocess.Popen(
+        up_command(home, "--pollers", "2", "--rate", "20"),
+        cwd=tmp_path, env=clean_env(), stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: b"up:" in log_path.read_bytes(), timeout=240, interval=1)
+        children = children_of(up.pid)
+        # redis, mlflow, s3, ingest, two pollers, the producer
+        assert len(children) == 7
+        env = dict(line.split("=", 1) for line in (home / "env").read_text().splitlines())
+        assert env["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:9000"
+        sent = {}
+        for model in ("svm", "knn", "lightgbm"):
+            answer = httpx.post(
+                f"http://127.0.0.1:8800/predict_stream?model={model}", json=SEED_EXAMPLE
+            )
+            assert answer.status_code == 202
+            sent[answer.json()["message_id"]] = model
+            url = f"http://127.0.0.1:8800{answer.json()['status_url']}"
+            done = wait_for(
+                lambda url=url: (s := httpx.get(url).json())["status"] == "done" and s, timeout=60
+            )
+            assert done["model"] == model
+            assert done["model_version"] == "1"
+        ours = [r for r in bucket_rows(s3_client(env["AWS_ENDPOINT_URL_S3"])) if r["message_id"]
+                in sent]  # fmt: skip
+        assert sorted(r["message_id"] for r in ours) == sorted(sent)  # one row per request
+        for row in ours:
+            assert row["model"] == sent[row["message_id"]]
+            assert row["registered_model"] == REGISTERED[row["model"]]
+            assert row["model_version"] == "1"
+            assert row["prediction"] in {"0", "1", "2"}
+        # The producer's records flow too, and the status line counts them.
+        wait_for(lambda: b"status: ingested=" in log_path.read_bytes(), timeout=30, interval=1)
+        metrics = httpx.get("http://127.0.0.1:8800/metrics").text
+        assert 'streamfn_ingest_records_total{model="svm"}' in metrics
+    finally:
+        up.send_signal(signal.SIGINT)
+        code = up.wait(timeout=90)
+        log.close()
+    assert code == 0, log_path.read_text()[-3000:]
+    assert not [pid for pid in children if alive(pid)]
+    assert all(port_is_free(p) for p in PORTS)
+    producer_log = (home / "logs" / "producer.log").read_text()
+    assert '"message":"producer finished"' in producer_log
+    assert '"undelivered":0' in producer_log.rsplit("producer finished", 1)[1]
+
+
+def test_a_busy_port_stops_up_at_once_saying_which(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", 8800))
+        squatter.listen()
+        done = subprocess.run(
+            up_command(tmp_path / "home"), env=clean_env(), capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 2
+    assert "ingest :8800" in done.stderr
+    assert "starting" not in done.stderr
+
+
+def test_no_redis_server_stops_up_at_once_saying_how_to_install_it(tmp_path: Path) -> None:
+    env = {**clean_env(), "PATH": str(tmp_path)}  # a PATH without redis-server
+    done = subprocess.run(
+        up_command(tmp_path / "home"), env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "redis-server is not on PATH" in done.stderr
+    assert "apt-get install -y redis-server" in done.stderr
