@@ -1,4 +1,4 @@
-"""The feature table of SPEC section 2: names, types, allowed values, and the target's classes."""
+"""The burn-out feature table: names, types, allowed values, and the target's classes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Settings: SPEC section 7 defaults, and a bad value fails naming its variable."""
+"""Settings: the documented defaults, and a bad value fails naming its variable."""
 
 from __future__ import annotations
 

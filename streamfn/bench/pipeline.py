@@ -10,7 +10,6 @@ received_at, the stream id's time) to its CSV object written (`written_at` in it
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from streamfn.bucket import Bucket
 from streamfn.config import Settings, load_settings
 from streamfn.connections import text
 from streamfn.constants import RESULT_PREFIX
-from streamfn.local import stack
+from streamfn.local import services, stack
 from streamfn.local.status import scrape
 
 DRAIN_TIMEOUT_S = 300.0
@@ -56,28 +55,6 @@ class PipelineStack:
         return [p.pid for p in self.children.running if p.name.startswith("poller")]
 
 
-def base_services(workdir: Path, env: dict[str, str], redis_port: int) -> list[stack.Service]:
-    """redis-server with the AOF settings `streamfn up` uses."""
-    data = workdir / "redis"
-    data.mkdir(parents=True, exist_ok=True)
-    command = [
-        "redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--dir", str(data),
-        "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-    ]  # fmt: skip
-    return [stack.Service("redis", command, stack.redis_ok(env["REDIS_URL"]), (redis_port,))]
-
-
-def ingest_service(env: dict[str, str], port: int, app: str | None = None) -> stack.Service:
-    """The ingest API (or another app) under one uvicorn worker."""
-    url = f"http://127.0.0.1:{port}"
-    if app is None:
-        command = stack.cli("ingest", "--host", "127.0.0.1", "--port", str(port))
-    else:
-        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port",
-                   str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
-    return stack.Service("ingest", command, stack.http_ok(f"{url}/health"), (port,), env)
-
-
 @contextmanager
 def pipeline(workdir: Path, registry: str, pollers: int, max_lag: int) -> Iterator[PipelineStack]:
     """Start the benchmark pipeline; stop every process on exit."""
@@ -90,21 +67,16 @@ def pipeline(workdir: Path, registry: str, pollers: int, max_lag: int) -> Iterat
         **CREDENTIALS,
     }
     children = stack.Stack(workdir)
-    s3 = [sys.executable, "-c", "from moto.server import main; main()", "-p", str(s3_port)]
-    services = [
-        *base_services(workdir, env, redis_port),
-        stack.Service("s3", s3, stack.http_ok(f"{env['AWS_ENDPOINT_URL_S3']}/"), (s3_port,)),
-        ingest_service(env, ingest_port),
+    ports = [stack.free_port() for _ in range(pollers)]
+    to_start = [
+        services.redis(redis_port, workdir / "redis"),
+        services.moto_s3(s3_port),
+        services.ingest(ingest_port, env),
+        *(services.poller(f"poller-{i}", f"bench-{i}", port, env) for i, port in enumerate(ports)),
     ]
-    metrics_urls = []
-    for index in range(pollers):
-        port = stack.free_port()
-        metrics_urls.append(f"http://127.0.0.1:{port}/metrics")
-        command = stack.cli("poll", "--metrics-port", str(port), "--consumer", f"bench-{index}")
-        ready = stack.http_ok(f"http://127.0.0.1:{port}/health")  # its models are loaded
-        services.append(stack.Service(f"poller-{index}", command, ready, (port,), env))
+    metrics_urls = [f"http://127.0.0.1:{port}/metrics" for port in ports]
     try:
-        for service in services:
+        for service in to_start:
             children.start(service)
             if service.name == "s3":
                 Bucket.from_settings(load_settings(**env)).ensure()
@@ -252,7 +224,7 @@ def redis_only(workdir: Path) -> Iterator[str]:
     """A private redis-server; its URL."""
     port = stack.free_port()
     env = {"REDIS_URL": f"redis://127.0.0.1:{port}/0"}
-    with running(workdir, base_services(workdir, env, port)):
+    with running(workdir, [services.redis(port, workdir / "redis")]):
         yield env["REDIS_URL"]
 
 
@@ -263,7 +235,7 @@ def ingest_only(workdir: Path, app: str | None) -> Iterator[str]:
     # Nothing consumes here, so back-pressure is lifted for the length of the run.
     env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "MAX_LAG": str(10**9)}
     with running(
-        workdir, [*base_services(workdir, env, redis_port), ingest_service(env, port, app)]
+        workdir, [services.redis(redis_port, workdir / "redis"), services.ingest(port, env, app)]
     ):
         yield f"http://127.0.0.1:{port}"
 

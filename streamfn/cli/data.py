@@ -16,7 +16,7 @@ from rich.table import Table
 from streamfn.cli.common import CommandError, Commands, check_mlflow, console
 from streamfn.config import Settings
 from streamfn.constants import API_NAMES
-from streamfn.data import producer
+from streamfn.data import DATASET_PATH, producer
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 10.0
@@ -173,8 +173,6 @@ def print_tally(plan: producer.Plan, tally: producer.Tally) -> None:
 
 def register(commands: Commands) -> None:
     """Add `train`, `dataset` and `produce`."""
-    from streamfn.data.dataset import DEFAULT_PATH
-
     train = commands.add_parser("train", help="train, log and register the three models")
     train.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI")
     train.add_argument("--alias", help="default: MODEL_ALIAS")
@@ -189,7 +187,7 @@ def register(commands: Commands) -> None:
 
     data = commands.add_parser("dataset", help="regenerate the synthetic dataset CSV")
     data.add_argument("--seed", type=int, default=42)
-    data.add_argument("--out", type=Path, default=DEFAULT_PATH)
+    data.add_argument("--out", type=Path, default=DATASET_PATH)
     data.set_defaults(handler=cmd_dataset)
 
     produce = commands.add_parser("produce", help="send synthetic records to INGEST_URL")

@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from streamfn.data import DATASET_PATH as DEFAULT_PATH
 from streamfn.features import EMPLOYEE_ID, TARGET
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "enriched_employee_dataset.csv"
 ROWS = 22_750
 YEAR = 2008
 # Joiners up to this day of 2008 have 17 completed years; the facts give 363 of them.

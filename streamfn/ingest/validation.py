@@ -1,4 +1,4 @@
-"""Validation of the POST /predict_stream body (SPEC sections 2 and 4), written for the hot path.
+"""Validation of the POST /predict_stream body against the feature table, on the hot path.
 
 Each record first goes through `_as_sent`, which accepts a record that is canonical already
 (canonical keys, canonical category spellings, no nulls: what the producer and most clients

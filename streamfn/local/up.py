@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from rich.live import Live
 
 from streamfn import connections
 from streamfn.config import INGEST_PORT, MLFLOW_PORT, REDIS_PORT, S3_PORT, Settings, load_settings
-from streamfn.local import stack, status
+from streamfn.local import services, stack, status
 
 MINIO_CONSOLE_PORT = 9001
 FIRST_POLLER_METRICS_PORT = 9101
@@ -83,75 +82,46 @@ def s3_service(home: Path) -> tuple[stack.Service, dict[str, str], str, dict[str
         credentials = {"AWS_ACCESS_KEY_ID": MINIO_USER, "AWS_SECRET_ACCESS_KEY": MINIO_PASSWORD}
         console_url = f"http://127.0.0.1:{MINIO_CONSOLE_PORT} ({MINIO_USER} / {MINIO_PASSWORD})"
         return service, credentials, f"MinIO, data in {data}", {"MinIO console": console_url}
-    command = [sys.executable, "-c", "from moto.server import main; main()", "-p", str(S3_PORT)]
-    service = stack.Service("s3", command, stack.http_ok(f"{endpoint}/"), (S3_PORT,))
-    return service, EMBEDDED_CREDENTIALS, "embedded (moto), IN MEMORY: gone when up stops", {}
+    return (
+        services.moto_s3(S3_PORT),
+        EMBEDDED_CREDENTIALS,
+        "embedded (moto), IN MEMORY: gone when up stops",
+        {},
+    )
 
 
 def plan(options: Options) -> LocalStack:
     """The services of `streamfn up`, in start order, and the environment they share."""
     home = options.home
-    redis_url = f"redis://127.0.0.1:{REDIS_PORT}/0"
     mlflow_uri = f"http://127.0.0.1:{MLFLOW_PORT}"
     ingest_url = f"http://127.0.0.1:{INGEST_PORT}"
-    env = {"REDIS_URL": redis_url, "MLFLOW_TRACKING_URI": mlflow_uri, "INGEST_URL": ingest_url}
-    mlflow_home = home / "mlflow"
-    for folder in (home / "redis", mlflow_home):
-        folder.mkdir(parents=True, exist_ok=True)
-    redis_server = [
-        "redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
-        "--dir", str(home / "redis"), "--appendonly", "yes", "--appendfsync", "everysec",
-        "--save", "",
-    ]  # fmt: skip
-    mlflow_server = [
-        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
-        "--port", str(MLFLOW_PORT), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{mlflow_home / 'mlflow.db'}",
-        "--artifacts-destination", str(mlflow_home / "artifacts"),
-    ]  # fmt: skip
-    services = [
-        stack.Service("redis", redis_server, stack.redis_ok(redis_url), (REDIS_PORT,)),
-        stack.Service(
-            "mlflow",
-            mlflow_server,
-            stack.http_ok(f"{mlflow_uri}/health"),
-            (MLFLOW_PORT,),
-            env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # ~0.5 GB instead of ~3 GB
-        ),
+    env = {"REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0", "MLFLOW_TRACKING_URI": mlflow_uri,
+           "INGEST_URL": ingest_url}  # fmt: skip
+    running = [
+        services.redis(REDIS_PORT, home / "redis"),
+        services.mlflow(MLFLOW_PORT, home / "mlflow"),
     ]
     links = {"API docs": f"{ingest_url}/docs", "MLflow": mlflow_uri}
     if options.s3_endpoint is None:
         service, credentials, s3_kind, extra_links = s3_service(home)
-        services.append(service)
+        running.append(service)
         env |= {"AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{S3_PORT}", **credentials}
         links |= extra_links
     else:
         env["AWS_ENDPOINT_URL_S3"] = options.s3_endpoint
         s3_kind = "yours (AWS_ENDPOINT_URL_S3)"
-    services.append(
-        stack.Service(
-            "ingest",
-            stack.cli("ingest", "--host", "127.0.0.1", "--port", str(INGEST_PORT)),
-            stack.http_ok(f"{ingest_url}/health"),
-            (INGEST_PORT,),
-            env=env,
-        )
-    )
-    poller_metrics = []
-    for index in range(options.pollers):
-        port = FIRST_POLLER_METRICS_PORT + index
-        metrics_url = f"http://127.0.0.1:{port}/metrics"
-        poller = stack.cli("poll", "--metrics-port", str(port), "--consumer", f"up-{index + 1}")
-        # Healthy once it has polled: its models are loaded by then.
-        ready = stack.http_ok(f"http://127.0.0.1:{port}/health")
-        services.append(stack.Service(f"poller-{index + 1}", poller, ready, (port,), env))
-        poller_metrics.append(metrics_url)
+    running.append(services.ingest(INGEST_PORT, env))
+    ports = [FIRST_POLLER_METRICS_PORT + i for i in range(options.pollers)]
+    running += [
+        services.poller(f"poller-{i}", f"up-{i}", port, env) for i, port in enumerate(ports, 1)
+    ]
     if options.rate is not None:
         batch = str(max(1, min(100, int(options.rate))))  # about one request a second
         producer = stack.cli("produce", "--rate", f"{options.rate:g}", "--batch", batch)
-        services.append(stack.Service("producer", producer, stack.always_ok, env=env))
+        running.append(stack.Service("producer", producer, stack.always_ok, env=env))
     links |= {"S3": f"{env['AWS_ENDPOINT_URL_S3']}, bucket from PREDICTIONS_BUCKET"}
-    return LocalStack(services, env, s3_kind, links, poller_metrics)
+    metrics = [f"http://127.0.0.1:{port}/metrics" for port in ports]
+    return LocalStack(running, env, s3_kind, links, metrics)
 
 
 def prepare(env: dict[str, str], log_dir: Path, stopping: threading.Event, say: Callable) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streamfn.bench import Measurement, load, report
+from streamfn.bench import CurvePoint, Measurement, load, report
 
 WRK_OUTPUT = """\
 Running 1s test @ http://127.0.0.1:8765/
@@ -67,10 +67,32 @@ def test_targets_are_judged_on_the_measurements() -> None:
 def test_ratios_and_the_whole_report(tmp_path: Path) -> None:
     data = findings(25_000, 2_500, 120)
     ratios = "\n".join(report.ratios_table(data))
-    assert "| lightgbm | 100 | 5.0 x | 0.5 x | — |" in ratios
+    assert "| lightgbm | 100 | 5.0 x | — | 0.5 x | — |" in ratios
     report.chart(data, tmp_path / "bench.png")
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = report.markdown(data, "bench.png")
     assert text.startswith("# streamfn bench")
     assert "cores" in text
     assert "![records per second](bench.png)" in text
+
+
+def test_the_light_traffic_targets_come_from_the_curve(tmp_path: Path) -> None:
+    data = findings(25_000, 2_500, 120)
+    unmeasured = "\n".join(report.targets_table(data))
+    assert "20 requests/s of 1 record: ≤ 20 ms | — | not measured |" in unmeasured
+    data.curve = [
+        CurvePoint("lightgbm", 1, 10, 9.8, 15.0, 30.0, 300),
+        CurvePoint("lightgbm", 1, 20, 19.5, 19.0, 61.0, 300),
+        CurvePoint("lightgbm", 100, 20, 19.6, 40.0, 90.0, 300),
+    ]
+    judged = "\n".join(report.targets_table(data))
+    assert "p50 accepted → S3 at 20 requests/s of 1 record: ≤ 20 ms | 19.0 ms | met |" in judged
+    assert (
+        "p99 accepted → S3 at 20 requests/s of 1 record: ≤ 50 ms | 61.0 ms | **missed** |" in judged
+    )
+    assert "| lightgbm | 100 | 20 | 20 | 1,960 | 40.0 | 90.0 | 300 |" in report.curve_table(data)
+    report.latency_chart(data, tmp_path / "latency.png")
+    assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = report.markdown(data, "bench.png", "latency.png")
+    assert "## Latency under load" in text
+    assert "![latency under load](latency.png)" in text

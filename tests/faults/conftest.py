@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from streamfn.local.stack import Service, Stack, free_port, http_ok
-from tests.faults.pipeline import BUCKET, MotoS3, Pipeline, Registry
+from streamfn.local import services
+from streamfn.local.stack import Stack, free_port
+from tests.faults.parts import MotoS3, Registry
+from tests.faults.pipeline import BUCKET, Pipeline
 from tests.faults.tally import SUMMARIES
 
 
@@ -35,16 +36,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
     directory = tmp_path_factory.mktemp("mlflow")
     port = free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1",
-               "--backend-store-uri", f"sqlite:///{directory / 'server.db'}",
-               "--artifacts-destination", str(directory / "artifacts")]  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
-    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     server = Stack(directory)
     try:
-        server.start(Service("mlflow", command, http_ok(f"{uri}/health"), env=env,
-                             start_timeout_s=90))  # fmt: skip
+        server.start(services.mlflow(port, directory))
         results = training.train(uri, "champion")
         yield Registry(uri, port, {r.api_name: r.version for r in results})
     finally:

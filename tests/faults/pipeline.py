@@ -9,12 +9,10 @@ the stream to drain, then counts the bucket row by row (`Pipeline.tally`). Child
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +20,16 @@ import httpx
 import orjson
 import pytest
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 
 from streamfn import metrics
-from streamfn.config import Settings, defaults, load_settings
+from streamfn.config import Settings, defaults
 from streamfn.constants import API_NAMES
-from streamfn.data import producer
 from streamfn.data.synth import RecordSampler, load_profile
 from streamfn.features import EMPLOYEE_ID
+from streamfn.local import services
 from streamfn.local.stack import Process, Service, Stack, always_ok, cli, free_port
-from tests.conftest import S3_TEST_ENV, TcpProxy, bucket_rows, s3_client, wait_for
+from tests.conftest import S3_TEST_ENV, TcpProxy, bucket_rows, wait_for
+from tests.faults.parts import MotoS3, Production, Registry, metric_samples, planned_records
 from tests.faults.tally import Tally, count_rows, report
 
 DEFAULTS = defaults()
@@ -43,74 +41,6 @@ BUCKET = DEFAULTS.PREDICTIONS_BUCKET
 # Reclaim must happen within a test's time. A live poller's entries are not reclaimed under it,
 # however long its batch takes (it holds them while it works), so this can be short.
 POLLER_ENV = {"CLAIM_IDLE_MS": "2000", "BATCH_SIZE": "20", "BATCH_WINDOW_MS": "20"}
-
-
-class MotoS3:
-    """moto's S3 server in this process; stop() then start() is an outage that keeps the objects."""
-
-    # moto's state lives in this process, not in the server thread: a restart on the same port
-    # serves the same buckets again.
-
-    def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-        self.port = free_port()
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.client = s3_client(self.endpoint)
-
-    def start(self) -> None:
-        """Serve (again)."""
-        self.server.start()
-
-    def stop(self) -> None:
-        """Shut the server down; its listening socket closes, so clients are refused."""
-        self.server.stop()
-
-
-@dataclass(frozen=True)
-class Registry:
-    """The session's MLflow server and the champion versions training registered."""
-
-    uri: str
-    port: int
-    champions: dict[str, str]
-
-
-def planned_records(count: int, batch: int, seed: int, models: Sequence[str]) -> dict[str, str]:
-    """Employee ID -> model of the records `streamfn produce` sends for this plan, in order."""
-    plan = producer.Plan(count=count, models=tuple(models), batch=batch, seed=seed)
-    # Only batches() is used: it draws the records exactly as the producer child will.
-    settings = load_settings(INGEST_URL="http://127.0.0.1:1")
-    sender = producer.Producer(settings, plan, client=None)  # type: ignore[arg-type]
-    records: dict[str, str] = {}
-    for model, batch_records in sender.batches():
-        for record in batch_records:
-            records[record[EMPLOYEE_ID]] = model
-    if len(records) != count:  # ids are drawn at random: a seed may repeat one
-        pytest.fail(f"seed {seed} repeats an Employee ID in {count} records: pick another seed")
-    return records
-
-
-@dataclass
-class Production:
-    """A `streamfn produce` child and the records it sends."""
-
-    child: Process
-    records: dict[str, str]
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-def metric_samples(port: int, name: str) -> list[tuple[dict[str, str], float]]:
-    """(labels, value) of every sample called `name` on a Prometheus endpoint."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return [
-        (sample.labels, sample.value)
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name
-    ]
 
 
 class Pipeline:
@@ -187,13 +117,9 @@ class Pipeline:
 
     def start_redis(self) -> None:
         """redis-server with AOF on this pipeline's dir and port; wait until it has loaded."""
-        binary = shutil.which("redis-server")
-        if binary is None:
+        if shutil.which("redis-server") is None:
             pytest.fail("redis-server is not on PATH: apt-get install -y redis-server")
-        command = [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                   "--dir", str(self.redis_dir), "--appendonly", "yes",
-                   "--appendfsync", "everysec", "--save", "", "--protected-mode", "no"]  # fmt: skip
-        self.spawn("redis", command)
+        self.spawn("redis", services.redis(self.redis_port, self.redis_dir).command)
         # PING answers LOADING (an error) until the AOF is replayed.
         self.wait(self.r.ping, 30, "redis-server answers PING")
 

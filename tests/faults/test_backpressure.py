@@ -6,7 +6,8 @@ import signal
 
 import pytest
 
-from tests.faults.pipeline import Pipeline, metric_samples
+from tests.faults.parts import metric_samples
+from tests.faults.pipeline import Pipeline
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -8,7 +8,8 @@ import pytest
 from mlflow import MlflowClient
 
 from streamfn.constants import REGISTERED_MODELS
-from tests.faults.pipeline import Pipeline, Registry
+from tests.faults.parts import Registry
+from tests.faults.pipeline import Pipeline
 from tests.faults.tally import epoch_s
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from streamfn.constants import API_NAMES
-from tests.faults.pipeline import DLQ, GROUP, STREAM, Pipeline, Registry
+from tests.faults.parts import Registry
+from tests.faults.pipeline import DLQ, GROUP, STREAM, Pipeline
 from tests.faults.tally import epoch_s
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]

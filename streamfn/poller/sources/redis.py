@@ -161,7 +161,7 @@ class RedisSource:
                     b"error": error,
                     b"deliveries": str(entry.deliveries),
                     b"failed_at": failed_at,
-                    b"message_id": entry.id,  # beyond the SPEC: which message this was
+                    b"message_id": entry.id,  # not in the stream's fields: which message this was
                 }
                 pipe.xadd(self.settings.dlq_key, {**entry.fields, **extra})
                 model = entry.fields.get(b"model", b"").decode(errors="replace")
