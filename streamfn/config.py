@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streamfn.constants import dlq_key
+from streamfn.constants import SEED_MODELS, dlq_key
 from streamfn.crash import Step
 
 PositiveInt = Annotated[int, Field(gt=0)]
+# An API name is also a key partition (model=<name>) and a Redis key part: keep it plain.
+_API_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 # Where the services listen by default (the local stack binds these); the URLs below use them.
 REDIS_PORT = 6379
@@ -36,6 +39,8 @@ class Settings(BaseSettings):
     MLFLOW_TRACKING_URI: str = f"http://localhost:{MLFLOW_PORT}"
     MODEL_ALIAS: str = Field("champion", min_length=1)
     MODEL_REFRESH_S: float = Field(30.0, ge=0)
+    MODELS: str = ",".join(f"{api}={name}" for api, name in SEED_MODELS.items())
+    OUTPUT_PROBABILITIES: bool = False
 
     PREDICTIONS_BUCKET: str = Field("predictions", min_length=3, max_length=63)
     AWS_ENDPOINT_URL_S3: str | None = None
@@ -83,10 +88,37 @@ class Settings(BaseSettings):
         # Compose and SAM pass unset parameters as empty strings.
         return None if value == "" else value
 
+    @field_validator("MODELS")
+    @classmethod
+    def _models(cls, value: str) -> str:
+        parse_models(value)  # raises ValueError naming what is wrong
+        return value
+
+    @property
+    def models(self) -> dict[str, str]:
+        """API name -> registered name, in MODELS order (parsed once per value; do not mutate)."""
+        return parse_models(self.MODELS)
+
     @property
     def dlq_key(self) -> str:
         """The dead-letter stream of STREAM_KEY."""
         return dlq_key(self.STREAM_KEY)
+
+
+@lru_cache(maxsize=16)
+def parse_models(value: str) -> dict[str, str]:
+    """`api=Registered,…` as a dict; ValueError naming the first bad entry."""
+    models: dict[str, str] = {}
+    for entry in (part.strip() for part in value.split(",")):
+        api, sep, registered = (p.strip() for p in entry.partition("="))
+        if not sep or not registered:
+            raise ValueError(f"{entry!r} is not api_name=RegisteredName")
+        if not _API_NAME.fullmatch(api):
+            raise ValueError(f"API name {api!r}: use lower-case letters, digits, - and _")
+        if api in models:
+            raise ValueError(f"API name {api!r} is given twice")
+        models[api] = registered
+    return models
 
 
 def _describe(error: ValidationError) -> str:

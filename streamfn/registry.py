@@ -1,4 +1,5 @@
-"""The MLflow Model Registry as streamfn reads it: which version an alias points to.
+"""The MLflow Model Registry as streamfn reads it: which version an alias points to, and what
+that version takes and gives (its schema).
 
 Two transports answer the same questions. `RestRegistry` asks an MLflow server over HTTP with
 httpx, so the ingest function (a small zip, no mlflow package) can read the registry, and every
@@ -13,6 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
+
+from streamfn import schemas
+from streamfn.schemas import ModelSchema
 
 TIMEOUT_S = 4.0
 # What a registry answers when the alias (or the whole model) does not exist: a SQLite store
@@ -52,6 +57,31 @@ class Registry(ABC):
     def versions(self, name: str) -> list[str]:
         """Every version number of a registered model ([] when it is not registered)."""
 
+    @abstractmethod
+    def file(self, name: str, version: str, path: str) -> bytes | None:
+        """One file of a version's artifacts (None when the version has no such file)."""
+
+    def json_file(self, name: str, version: str, path: str) -> Any:
+        """One JSON artifact of a version, None when absent; RegistryError when not JSON."""
+        raw = self.file(name, version, path)
+        if raw is None:
+            return None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            raise RegistryError(f"{name} v{version}: {path} is not JSON: {error}") from None
+
+    def schema(self, model: str, name: str, version: str) -> ModelSchema:
+        """What a version takes and gives; SchemaError when it cannot be served."""
+        mlmodel = self.file(name, version, schemas.MLMODEL_FILE)
+        if mlmodel is None:
+            raise schemas.SchemaError(f"{name} v{version} has no MLmodel file")
+        return schemas.build(
+            model, name, version, mlmodel.decode(),
+            self.json_file(name, version, schemas.CONSTRAINTS_FILE),
+            self.json_file(name, version, schemas.LABELS_FILE),
+        )  # fmt: skip
+
     def alias_version(self, name: str, alias: str) -> Resolved:
         """The alias's version, else the latest version; NotRegisteredError when there is none."""
         version = self.alias_target(name, alias)
@@ -69,6 +99,7 @@ class RestRegistry(Registry):
     def __init__(self, uri: str, timeout_s: float = TIMEOUT_S) -> None:
         self.uri = uri.rstrip("/")
         self.http = httpx.Client(base_url=f"{self.uri}/api/2.0/mlflow", timeout=timeout_s)
+        self.files = httpx.Client(base_url=self.uri, timeout=timeout_s)
 
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any] | None:
         """The JSON answer, None for "absent", RegistryError for anything else."""
@@ -93,6 +124,19 @@ class RestRegistry(Registry):
     def versions(self, name: str) -> list[str]:
         found = self._get("/model-versions/search", {"filter": f"name = '{name}'"})
         return [str(v["version"]) for v in (found or {}).get("model_versions", [])]
+
+    def file(self, name: str, version: str, path: str) -> bytes | None:
+        # The server reads the file from wherever the version's artifacts are kept.
+        params = {"name": name, "version": version, "path": path}
+        try:
+            answer = self.files.get("/model-versions/get-artifact", params=params)
+        except httpx.HTTPError as error:
+            raise RegistryError(f"MLflow at {self.uri} is unreachable: {error}") from error
+        if answer.status_code == 404:
+            return None
+        if answer.status_code != 200:
+            raise RegistryError(f"MLflow at {self.uri} answered {answer.status_code} for {path}")
+        return answer.content
 
 
 class ClientRegistry(Registry):
@@ -122,6 +166,26 @@ class ClientRegistry(Registry):
         except MlflowException as error:
             raise RegistryError(f"registry {self.uri}: {error}") from error
         return [str(v.version) for v in found]
+
+    def file(self, name: str, version: str, path: str) -> bytes | None:
+        import tempfile
+
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        try:
+            source = self.client.get_model_version_download_uri(name, version)
+        except MlflowException as error:
+            raise RegistryError(f"registry {self.uri}: {error}") from error
+        with tempfile.TemporaryDirectory(prefix="streamfn-registry-") as directory:
+            try:
+                local = mlflow.artifacts.download_artifacts(
+                    f"{source.rstrip('/')}/{path}", dst_path=directory, tracking_uri=self.uri
+                )
+            except (MlflowException, OSError):
+                return None  # a store without the file: an absent artifact
+            with open(local, "rb") as found:
+                return found.read()
 
 
 def open_registry(uri: str) -> Registry:

@@ -184,11 +184,15 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def make_settings(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
-    """Build validated settings for the test's Redis, ignoring the developer's environment."""
+def make_settings(
+    redis_url: str, sqlite_registry: str, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Settings]:
+    """Build validated settings for the test's Redis and the trained registry, ignoring the
+    developer's environment."""
     for name in Settings.model_fields:
         monkeypatch.delenv(name, raising=False)
-    return lambda **overrides: load_settings(**{"REDIS_URL": redis_url, **overrides})
+    base = {"REDIS_URL": redis_url, "MLFLOW_TRACKING_URI": sqlite_registry}
+    return lambda **overrides: load_settings(**{**base, **overrides})
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_defaults_are_the_spec_s() -> None:
+def test_defaults_are_the_documented_ones() -> None:
     s = load_settings()
     assert s.REDIS_URL == "redis://localhost:6379/0"
     assert (s.STREAM_KEY, s.CONSUMER_GROUP, s.dlq_key) == (
@@ -87,3 +87,25 @@ def test_empty_optional_values_mean_unset(monkeypatch: pytest.MonkeyPatch) -> No
     s = load_settings()
     assert s.INGEST_API_KEY is None
     assert s.INFER_FUNCTION_NAME is None
+
+
+def test_models_maps_api_names_to_registered_names_in_order() -> None:
+    assert load_settings().models == {"svm": "SVC", "knn": "Knn_Classifier",
+                                      "lightgbm": "LightGBM_Classifier"}  # fmt: skip
+    found = load_settings(MODELS=" wine = Wine_Classifier ,svm=SVC").models
+    assert list(found.items()) == [("wine", "Wine_Classifier"), ("svm", "SVC")]
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("svm", "is not api_name=RegisteredName"),
+        ("svm=", "is not api_name=RegisteredName"),
+        ("Wine=W", "lower-case"),
+        ("a b=W", "lower-case"),
+        ("svm=SVC,svm=Other", "given twice"),
+    ],
+)
+def test_a_bad_models_value_fails_at_start_naming_it(value: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=f"MODELS=.*{says}"):
+        load_settings(MODELS=value)

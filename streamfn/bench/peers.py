@@ -18,7 +18,7 @@ import orjson
 
 from streamfn.bench import Measurement
 from streamfn.bench.load import drive
-from streamfn.constants import REGISTERED_MODELS
+from streamfn.constants import SEED_MODELS
 from streamfn.features import FEATURE_NAMES, NUMERIC
 from streamfn.local import stack
 
@@ -30,7 +30,7 @@ SEED_GROUP = "workers"
 def mlflow_serve(workdir: Path, registry: str, model: str) -> Iterator[str]:
     """`mlflow models serve` of the model's champion on a free port; its base URL."""
     port = stack.free_port()
-    uri = f"models:/{REGISTERED_MODELS[model]}@champion"
+    uri = f"models:/{SEED_MODELS[model]}@champion"
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager",
                "local", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     # It runs a bare `uvicorn`: this venv's bin/ must be on PATH.
@@ -84,7 +84,7 @@ def seed_worker(
     data = orjson.dumps([record])
     for _ in range(messages):
         r.xadd(SEED_STREAM, {"model": model, "data": data})
-    uri = f"models:/{REGISTERED_MODELS[model]}@champion"
+    uri = f"models:/{SEED_MODELS[model]}@champion"
     mlflow.set_tracking_uri(registry)
     durations = []
     started = time.perf_counter()
@@ -157,7 +157,7 @@ def mlserver(workdir: Path, registry: str, model: str, binary: Path) -> Iterator
     local = workdir / "model"
     mlflow.set_tracking_uri(registry)
     mlflow.artifacts.download_artifacts(
-        f"models:/{REGISTERED_MODELS[model]}@champion", dst_path=str(local)
+        f"models:/{SEED_MODELS[model]}@champion", dst_path=str(local)
     )
     port = stack.free_port()
     settings = {"debug": False, "parallel_workers": 0, "host": "127.0.0.1", "http_port": port,

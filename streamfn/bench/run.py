@@ -13,7 +13,7 @@ from rich.console import Console
 from streamfn.bench import Measurement, floor, peers, pipeline, report
 from streamfn.bench.load import require_wrk
 from streamfn.config import defaults
-from streamfn.constants import API_NAMES
+from streamfn.constants import SEED_MODELS
 from streamfn.data import training
 from streamfn.data.synth import RecordSampler, load_profile
 
@@ -46,7 +46,7 @@ class Options:
     @property
     def models(self) -> tuple[str, ...]:
         """Every model, or only LightGBM (the targets' model) when quick."""
-        return ("lightgbm",) if self.quick else API_NAMES
+        return ("lightgbm",) if self.quick else tuple(SEED_MODELS)
 
     @property
     def load_seconds(self) -> float:

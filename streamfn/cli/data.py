@@ -13,10 +13,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from streamfn import schemas
 from streamfn.cli.common import CommandError, Commands, check_mlflow, console
 from streamfn.config import Settings
-from streamfn.constants import API_NAMES
+from streamfn.constants import SEED_MODELS
 from streamfn.data import DATASET_PATH, producer
+from streamfn.data.samplers import SamplerError
+from streamfn.registry import RegistryError
+from streamfn.schemas import SchemaError
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 10.0
@@ -31,7 +35,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     uri = args.tracking_uri or settings.MLFLOW_TRACKING_URI
     alias = args.alias or settings.MODEL_ALIAS
     check_mlflow(uri)
-    models = tuple(args.model or API_NAMES)
+    models = tuple(args.model or training.TRAINABLE)
     if args.if_missing:
         models = training.missing_models(uri, models)
         if not models:
@@ -57,6 +61,45 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
+    """Log feature_constraints.json and reference_profile.json for a model, from a CSV."""
+    from streamfn.data import profiling
+
+    uri = args.tracking_uri or settings.MLFLOW_TRACKING_URI
+    check_mlflow(uri)
+    api_name = args.model if args.model in settings.models else args.model.lower()
+    name = settings.models.get(args.model, args.model)
+    console.print(f"profiling {name}@{settings.MODEL_ALIAS} from {args.data} …")
+    try:
+        done = profiling.profile_model(uri, settings.MODEL_ALIAS, api_name, name, args.data)
+    except (profiling.ProfileError, RegistryError, SchemaError, OSError) as error:
+        raise CommandError(str(error)) from None
+    table = Table(title=f"{name} v{done.schema.version}: profiled from {done.rows:,} rows")
+    for column in ("input", "kind", "range or categories", "nulls"):
+        table.add_column(column)
+    for column in done.schema.columns:
+        spread = done.profile["features"][column.name]
+        if spread["kind"] == "number":
+            shown = f"{spread['min']:g} … {spread['max']:g}" if spread["min"] is not None else "—"
+        else:
+            shown = ", ".join(spread["categories"][:6]) + (
+                " …" if len(spread["categories"]) > 6 else ""
+            )
+        table.add_row(column.name, column.kind, shown, f"{spread['null_share']:.1%}")
+    Console().print(table)
+    predicted = done.profile["prediction"]
+    if predicted["kind"] == "class":
+        shares = ", ".join(
+            f"{c} {s:.1%}" for c, s in zip(predicted["classes"], predicted["shares"], strict=True)
+        )
+        console.print(f"predicted classes: {shares}")
+    console.print(
+        f"logged {schemas.CONSTRAINTS_FILE} and {schemas.REFERENCE_FILE} beside {name} "
+        f'v{done.schema.version}; add it to MODELS (e.g. MODELS="$MODELS,{api_name}={name}")'
+    )
+    return 0
+
+
 def cmd_dataset(args: argparse.Namespace, settings: Settings) -> int:
     """Regenerate the synthetic dataset (byte-for-byte for a given seed)."""
     from streamfn.data import dataset
@@ -74,7 +117,7 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
         plan = producer.Plan(
             count=args.count,
             rate=args.rate,
-            models=tuple(args.model or API_NAMES),
+            models=tuple(args.model or ()),
             batch=args.batch,
             seed=args.seed,
             concurrency=args.concurrency,
@@ -82,7 +125,14 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
         )
     except ValueError as error:
         raise CommandError(str(error)) from None
-    tally = asyncio.run(run_producer(settings, plan, args.metrics_port))
+    try:
+        plan.models_of(settings)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    try:
+        tally = asyncio.run(run_producer(settings, plan, args.metrics_port, args.data))
+    except (SamplerError, RegistryError, SchemaError) as error:
+        raise CommandError(str(error)) from None
     print_tally(plan, tally)
     return 0 if tally.rejected == tally.undelivered == 0 else 1
 
@@ -99,13 +149,16 @@ def serve_health(port: int, tally: producer.Tally) -> None:
 
 
 async def run_producer(
-    settings: Settings, plan: producer.Plan, metrics_port: int | None = None
+    settings: Settings,
+    plan: producer.Plan,
+    metrics_port: int | None = None,
+    data: Path | None = None,
 ) -> producer.Tally:
     """Run the producer with a progress bar (--count) or a status line every 10 s (--rate)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     loop = asyncio.get_running_loop()
-    async with producer.open_producer(settings, plan) as sender:
+    async with producer.open_producer(settings, plan, data) as sender:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, sender.stop)
         if metrics_port:
@@ -114,7 +167,7 @@ async def run_producer(
             f"producing to {settings.INGEST_URL}: "
             + (f"{plan.count} records" if plan.count else "until stopped")
             + (f" at {plan.rate:g} records/s" if plan.rate else "")
-            + f", {plan.batch} per request, models {', '.join(plan.models)}"
+            + f", {plan.batch} per request, models {', '.join(sender.models)}"
         )
         if plan.count is None:
             reporter = asyncio.create_task(report_every(sender.tally, STATUS_EVERY_S))
@@ -177,13 +230,28 @@ def register(commands: Commands) -> None:
     train.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI")
     train.add_argument("--alias", help="default: MODEL_ALIAS")
     train.add_argument(
-        "--model", action="append", choices=API_NAMES, help="repeatable; default: all three"
+        "--model",
+        action="append",
+        choices=SEED_MODELS,
+        help="repeatable; default: the seed's three (the models train has a recipe for)",
     )
     train.add_argument("--data", type=Path, help="dataset CSV; default: the committed one")
     train.add_argument(
         "--if-missing", action="store_true", help="train only the models not registered yet"
     )
     train.set_defaults(handler=cmd_train)
+
+    profile = commands.add_parser(
+        "profile", help="log the constraints and reference profile of a model, from a CSV"
+    )
+    profile.add_argument(
+        "--model", required=True, help="an API name of MODELS, or a registered name"
+    )
+    profile.add_argument(
+        "--data", required=True, type=Path, metavar="FILE.csv", help="rows like the training data"
+    )
+    profile.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI")
+    profile.set_defaults(handler=cmd_profile)
 
     data = commands.add_parser("dataset", help="regenerate the synthetic dataset CSV")
     data.add_argument("--seed", type=int, default=42)
@@ -194,10 +262,13 @@ def register(commands: Commands) -> None:
     produce.add_argument("--count", type=int, help="records in all (a progress bar shows them)")
     produce.add_argument("--rate", type=float, help="records per second (steady)")
     produce.add_argument(
-        "--model", action="append", choices=API_NAMES, help="repeatable; default: all, in turn"
+        "--model", action="append", help="an API name of MODELS; repeatable; default: all, in turn"
     )
     produce.add_argument("--batch", type=int, default=100, help="records per request")
     produce.add_argument("--seed", type=int, help="for the same records every run")
+    produce.add_argument(
+        "--data", type=Path, metavar="FILE.csv", help="resample this file's rows instead"
+    )
     produce.add_argument("--concurrency", type=int, default=4, help="requests in flight")
     produce.add_argument(
         "--give-up-s",

@@ -10,8 +10,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from streamfn.cli.common import CommandError, Commands, console
-from streamfn.config import Settings
-from streamfn.constants import API_NAMES
+from streamfn.config import Settings, parse_models
 
 RESULT_COLUMNS = ("message_id", "record_index", "model", "model_version", "prediction_label",
                   "predicted_at", "imputed", "Employee ID")  # fmt: skip
@@ -25,11 +24,17 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError("--pollers must be 1 or more")
     if args.rate is not None and args.rate <= 0:
         raise CommandError("--rate must be positive (or use --no-producer)")
+    models = args.models or settings.MODELS
+    try:
+        parse_models(models)
+    except ValueError as error:
+        raise CommandError(f"--models: {error}") from None
     options = up.Options(
         home=args.home,
         pollers=args.pollers,
         rate=None if args.no_producer else args.rate,
         s3_endpoint=settings.AWS_ENDPOINT_URL_S3,
+        models=models,
     )
     try:
         return up.run(options, console)
@@ -126,6 +131,7 @@ def register(commands: Commands) -> None:
         "--rate", type=float, default=10.0, help="records/s from the producer (default 10)"
     )
     up.add_argument("--no-producer", action="store_true", help="start no producer")
+    up.add_argument("--models", help="MODELS for every process (default: MODELS, else the seed's)")
     up.set_defaults(handler=cmd_up)
 
     bench = commands.add_parser("bench", help="the pipeline against its floor and its peers")
@@ -147,7 +153,7 @@ def register(commands: Commands) -> None:
     buckets.set_defaults(handler=cmd_buckets)
 
     results = commands.add_parser("results", help="list the CSV objects and show the newest rows")
-    results.add_argument("--model", choices=API_NAMES, help="only this model's objects")
+    results.add_argument("--model", help="only this model's objects (an API name)")
     results.add_argument("--date", help="only this day's objects (YYYY-MM-DD; with --model)")
     results.add_argument("--rows", type=int, default=10, help="newest rows to show (default 10)")
     results.add_argument("--download", type=Path, metavar="DIR", help="copy the objects here")

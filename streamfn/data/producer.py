@@ -16,9 +16,10 @@ import email.utils
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,8 +36,7 @@ from tenacity import (
 
 from streamfn import metrics
 from streamfn.config import Settings
-from streamfn.constants import API_NAMES
-from streamfn.data.synth import RecordSampler, load_profile
+from streamfn.data.samplers import Sampler, for_models
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +55,27 @@ class Plan:
 
     count: int | None = None
     rate: float | None = None
-    models: tuple[str, ...] = API_NAMES
+    models: tuple[str, ...] = ()  # none: every model of MODELS
     batch: int = 100
     seed: int | None = None
     concurrency: int = 4
     give_up_s: float = 60.0
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.models if m not in API_NAMES]
-        if unknown or not self.models:
-            raise ValueError(f"models must be among {', '.join(API_NAMES)}; got {unknown}")
         if self.count is None and self.rate is None:
             raise ValueError("give a count, a rate, or both")
         for name in ("count", "rate", "batch", "concurrency"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, not {value}")
+
+    def models_of(self, settings: Settings) -> tuple[str, ...]:
+        """The models to send to: the plan's, or every model of MODELS; ValueError if unknown."""
+        unknown = [m for m in self.models if m not in settings.models]
+        if unknown:
+            valid = ", ".join(settings.models)
+            raise ValueError(f"models must be among {valid}; got {', '.join(unknown)}")
+        return self.models or tuple(settings.models)
 
 
 @dataclass
@@ -170,15 +175,22 @@ class Pacer:
 class Producer:
     """Sends batches of synthetic records to INGEST_URL, `concurrency` requests at a time."""
 
-    def __init__(self, settings: Settings, plan: Plan, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        plan: Plan,
+        client: httpx.AsyncClient,
+        samplers: Mapping[str, Sampler] | None = None,
+    ) -> None:
         self.plan = plan
+        self.models = plan.models_of(settings)
+        self.samplers = samplers or for_models(settings, self.models, plan.seed)
         self.client = client
         self.url = f"{settings.INGEST_URL}/predict_stream"
         key = settings.INGEST_API_KEY
         self.headers = {"content-type": "application/json"}
         if key is not None:
             self.headers["x-api-key"] = key.get_secret_value()
-        self.sampler = RecordSampler(load_profile(), plan.seed)
         self.tally = Tally()
         self.pacer = Pacer(plan.rate)
         self.stopping = asyncio.Event()  # first stop: send nothing new, finish what is in flight
@@ -192,11 +204,12 @@ class Producer:
 
     def batches(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         """(model, records) per request, the models in turn, until the count is reached."""
-        models = itertools.cycle(self.plan.models)
+        models = itertools.cycle(self.models)
         left = self.plan.count
         while left is None or left > 0:
             size = self.plan.batch if left is None else min(self.plan.batch, left)
-            yield next(models), self.sampler.records(size)
+            model = next(models)
+            yield model, self.samplers[model].records(size)
             if left is not None:
                 left -= size
 
@@ -316,11 +329,14 @@ def _last_outcome(state: RetryCallState) -> httpx.Response:
 
 
 @asynccontextmanager
-async def open_producer(settings: Settings, plan: Plan) -> AsyncIterator[Producer]:
-    """A producer with an HTTP client of its own, closed on exit."""
+async def open_producer(
+    settings: Settings, plan: Plan, data: Path | None = None
+) -> AsyncIterator[Producer]:
+    """A producer with an HTTP client of its own, closed on exit (`data`: rows to resample)."""
+    samplers = for_models(settings, plan.models_of(settings), plan.seed, data)
     limits = httpx.Limits(max_connections=plan.concurrency)
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
-        yield Producer(settings, plan, client)
+        yield Producer(settings, plan, client, samplers)
 
 
 # A scheduled event (EventBridge) carries none of the plan's keys: it sends this many records.
@@ -331,7 +347,7 @@ LAMBDA_MARGIN_S = 5.0
 
 def plan_from_event(event: dict[str, Any]) -> Plan:
     """The plan of a producer event: count, rate, models, batch, seed, concurrency (optional)."""
-    models = event.get("models", API_NAMES)
+    models = event.get("models", ())
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
     rate = event.get("rate")

@@ -138,22 +138,35 @@ def cholesky(matrix: tuple[tuple[float, ...], ...]) -> list[list[float]]:
     return lower
 
 
+class EmployeeIds:
+    """Ids in the dataset's style that no dataset row has, none repeated within a run.
+
+    They walk a seeded permutation of the id range (n -> a*n + b mod its size, a coprime to the
+    size): every id differs from the others, with nothing remembered.
+    """
+
+    def __init__(self, rng: random.Random) -> None:
+        self._size = _ID_HIGH - _ID_LOW + 1
+        self._step = next(
+            a for a in iter(lambda: rng.randrange(1, self._size), 0) if math.gcd(a, self._size) == 1
+        )
+        self._offset = rng.randrange(self._size)
+        self._issued = 0
+
+    def next(self) -> str:
+        """The next id."""
+        position = (self._step * self._issued + self._offset) % self._size
+        self._issued += 1
+        return "fffe" + str(_ID_LOW + position).encode("utf-16-le").hex()
+
+
 class RecordSampler:
     """Draws canonical records that follow the profile; reproducible for a given seed."""
 
     def __init__(self, profile: Profile, seed: int | None = None) -> None:
         self.rng = random.Random(seed)
         self.profile = profile
-        # Ids walk a seeded permutation of the id range (n -> a*n + b mod its size, a coprime to
-        # the size): every id of a sampler differs from the others, with nothing remembered.
-        self._ids = _ID_HIGH - _ID_LOW + 1
-        self._id_step = next(
-            a
-            for a in iter(lambda: self.rng.randrange(1, self._ids), 0)
-            if math.gcd(a, self._ids) == 1
-        )
-        self._id_offset = self.rng.randrange(self._ids)
-        self._issued = 0
+        self.ids = EmployeeIds(self.rng)
         # Row i of the factor has i + 1 non-zero entries; keep only those.
         lower = cholesky(profile.correlation)
         self._numeric = [
@@ -167,9 +180,7 @@ class RecordSampler:
 
     def employee_id(self) -> str:
         """An id in the dataset's style that no dataset row and no earlier record of ours has."""
-        position = (self._id_step * self._issued + self._id_offset) % self._ids
-        self._issued += 1
-        return "fffe" + str(_ID_LOW + position).encode("utf-16-le").hex()
+        return self.ids.next()
 
     def record(self) -> dict[str, Any]:
         """One record: an employee id, the three categories, the numeric features not left out."""

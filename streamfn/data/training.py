@@ -19,8 +19,9 @@ import skops
 import skops.io
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
+from mlflow.types.schema import ColSpec, Schema
 from sklearn.compose import ColumnTransformer
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (registers the class)
 from sklearn.impute import IterativeImputer, SimpleImputer
@@ -37,8 +38,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
-from streamfn.constants import API_NAMES, REGISTERED_MODELS
+from streamfn import reference, schemas
+from streamfn.constants import SEED_MODELS
 from streamfn.data import dataset
+from streamfn.data.artifacts import log_json_files
 from streamfn.features import CATEGORICAL, CLASS_LABELS, FEATURE_NAMES, NUMERIC, TARGET, burn_class
 from streamfn.registry import ClientRegistry, open_registry
 
@@ -46,6 +49,7 @@ matplotlib.use("Agg")  # no display here; figures go straight to MLflow
 log = logging.getLogger(__name__)
 
 EXPERIMENT = "streamfn"
+TRAINABLE: tuple[str, ...] = tuple(SEED_MODELS)  # the models this module has a recipe for
 SEED = 42
 TEST_SIZE = 0.2
 SCORE = "f1_macro"
@@ -161,22 +165,45 @@ def pip_requirements(api_name: str) -> list[str]:
     return pins
 
 
-def log_model(pipeline: Pipeline, api_name: str, split: Split) -> ModelInfo:
-    """Log the fitted pipeline (skops format) with signature and example, and register it."""
+def signature() -> ModelSignature:
+    """The feature table's columns, each optional (the pipeline imputes what a record lacks),
+    and one integer class out."""
+    inputs = [
+        ColSpec("double" if name in NUMERIC else "string", name, required=False)
+        for name in FEATURE_NAMES
+    ]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("long")]))
+
+
+def log_model(pipeline: Pipeline, api_name: str, split: Split, predicted: np.ndarray) -> ModelInfo:
+    """Log the fitted pipeline (skops format) with signature, example and the files streamfn
+    reads beside it (constraints, labels, reference profile), and register it."""
     # The types in the file are exactly the ones this module built, so trusting them is sound;
     # without the list MLflow refuses to load a KNN or LightGBM pipeline saved with skops.
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
-    example = split.x_train.dropna().head(3)
-    return mlflow.sklearn.log_model(
+    info = mlflow.sklearn.log_model(
         pipeline,
         name="model",
-        signature=infer_signature(example, pipeline.predict(example)),
-        input_example=example,
+        signature=signature(),
+        input_example=split.x_train.dropna().head(3),
         pip_requirements=pip_requirements(api_name),
-        registered_model_name=REGISTERED_MODELS[api_name],
         serialization_format="skops",
         skops_trusted_types=trusted,
     )
+    profile = reference.build(split.x_train, schemas.seed_schema(api_name), predicted)
+    log_json_files(
+        MlflowClient(),
+        info.model_id,
+        {schemas.CONSTRAINTS_FILE: schemas.seed_constraints(),
+         schemas.LABELS_FILE: schemas.seed_labels(), schemas.REFERENCE_FILE: profile},
+    )  # fmt: skip
+    return info
+
+
+def register(client: MlflowClient, info: ModelInfo, name: str) -> str:
+    """Register a logged model (its files all in place first) and return the new version."""
+    found = mlflow.register_model(f"models:/{info.model_id}", name)
+    return str(found.version)
 
 
 def champion_score(client: MlflowClient, name: str, alias: str) -> tuple[str | None, float | None]:
@@ -239,29 +266,37 @@ def train_one(
         predicted = pipeline.predict(split.x_test)
         metrics = evaluate(split.y_test, predicted)
         mlflow.log_metrics(metrics)
-        figure = confusion_figure(split.y_test, predicted, REGISTERED_MODELS[api_name])
+        figure = confusion_figure(split.y_test, predicted, SEED_MODELS[api_name])
         mlflow.log_figure(figure, "confusion_matrix.png")
         plt.close(figure)
-        info = log_model(pipeline, api_name, split)
-    name = REGISTERED_MODELS[api_name]
-    version = str(info.registered_model_version)
+        info = log_model(pipeline, api_name, split, predicted)
+    name = SEED_MODELS[api_name]
+    version = register(client, info, name)
     champion, promoted = promote(client, name, version, metrics[SCORE], alias)
     return TrainResult(
         api_name, name, version, metrics, champion, promoted, time.perf_counter() - started
     )
 
 
-def missing_models(tracking_uri: str, models: tuple[str, ...] = API_NAMES) -> tuple[str, ...]:
-    """The API names among `models` that have no registered model at the tracking URI."""
+def missing_models(tracking_uri: str, models: tuple[str, ...] = TRAINABLE) -> tuple[str, ...]:
+    """The models among `models` with no version at the tracking URI, or whose latest version an
+    older streamfn logged (no constraints beside it, so records could not be validated)."""
     found = open_registry(tracking_uri)
-    # An outage raises RegistryError: it is not a missing model.
-    return tuple(m for m in models if not found.versions(REGISTERED_MODELS[m]))
+    missing = []
+    for api_name in models:
+        name = SEED_MODELS[api_name]
+        # An outage raises RegistryError: it is not a missing model.
+        versions = found.versions(name)
+        latest = str(max(int(v) for v in versions)) if versions else None
+        if latest is None or found.file(name, latest, schemas.CONSTRAINTS_FILE) is None:
+            missing.append(api_name)
+    return tuple(missing)
 
 
 def train(
     tracking_uri: str,
     alias: str,
-    models: tuple[str, ...] = API_NAMES,
+    models: tuple[str, ...] = TRAINABLE,
     data_path: Path | None = None,
 ) -> list[TrainResult]:
     """Train, log and register each model against the tracking URI (server or SQLite)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis import Redis
@@ -20,9 +20,13 @@ from redis.exceptions import RedisError
 from streamfn import connections, crash, events, message_state, metrics, stream_ids
 from streamfn.bucket import PREDICTIONS, Bucket, BucketUnavailableError
 from streamfn.config import Settings
-from streamfn.constants import API_NAMES
 from streamfn.infer.messages import Message, MessageError, decode
-from streamfn.infer.models import LoadedModel, ModelCache, ModelUnavailableError, frame_of
+from streamfn.infer.models import (
+    LoadedModel,
+    ModelCache,
+    ModelRefusedError,
+    ModelUnavailableError,
+)
 from streamfn.infer.rows import Row, encode_csv
 from streamfn.infer.sink import OnceWriter
 from streamfn.times import now_ms
@@ -39,6 +43,7 @@ class InferContext:
     redis: Redis
     result_ttl_s: int
     checkpoint: crash.Checkpoint = crash.no_crash
+    probabilities: bool = False  # OUTPUT_PROBABILITIES
 
 
 def build_context(settings: Settings) -> InferContext:
@@ -47,12 +52,16 @@ def build_context(settings: Settings) -> InferContext:
     checkpoint = crash.exit_at(settings.CRASH_AT)
     return InferContext(
         models=ModelCache(
-            settings.MLFLOW_TRACKING_URI, settings.MODEL_ALIAS, settings.MODEL_REFRESH_S
+            settings.MLFLOW_TRACKING_URI,
+            settings.MODEL_ALIAS,
+            settings.MODEL_REFRESH_S,
+            settings.models,
         ),
         writer=OnceWriter(Bucket.from_settings(settings), redis, settings.RESULT_TTL_S, checkpoint),
         redis=redis,
         result_ttl_s=settings.RESULT_TTL_S,
         checkpoint=checkpoint,
+        probabilities=settings.OUTPUT_PROBABILITIES,
     )
 
 
@@ -61,7 +70,7 @@ def warm(ctx: InferContext) -> None:
 
     An unreachable registry is not fatal here: the models load with the first batch instead.
     """
-    for api_name in API_NAMES:
+    for api_name in ctx.models.models:
         try:
             ctx.models.get(api_name)
         except ModelUnavailableError as error:
@@ -72,62 +81,84 @@ class DependencyError(RuntimeError):
     """A shared dependency (model registry, S3, Redis) is down: the whole batch must be retried."""
 
 
-Predictions = dict[str, list[int]]
 Errors = dict[str, str]
 
 
-def predict(model: LoadedModel, messages: Sequence[Message]) -> tuple[Predictions, Errors]:
+@dataclass
+class Predicted:
+    """One model's outputs for a group of messages: per message, its predictions and, when
+    asked for, its records' class probabilities."""
+
+    values: dict[str, list[Any]] = field(default_factory=dict)
+    probabilities: dict[str, list[list[float]]] = field(default_factory=dict)
+    errors: Errors = field(default_factory=dict)
+
+
+def predict(model: LoadedModel, messages: Sequence[Message], probabilities: bool) -> Predicted:
     """Predictions per message in one call; on a failure, per message to find the culprit."""
-    records = [r for m in messages for r in m.records]
     try:
-        flat = model.predict(frame_of(records)).tolist()
+        return _predict_all(model, messages, probabilities)
     except Exception:  # any model error: isolate the culprit below
-        return predict_each(model, messages)
-    out: Predictions = {}
+        return predict_each(model, messages, probabilities)
+
+
+def _predict_all(model: LoadedModel, messages: Sequence[Message], probabilities: bool) -> Predicted:
+    frame = model.frame([r for m in messages for r in m.records])
+    flat = model.predict(frame)
+    shares = model.probabilities(frame).tolist() if probabilities else []
+    out = Predicted()
     start = 0
     for m in messages:
-        out[m.message_id] = [int(p) for p in flat[start : start + len(m.records)]]
-        start += len(m.records)
-    return out, {}
+        end = start + len(m.records)
+        out.values[m.message_id] = flat[start:end]
+        if probabilities:
+            out.probabilities[m.message_id] = shares[start:end]
+        start = end
+    return out
 
 
-def predict_each(model: LoadedModel, messages: Sequence[Message]) -> tuple[Predictions, Errors]:
+def predict_each(model: LoadedModel, messages: Sequence[Message], probabilities: bool) -> Predicted:
     """One predict call per message, so one bad message fails alone."""
-    out: Predictions = {}
-    errors: Errors = {}
+    out = Predicted()
     for m in messages:
         try:
-            out[m.message_id] = [int(p) for p in model.predict(frame_of(m.records)).tolist()]
+            one = _predict_all(model, [m], probabilities)
         except Exception as error:  # the model's error becomes the message's
-            errors[m.message_id] = f"prediction failed: {type(error).__name__}: {error}"
-    return out, errors
+            out.errors[m.message_id] = f"prediction failed: {type(error).__name__}: {error}"
+            continue
+        out.values.update(one.values)
+        out.probabilities.update(one.probabilities)
+    return out
 
 
 def rows_of(
-    model: LoadedModel, messages: Sequence[Message], predictions: Predictions, at_ms: int
+    model: LoadedModel, messages: Sequence[Message], predicted: Predicted, at_ms: int
 ) -> list[Row]:
     """One CSV row per record of the messages."""
-    return [
-        Row(m.message_id, index, model.api_name, model.registered_name, model.version,
-            prediction, m.received_at, at_ms, record)
-        for m in messages
-        for index, (record, prediction) in enumerate(
-            zip(m.records, predictions[m.message_id], strict=True)
-        )
-    ]  # fmt: skip
+    rows = []
+    for m in messages:
+        values = predicted.values[m.message_id]
+        shares = predicted.probabilities.get(m.message_id) or [()] * len(values)
+        for index, (record, value, proba) in enumerate(zip(m.records, values, shares, strict=True)):
+            rows.append(Row(m.message_id, index, model.api_name, model.registered_name,
+                            model.version, value, m.received_at, at_ms, record, proba))  # fmt: skip
+    return rows
 
 
 def write_model_group(ctx: InferContext, api_name: str, messages: list[Message]) -> Errors:
     """Predict, write one CSV object and record results for one model's messages; return errors."""
     model = ctx.models.get(api_name)
-    predictions, errors = predict(model, messages)
-    ok = [m for m in messages if m.message_id in predictions]
+    probabilities = ctx.probabilities and model.has_probabilities
+    predicted = predict(model, messages, probabilities)
+    errors = predicted.errors
+    ok = [m for m in messages if m.message_id in predicted.values]
     objects = ctx.writer.already_written([m.message_id for m in ok])
     fresh = [m for m in ok if m.message_id not in objects]
     written_at: int | None = None  # when this call's object landed (not a redelivery's)
     if fresh:
         at_ms = now_ms()
-        body = encode_csv(rows_of(model, fresh, predictions, at_ms))
+        labels = [model.schema.label(c) for c in model.classes] if probabilities else []
+        body = encode_csv(model.schema, rows_of(model, fresh, predicted, at_ms), labels)
         ids = [m.message_id for m in fresh]
         written = ctx.writer.write(PREDICTIONS, api_name, ids, body, at_ms)
         written_at = written.written_at
@@ -138,7 +169,7 @@ def write_model_group(ctx: InferContext, api_name: str, messages: list[Message])
     fresh_ids = {m.message_id for m in fresh}
     done = [
         (m.message_id, message_state.done(
-            api_name, model.version, predictions[m.message_id], objects[m.message_id],
+            api_name, model.version, predicted.values[m.message_id], objects[m.message_id],
             written_at if m.message_id in fresh_ids else None,
         ))
         for m in ok
@@ -155,7 +186,7 @@ def handle(event: dict[str, Any], ctx: InferContext) -> events.BatchResponse:
     groups: dict[str, list[Message]] = defaultdict(list)
     for record in events.records_of(event):
         try:
-            message = decode(record, API_NAMES)
+            message = decode(record, ctx.models.models)
         except MessageError as error:
             failures[record.item_id] = str(error)
             continue
@@ -164,6 +195,8 @@ def handle(event: dict[str, Any], ctx: InferContext) -> events.BatchResponse:
     for api_name, messages in groups.items():
         try:
             failures.update(write_model_group(ctx, api_name, messages))
+        except ModelRefusedError as refused:  # retrying will not help: each fails alone
+            failures.update(dict.fromkeys((m.message_id for m in messages), str(refused)))
         except (ModelUnavailableError, BucketUnavailableError, RedisError) as error:
             outages.append(f"{api_name}: {error}")
     record_poison(ctx, failures)

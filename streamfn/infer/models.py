@@ -17,10 +17,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
+import orjson
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.environment_variables import (
@@ -29,13 +32,11 @@ from mlflow.environment_variables import (
 )
 from mlflow.pyfunc import PyFuncModel
 
-from streamfn import metrics, registry
-from streamfn.constants import API_NAMES, REGISTERED_MODELS
-from streamfn.features import FEATURE_NAMES, NUMERIC
+from streamfn import metrics, registry, schemas
+from streamfn.schemas import ModelSchema, SchemaError
 
 log = logging.getLogger(__name__)
 
-_NUMERIC = frozenset(NUMERIC)
 HTTP_MAX_RETRIES = 1
 HTTP_TIMEOUT_S = 4
 
@@ -44,37 +45,114 @@ class ModelUnavailableError(RuntimeError):
     """No version of the model could be resolved or loaded (and none is cached)."""
 
 
+class ModelRefusedError(ModelUnavailableError):
+    """The version cannot be served as it is (no signature, inputs of another kind): retrying
+    the messages will not help, so they fail alone."""
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """One registered model version, loaded in memory, predicting whole batches."""
 
-    api_name: str
-    registered_name: str
-    version: str
+    schema: ModelSchema
     model: PyFuncModel = field(repr=False, compare=False)
+    # The scikit-learn estimator behind a sklearn-flavoured model: called directly on frames
+    # built from the signature (MLflow's schema enforcement would redo, at about 1 ms a call,
+    # what ingest's validation did), and the source of classes and probabilities.
+    estimator: Any = field(default=None, repr=False, compare=False)
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """The classes (0, 1, 2) of every row, in one call so the schema is enforced once."""
+    @property
+    def api_name(self) -> str:
+        """The model's API name."""
+        return self.schema.model
+
+    @property
+    def registered_name(self) -> str:
+        """The model's name in the registry."""
+        return self.schema.registered_name
+
+    @property
+    def version(self) -> str:
+        """The version loaded."""
+        return self.schema.version
+
+    @property
+    def classes(self) -> list[Any]:
+        """The classifier's classes, in the order of its probabilities ([] if unknown)."""
+        found = getattr(self.estimator, "classes_", None)
+        return [] if found is None else list(found)
+
+    @property
+    def has_probabilities(self) -> bool:
+        """Whether the model gives class probabilities."""
+        return self.schema.output == "class" and hasattr(self.estimator, "predict_proba")
+
+    def frame(self, records: Sequence[Mapping[str, object]]) -> pd.DataFrame:
+        """The records as the model's input frame."""
+        return frame_of(self.schema, records)
+
+    def predict(self, frame: pd.DataFrame) -> list[Any]:
+        """One prediction per row (a class, or a regressor's number), in one call."""
         if frame.empty:
-            return np.empty(0, dtype=np.int64)
-        return np.asarray(self.model.predict(frame)).astype(np.int64, copy=False)
+            return []
+        predictor = self.estimator if self.estimator is not None else self.model
+        values = np.asarray(predictor.predict(frame)).ravel()
+        if self.schema.output == "number":
+            return values.astype(np.float64).tolist()
+        return values.tolist()  # numpy ints and strings become Python ones
+
+    def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
+        """Each row's probability per class (columns in `classes` order)."""
+        return np.asarray(self.estimator.predict_proba(frame), dtype=np.float64)
 
 
-def frame_of(records: Sequence[Mapping[str, object]]) -> pd.DataFrame:
-    """The 13-column raw frame (FEATURE_NAMES order) of canonical records; absent features NaN."""
+def frame_of(schema: ModelSchema, records: Sequence[Mapping[str, object]]) -> pd.DataFrame:
+    """The schema's columns (in signature order) of canonical records; absent values are NaN."""
     columns: dict[str, np.ndarray] = {}
-    for name in FEATURE_NAMES:
-        values = [record.get(name) for record in records]
-        if name in _NUMERIC:
-            # float64, as the signature says (MLflow refuses int64); numpy reads None as NaN.
-            columns[name] = np.array(values, dtype=np.float64)
+    for column in schema.columns:
+        values = [record.get(column.name) for record in records]
+        if column.kind == "number" or (column.kind == "integer" and None in values):
+            # float64, as a double signature says; numpy reads None as NaN.
+            columns[column.name] = np.array(values, dtype=np.float64)
+        elif column.kind == "integer":
+            columns[column.name] = np.array(values, dtype=np.int64)
         else:
-            # SimpleImputer counts only NaN as missing: a None category would pass through as an
+            # Imputers count only NaN as missing: a None category would pass through as an
             # unknown value and be one-hot encoded as all zeros instead of being imputed.
-            columns[name] = np.array([np.nan if v is None else v for v in values], dtype=object)
+            columns[column.name] = np.array(
+                [np.nan if v is None else v for v in values], dtype=object
+            )
     # Column by column: 1.7 times faster than a frame of rows converted afterwards
     # (benchmarks/bench_infer.py).
-    return pd.DataFrame(columns, columns=list(FEATURE_NAMES))
+    return pd.DataFrame(columns, columns=list(schema.names))
+
+
+def schema_in(path: Path, api_name: str, registered: str, version: str) -> ModelSchema:
+    """The schema of a downloaded version, from its MLmodel and JSON files."""
+
+    def json_file(name: str) -> Any:
+        found = path / name
+        return orjson.loads(found.read_bytes()) if found.exists() else None
+
+    return schemas.build(
+        api_name, registered, version, (path / schemas.MLMODEL_FILE).read_text(),
+        json_file(schemas.CONSTRAINTS_FILE), json_file(schemas.LABELS_FILE),
+    )  # fmt: skip
+
+
+def estimator_of(model: PyFuncModel, schema: ModelSchema) -> tuple[Any, ModelSchema]:
+    """The scikit-learn estimator of a sklearn-flavoured model (else None), and the schema with
+    its output kind taken from the estimator itself."""
+    if "sklearn" not in model.metadata.flavors:
+        return None, schema
+    from sklearn.base import is_classifier, is_regressor
+
+    estimator = model.get_raw_model()
+    if is_classifier(estimator):
+        return estimator, replace(schema, output="class")
+    if is_regressor(estimator):
+        return estimator, replace(schema, output="number")
+    return estimator, schema
 
 
 def fail_fast_http() -> None:
@@ -95,6 +173,7 @@ class ModelCache:
         tracking_uri: str,
         alias: str,
         refresh_s: float,
+        models: Mapping[str, str],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if tracking_uri.startswith(("http://", "https://")):
@@ -104,6 +183,7 @@ class ModelCache:
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self._alias = alias
         self._refresh_s = refresh_s
+        self.models = dict(models)
         self._clock = clock
         self._served: dict[str, LoadedModel] = {}
         self._checked: dict[str, float] = {}
@@ -122,10 +202,10 @@ class ModelCache:
 
     def get(self, api_name: str) -> LoadedModel:
         """The model to serve now, refreshed from the registry when the interval has passed."""
-        registered = REGISTERED_MODELS.get(api_name)
+        registered = self.models.get(api_name)
         if registered is None:
-            valid = ", ".join(API_NAMES)
-            raise ModelUnavailableError(f"unknown model {api_name!r}: valid names are {valid}")
+            valid = ", ".join(self.models)
+            raise ModelRefusedError(f"unknown model {api_name!r}: valid names are {valid}")
         with self._lock:
             served = self._served.get(api_name)
             if served is not None and not self._due(api_name):
@@ -133,6 +213,13 @@ class ModelCache:
             self._checked[api_name] = self._clock()
             try:
                 return self._refresh(api_name, registered, served)
+            except SchemaError as refused:
+                if served is None:
+                    raise ModelRefusedError(
+                        f"model {api_name!r} ({registered}) cannot be served: {refused}"
+                    ) from refused
+                self._log_failed_refresh(served, refused)
+                return served
             except Exception as error:  # whatever broke, a cached version is still good
                 if served is None:
                     raise ModelUnavailableError(
@@ -175,7 +262,9 @@ class ModelCache:
             path = mlflow.artifacts.download_artifacts(
                 source, dst_path=directory, tracking_uri=self._uri
             )
+            schema = schema_in(Path(path), api_name, registered, version)  # refused: no load
             model = mlflow.pyfunc.load_model(path)
+        estimator, schema = estimator_of(model, schema)
         self._loads += 1
         metrics.MODEL_LOADS.labels(api_name, version).inc()
         log.info(
@@ -187,7 +276,7 @@ class ModelCache:
                 "seconds": round(time.perf_counter() - started, 3),
             },
         )
-        return LoadedModel(api_name, registered, version, model)
+        return LoadedModel(schema, model, estimator)
 
     def _log_failed_refresh(self, served: LoadedModel, error: Exception) -> None:
         """One structured line for a refresh that failed while a cached version serves."""

@@ -1,4 +1,11 @@
-"""The prediction rows as CSV: one row per record, encoded on the hot path.
+"""The prediction rows as CSV: one row per record, columns per model, encoded on the hot path.
+
+A seed model (its inputs are the burn-out feature table) keeps the seed's columns:
+  message_id, record_index, model, registered_model, model_version, prediction,
+  prediction_label, received_at, predicted_at, imputed, Employee ID, then the 13 features.
+Any other model: the same leading columns without the prediction, its inputs in signature
+order, then prediction and prediction_label. With OUTPUT_PROBABILITIES, one `proba_<label>`
+column per class ends the row.
 
 Rows are encoded by the C `csv` writer from prebuilt lists (RFC 4180: CRLF line ends, fields
 quoted only when needed), so that any Employee ID survives a round trip. Times are written as
@@ -10,25 +17,16 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from streamfn.features import CLASS_LABELS, EMPLOYEE_ID, FEATURE_NAMES
+from streamfn.features import EMPLOYEE_ID, FEATURE_NAMES
+from streamfn.schemas import ModelSchema
 from streamfn.times import iso_ms
 
-CSV_COLUMNS: tuple[str, ...] = (
-    "message_id",
-    "record_index",
-    "model",
-    "registered_model",
-    "model_version",
-    "prediction",
-    "prediction_label",
-    "received_at",
-    "predicted_at",
-    "imputed",
-    EMPLOYEE_ID,
-    *FEATURE_NAMES,
-)
+IDENTITY = ("message_id", "record_index", "model", "registered_model", "model_version")
+PREDICTION = ("prediction", "prediction_label")
+TIMES = ("received_at", "predicted_at", "imputed", EMPLOYEE_ID)
+CSV_COLUMNS: tuple[str, ...] = (*IDENTITY, *PREDICTION, *TIMES, *FEATURE_NAMES)
 IMPUTED_SEPARATOR = "|"
 
 
@@ -40,42 +38,61 @@ class Row(NamedTuple):
     model: str
     registered_model: str
     model_version: str
-    prediction: int
+    prediction: Any  # a class, or a regressor's number
     received_at: int  # epoch ms
     predicted_at: int  # epoch ms
-    record: Mapping[str, object]  # canonical: feature names and optionally "Employee ID"
+    record: Mapping[str, object]  # canonical: the model's inputs and optionally "Employee ID"
+    probabilities: Sequence[float] = ()  # per class, when probabilities are written
 
 
-def _cells(rows: Sequence[Row]) -> Iterator[list[object]]:
+def columns(schema: ModelSchema, proba_labels: Sequence[str] = ()) -> tuple[str, ...]:
+    """The header of a model's objects."""
+    probabilities = tuple(f"proba_{label}" for label in proba_labels)
+    if schema.seed_layout:
+        return (*CSV_COLUMNS, *probabilities)
+    return (*IDENTITY, *TIMES, *schema.names, *PREDICTION, *probabilities)
+
+
+def _label(schema: ModelSchema, row: Row) -> str:
+    if schema.labels and str(row.prediction) not in schema.labels:
+        raise ValueError(
+            f"prediction {row.prediction!r} of {row.message_id}[{row.record_index}] is not a "
+            "class its labels name"
+        )
+    return schema.label(row.prediction)
+
+
+def _cells(schema: ModelSchema, rows: Sequence[Row]) -> Iterator[list[object]]:
     # A batch shares a few timestamps: format each distinct one once.
     stamps: dict[int, str] = {}
-    labels = CLASS_LABELS
-    names = FEATURE_NAMES
-    # Plain unpacking: cheaper than NamedTuple attribute access on this path.
-    for message_id, index, model, registered, version, klass, received, predicted, record in rows:
-        if not 0 <= klass < len(labels):
-            raise ValueError(f"prediction {klass!r} of {message_id}[{index}] is not a class")
+    names = schema.names
+    seed = schema.seed_layout
+    for row in rows:
+        received, predicted = row.received_at, row.predicted_at
         received_s = stamps.get(received) or stamps.setdefault(received, iso_ms(received))
         predicted_s = stamps.get(predicted) or stamps.setdefault(predicted, iso_ms(predicted))
-        get = record.get
+        get = row.record.get
         # None (absent or null) is written by the csv module as an empty cell.
-        features = [get(name) for name in names]
+        inputs = [get(name) for name in names]
         imputed = ""
-        if None in features:
+        if None in inputs:
             imputed = IMPUTED_SEPARATOR.join(
-                n for n, v in zip(names, features, strict=True) if v is None
+                n for n, v in zip(names, inputs, strict=True) if v is None
             )
-        yield [
-            message_id, index, model, registered, version, klass, labels[klass],
-            received_s, predicted_s, imputed, get(EMPLOYEE_ID), *features,
-        ]  # fmt: skip
+        identity = row[:5]
+        times = (received_s, predicted_s, imputed, get(EMPLOYEE_ID))
+        prediction = (row.prediction, _label(schema, row))
+        if seed:
+            yield [*identity, *prediction, *times, *inputs, *row.probabilities]
+        else:
+            yield [*identity, *times, *inputs, *prediction, *row.probabilities]
 
 
-def encode_csv(rows: Sequence[Row]) -> bytes:
-    """Header plus one CSV line per row, UTF-8, columns as CSV_COLUMNS."""
+def encode_csv(schema: ModelSchema, rows: Sequence[Row], proba_labels: Sequence[str] = ()) -> bytes:
+    """Header plus one CSV line per row, UTF-8."""
     buffer = io.StringIO()
     # CRLF (RFC 4180, the csv default) is also what makes the writer quote a lone CR in a field.
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(_cells(rows))
+    writer.writerow(columns(schema, proba_labels))
+    writer.writerows(_cells(schema, rows))
     return buffer.getvalue().encode("utf-8")

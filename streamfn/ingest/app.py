@@ -7,22 +7,23 @@ from fastapi import FastAPI
 
 from streamfn import __version__
 from streamfn.config import Settings, get_settings
-from streamfn.ingest import responses
+from streamfn.ingest import openapi, responses
 from streamfn.ingest.deps import RedisBinding
 from streamfn.ingest.routes import models, predict, predictions, service
+from streamfn.ingest.schema_cache import SchemaCache
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The ingest app for these settings (default: the environment's)."""
     settings = settings or get_settings()
-    app = FastAPI(
-        title="streamfn ingest",
-        version=__version__,
-        description="Validates records and appends them to the Redis Stream for batched inference.",
-    )
+    # The document and its page are served by streamfn.ingest.openapi, from the live schemas.
+    app = FastAPI(title=openapi.TITLE, version=__version__, openapi_url=None, docs_url=None,
+                  redoc_url=None)  # fmt: skip
     app.state.settings = settings
     app.state.redis = RedisBinding(settings)
+    app.state.schemas = SchemaCache(settings)
     responses.install(app)
+    openapi.install(app)
     for feature in (predict, predictions, service, models):
         app.include_router(feature.router)
     return app

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from streamfn import connections
 from streamfn.config import Settings
+from streamfn.ingest.schema_cache import SchemaCache
 from streamfn.ingest.writer import StreamWriter
 
 
@@ -43,5 +44,10 @@ async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+async def _schemas(request: Request) -> SchemaCache:
+    return request.app.state.schemas
+
+
 RedisDep = Annotated[RedisBinding, Depends(_binding)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+SchemasDep = Annotated[SchemaCache, Depends(_schemas)]

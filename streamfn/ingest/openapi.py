@@ -1,14 +1,34 @@
-"""What the OpenAPI document says of POST /predict_stream, which reads its request itself."""
+"""The OpenAPI document: FastAPI's, with POST /predict_stream described from the live schemas.
+
+POST /predict_stream reads its request itself (FastAPI's dependency resolution cost a quarter of a
+1-record request), so FastAPI cannot describe it: this module does, from the schema each model
+serves now. The records of the body are each model's columns, typed and bounded, with the
+Employee ID; every answer the route gives is listed with its body and headers. Served at
+/openapi.json, rebuilt when a model's schema changes.
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from streamfn.constants import API_NAMES
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, Response
 
+from streamfn import __version__
+from streamfn.features import EMPLOYEE_ID
+from streamfn.ingest.refusals import MAX_STRING_LEN
+from streamfn.ingest.responses import json_response
+from streamfn.ingest.schema_cache import ModelUnavailableError
+from streamfn.schemas import Column, ModelSchema
+
+TITLE = "streamfn ingest"
+DESCRIPTION = "Validates records and appends them to the Redis Stream for batched inference."
 EXAMPLE_BODY = {
     "data": [
-        {"Designation": 1.5, "Resource_Allocation": 1.7, "Sleep_Hours": 7},
+        {"Designation": 1.5, "Resource Allocation": 1.7, "Sleep Hours": 7},
         {
             "Employee ID": "fffe32003000360033003200",
             "Gender": "Female",
@@ -27,36 +47,205 @@ EXAMPLE_BODY = {
         },
     ]
 }
-# POST /predict_stream reads its query and header itself (FastAPI's dependency resolution cost a
-# quarter of a 1-record request): the OpenAPI document describes them here instead.
-PREDICT_DOC: dict[str, Any] = {
-    "parameters": [
-        {
-            "name": "model",
-            "in": "query",
-            "required": True,
-            "schema": {"type": "string", "enum": list(API_NAMES)},
-            "description": "the model that predicts these records",
-        },
-        {
-            "name": "X-API-Key",
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string"},
-            "description": "required when the server has INGEST_API_KEY set",
-        },
-    ],
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["data"],
-                    "properties": {"data": {"type": "array", "items": {"type": "object"}}},
+SPELLINGS = (
+    "Keys are matched whatever their case, and spaces, underscores and hyphens are one and the "
+    "same: `Sleep Hours`, `sleep_hours` and `SLEEP-HOURS` name the same field (two keys that "
+    "name the same field are refused)."
+)
+ERRORS = {
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["loc", "msg", "type"],
+                "properties": {
+                    "loc": {"type": "array", "items": {"anyOf": [{"type": "string"},
+                                                                 {"type": "integer"}]}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                    "input": {},
                 },
-                "example": EXAMPLE_BODY,
-            }
-        },
+            },
+        }
+    },
+}  # fmt: skip
+DETAIL = {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}
+RETRY_AFTER = {"Retry-After": {"required": True, "description": "seconds to wait",
+                               "schema": {"type": "integer", "minimum": 1}}}  # fmt: skip
+ACCEPTED = {
+    "type": "object",
+    "required": ["message_id", "model", "records", "status_url"],
+    "properties": {
+        "message_id": {"type": "string", "pattern": r"^\d+-\d+$"},
+        "model": {"type": "string"},
+        "records": {"type": "integer", "minimum": 1},
+        "status_url": {"type": "string"},
     },
 }
+
+
+def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}},
+            **extra}  # fmt: skip
+
+
+# Redis unreachable, on any route that reads it (its answer: streamfn.ingest.responses).
+REDIS_DOWN = {503: _json(DETAIL, "Redis unreachable: retry after Retry-After", headers=RETRY_AFTER)}
+NOT_FOUND = {404: _json(DETAIL, "never accepted, or its result expired")}
+MESSAGE = {
+    "type": "object",
+    "required": ["message_id", "status"],
+    "properties": {
+        "message_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["pending", "done", "failed", "dead_letter"]},
+        "model": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "model_version": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "predictions": {"anyOf": [{"type": "array"}, {"type": "null"}]},
+        "labels": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}]},
+        "object": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "error": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    },
+}
+HEALTH = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+METRICS = {200: {"description": "Prometheus text format",
+                 "content": {"text/plain": {"schema": {"type": "string"}}}}}  # fmt: skip
+
+
+def column_schema(column: Column) -> dict[str, Any]:
+    """A column's JSON Schema: its type, its range or categories; null unless required."""
+    if column.kind in ("number", "integer"):
+        found: dict[str, Any] = {"type": column.kind}
+        if column.low > float("-inf"):
+            found["minimum"] = column.low
+        if column.high < float("inf"):
+            found["maximum"] = column.high
+    elif column.kind == "boolean":
+        found = {"type": "boolean"}
+    elif column.categories:
+        found = {"type": "string", "enum": list(column.categories),
+                 "description": "any case: `male` is `Male`"}  # fmt: skip
+    else:
+        found = {"type": "string", "maxLength": MAX_STRING_LEN}
+    if column.required:
+        return found
+    return {"anyOf": [found, {"type": "null"}], "description": "null or absent: imputed"}
+
+
+def record_schema(schema: ModelSchema) -> dict[str, Any]:
+    """One record of a model: its columns, at least one given (not null), and the Employee ID."""
+    properties = {c.name: column_schema(c) for c in schema.columns}
+    properties[EMPLOYEE_ID] = {"anyOf": [{"type": "string", "maxLength": MAX_STRING_LEN},
+                                         {"type": "null"}],
+                               "description": "passed through to the CSV"}  # fmt: skip
+    found: dict[str, Any] = {
+        "type": "object",
+        "title": f"{schema.model} record (v{schema.version})",
+        "description": SPELLINGS,
+        "properties": properties,
+        "additionalProperties": False,
+        # At least one of the model's inputs, not null.
+        "anyOf": [{"required": [c.name], "properties": {c.name: {"not": {"type": "null"}}}}
+                  for c in schema.columns],
+    }  # fmt: skip
+    required = [c.name for c in schema.columns if c.required]
+    if required:
+        found["required"] = required
+    return found
+
+
+def predict_operation(served: list[ModelSchema], models: list[str], max_records: int) -> dict:
+    """POST /predict_stream: its parameters, body and every answer."""
+    records = [record_schema(s) for s in served]
+    distinct = [r for i, r in enumerate(records) if r["properties"] not in
+                [o["properties"] for o in records[:i]]]  # fmt: skip
+    items = distinct[0] if len(distinct) == 1 else {"anyOf": distinct}
+    body = {
+        "type": "object",
+        "required": ["data"],
+        "additionalProperties": False,
+        "properties": {"data": {"type": "array", "minItems": 1, "maxItems": max_records,
+                                "items": items}},
+    }  # fmt: skip
+    return {
+        "summary": "Validate records and append them to the stream",
+        "description": "The records must fit the schema of the model named (GET /models).",
+        "operationId": "predict_stream",
+        "parameters": [
+            {
+                "name": "model",
+                "in": "query",
+                "required": True,
+                "schema": {"type": "string", "enum": models},
+                "description": "the model that predicts these records",
+            },
+            {
+                "name": "X-API-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "required when the server has INGEST_API_KEY set",
+            },
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": body, "example": EXAMPLE_BODY}},
+        },
+        "responses": {
+            "202": _json(ACCEPTED, "accepted: the message is in the stream"),
+            "401": _json(
+                DETAIL,
+                "INGEST_API_KEY is set and X-API-Key is missing or wrong",
+                headers={"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
+            ),
+            "413": _json(ERRORS, "more than MAX_RECORDS records or MAX_BODY_BYTES bytes"),
+            "415": _json(ERRORS, "a Content-Type other than JSON"),
+            "422": _json(
+                ERRORS,
+                "malformed JSON, an unknown model, or a record that does "
+                "not fit its model's schema: each error names the record and field",
+            ),
+            "503": _json(
+                DETAIL,
+                "Redis unreachable, the stream too far behind (MAX_LAG), or "
+                "the model's schema unreadable: retry after Retry-After",
+                headers=RETRY_AFTER,
+            ),
+        },
+    }
+
+
+async def document(request: Request) -> dict[str, Any]:
+    """The whole OpenAPI document, with POST /predict_stream as the models are served now."""
+    app: FastAPI = request.app
+    if getattr(app.state, "openapi_base", None) is None:
+        app.state.openapi_base = get_openapi(
+            title=TITLE, version=__version__, description=DESCRIPTION, routes=app.routes
+        )
+    settings = app.state.settings
+    client, _ = app.state.redis.bind()
+    served = []
+    for model in settings.models:
+        try:
+            served.append((await app.state.schemas.validator(model, client)).schema)
+        except ModelUnavailableError:
+            continue  # its records cannot be described now; it answers 503
+    found = copy.deepcopy(app.state.openapi_base)
+    found["paths"]["/predict_stream"] = {
+        "post": predict_operation(served, list(settings.models), settings.MAX_RECORDS)
+    }
+    return found
+
+
+def install(app: FastAPI) -> None:
+    """Serve /openapi.json (this module's document) and /docs (Swagger UI) on the app."""
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_json(request: Request) -> Response:
+        return json_response(await document(request))
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE}: docs")

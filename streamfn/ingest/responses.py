@@ -27,10 +27,10 @@ def json_response(
     return Response(orjson.dumps(content), status_code, headers, media_type="application/json")
 
 
-def unavailable(detail: str) -> Response:
+def unavailable(detail: str, retry_after_s: int = RETRY_AFTER_S) -> Response:
     """A 503 that tells the client when to come back."""
     return json_response(
-        {"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
+        {"detail": detail}, status_code=503, headers={"Retry-After": str(retry_after_s)}
     )
 
 

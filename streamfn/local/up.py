@@ -15,7 +15,7 @@ import subprocess
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -23,6 +23,7 @@ from rich.live import Live
 
 from streamfn import connections
 from streamfn.config import INGEST_PORT, MLFLOW_PORT, REDIS_PORT, S3_PORT, Settings, load_settings
+from streamfn.constants import is_seed_model
 from streamfn.local import services, stack, status
 
 MINIO_CONSOLE_PORT = 9001
@@ -48,6 +49,7 @@ class Options:
     pollers: int = 1
     rate: float | None = 10.0  # records/s from the producer; None: no producer
     s3_endpoint: str | None = None  # AWS_ENDPOINT_URL_S3 of the caller: use it, start none
+    models: str | None = None  # MODELS for every process (None: the environment's, or default)
 
 
 @dataclass
@@ -97,6 +99,8 @@ def plan(options: Options) -> LocalStack:
     ingest_url = f"http://127.0.0.1:{INGEST_PORT}"
     env = {"REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0", "MLFLOW_TRACKING_URI": mlflow_uri,
            "INGEST_URL": ingest_url}  # fmt: skip
+    if options.models:
+        env["MODELS"] = options.models
     running = [
         services.redis(REDIS_PORT, home / "redis"),
         services.mlflow(MLFLOW_PORT, home / "mlflow"),
@@ -133,11 +137,14 @@ def prepare(env: dict[str, str], log_dir: Path, stopping: threading.Event, say: 
         Bucket.from_settings(settings).ensure()
     except BucketUnavailableError as error:
         raise UpError(f"S3 at {env['AWS_ENDPOINT_URL_S3']} is not usable: {error}") from None
+    seed = [m for m, name in settings.models.items() if is_seed_model(m, name)]
+    if not seed:
+        return  # models of your own: nothing streamfn knows how to train
     log_path = log_dir / "train.log"
     say(f"training the models the registry lacks, if any (log in {log_path}) …")
     with log_path.open("ab") as log:
         training = subprocess.Popen(
-            stack.cli("train", "--if-missing"),
+            stack.cli("train", "--if-missing", *(a for m in seed for a in ("--model", m))),
             env={**os.environ, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -166,7 +173,7 @@ def run(options: Options, console: Console) -> int:
             "redis-server; macOS: brew install redis) or run `make up`, which does."
         )
     home = options.home.resolve()
-    local = plan(Options(home, options.pollers, options.rate, options.s3_endpoint))
+    local = plan(replace(options, home=home))
     children = stack.Stack(home)
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -7,7 +7,10 @@ import pytest
 
 from streamfn.data import dataset, synth
 from streamfn.features import BY_NAME, CATEGORICAL, EMPLOYEE_ID, NUMERIC
-from streamfn.ingest.validation import validate_records
+from streamfn.ingest.validation import Validator
+from streamfn.schemas import seed_schema
+
+validate_records = Validator(seed_schema()).validate_records
 
 SAMPLE = 20_000
 

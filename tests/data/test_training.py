@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from streamfn.constants import REGISTERED_MODELS
+from streamfn.constants import SEED_MODELS
 from streamfn.data import training
 from streamfn.features import FEATURE_NAMES, NUMERIC
 
@@ -27,7 +27,7 @@ def raw_frame(record: dict[str, object]) -> pd.DataFrame:
 SEED_RECORD = {"Designation": 1.5, "Resource Allocation": 1.7, "Sleep Hours": 7}
 
 
-@pytest.mark.parametrize("name", REGISTERED_MODELS.values())
+@pytest.mark.parametrize("name", SEED_MODELS.values())
 def test_each_model_is_registered_with_champion_and_predicts_partial_records(
     sqlite_registry: str, name: str
 ) -> None:
@@ -57,14 +57,14 @@ def test_each_model_is_registered_with_champion_and_predicts_partial_records(
 PUBLISHED_F1 = {"SVC": 0.889, "Knn_Classifier": 0.862, "LightGBM_Classifier": 0.883}
 
 
-@pytest.mark.parametrize("name", REGISTERED_MODELS.values())
+@pytest.mark.parametrize("name", SEED_MODELS.values())
 def test_held_out_scores_are_the_published_ones(sqlite_registry: str, name: str) -> None:
     client = MlflowClient(sqlite_registry)
     run = client.get_run(client.get_model_version_by_alias(name, "champion").run_id)
     assert round(run.data.metrics["f1_macro"], 3) == PUBLISHED_F1[name]
 
 
-@pytest.mark.parametrize("name", REGISTERED_MODELS.values())
+@pytest.mark.parametrize("name", SEED_MODELS.values())
 def test_logged_requirements_pin_serving_needs_and_nothing_from_tests(
     sqlite_registry: str, name: str
 ) -> None:

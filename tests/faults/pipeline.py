@@ -23,7 +23,7 @@ import redis
 
 from streamfn import metrics
 from streamfn.config import Settings, defaults
-from streamfn.constants import API_NAMES
+from streamfn.constants import SEED_MODELS
 from streamfn.data.synth import RecordSampler, load_profile
 from streamfn.features import EMPLOYEE_ID
 from streamfn.local import services
@@ -198,7 +198,7 @@ class Pipeline:
         count: int,
         seed: int,
         batch: int = 10,
-        models: Sequence[str] = API_NAMES,
+        models: Sequence[str] = tuple(SEED_MODELS),
         rate: float | None = None,
         concurrency: int = 4,
     ) -> Production:
@@ -265,7 +265,7 @@ class Pipeline:
 
         def loaded(poller: str) -> bool:
             try:
-                return {m for m, _ in self.model_loads(poller)} == set(API_NAMES)
+                return {m for m, _ in self.model_loads(poller)} == set(SEED_MODELS)
             except httpx.HTTPError:
                 return False  # its metrics are not served yet: still importing
 
@@ -273,7 +273,7 @@ class Pipeline:
             if all(loaded(p) for p in pollers):
                 return True
             if self.drained():
-                for model in API_NAMES:
+                for model in SEED_MODELS:
                     self.send(model, [record()])
             return False
 

@@ -7,7 +7,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from streamfn.constants import REGISTERED_MODELS
+from streamfn.constants import SEED_MODELS
 from tests.faults.parts import Registry
 from tests.faults.pipeline import Pipeline
 from tests.faults.tally import epoch_s
@@ -34,7 +34,7 @@ def test_champion_moves_mid_stream(pipeline: Pipeline, registry: Registry) -> No
     pipeline.start("a", "b", MODEL_REFRESH_S=str(REFRESH_S))
     pipeline.finish(pipeline.produce(1500, seed=707))
     pipeline.drain()
-    client, name = MlflowClient(registry.uri), REGISTERED_MODELS[MOVED]
+    client, name = MlflowClient(registry.uri), SEED_MODELS[MOVED]
     old = registry.champions[MOVED]
     new = new_version(client, name)
     client.set_registered_model_alias(name, "champion", new)

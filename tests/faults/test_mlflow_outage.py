@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from streamfn.constants import API_NAMES
+from streamfn.constants import SEED_MODELS
+from streamfn.data.synth import RecordSampler, load_profile
 from tests.faults.parts import Registry
 from tests.faults.pipeline import DLQ, GROUP, STREAM, Pipeline
 from tests.faults.tally import epoch_s
@@ -48,8 +49,14 @@ def test_mlflow_down_after_warm_up(pipeline: Pipeline, registry: Registry) -> No
 
 def test_mlflow_down_during_cold_start(pipeline: Pipeline) -> None:
     """Cold pollers fail batches whole, nothing is dead-lettered; all is written once it is back."""
+    pipeline.env["MAX_DELIVERIES"] = str(MAX_DELIVERIES)
+    # The ingest has read each model's schema (and kept it in Redis) before the outage.
+    pipeline.start_ingest()
+    sampler = RecordSampler(load_profile(), seed=504)
+    for model in SEED_MODELS:
+        pipeline.send(model, sampler.records(1))
     pipeline.mlflow.stop()
-    pipeline.start("a", "b", warm=False, MAX_DELIVERIES=str(MAX_DELIVERIES))
+    pipeline.start_pollers("a", "b")
     pipeline.finish(pipeline.produce(1500, seed=505))
 
     def redelivered() -> bool:
@@ -63,7 +70,7 @@ def test_mlflow_down_during_cold_start(pipeline: Pipeline) -> None:
     pipeline.drain()
     tally = pipeline.tally("mlflow_down_cold_start")
     assert pipeline.poller_total("streamfn_infer_outages_total", "a", "b") > 0
-    assert {r["model"] for r in pipeline.rows()} == set(API_NAMES)
+    assert {r["model"] for r in pipeline.rows()} == set(SEED_MODELS)
     # Both pollers come back cold: a first batch loads the models (~5 s here), longer than this
     # case's CLAIM_IDLE_MS; the poller holds that batch's entries meanwhile, so its peer does not
     # take them over and write them too.

@@ -17,17 +17,20 @@ from mlflow.environment_variables import (
     MLFLOW_HTTP_REQUEST_TIMEOUT,
 )
 
-from streamfn.constants import API_NAMES, REGISTERED_MODELS
+from streamfn.constants import SEED_MODELS
 from streamfn.data import training
 from streamfn.features import CATEGORICAL, FEATURE_NAMES, NUMERIC
 from streamfn.infer import models
 from streamfn.infer.models import LoadedModel, ModelCache, ModelUnavailableError, frame_of
+from streamfn.schemas import seed_schema
 from tests.conftest import TcpProxy, free_port
+
+SEED = seed_schema()
 
 pytestmark = pytest.mark.slow
 
 REFRESH_S = 30.0
-KNN = REGISTERED_MODELS["knn"]
+KNN = SEED_MODELS["knn"]
 HTTP_SETTINGS = (MLFLOW_HTTP_REQUEST_MAX_RETRIES.name, MLFLOW_HTTP_REQUEST_TIMEOUT.name)
 
 
@@ -94,7 +97,7 @@ def partial_records(count: int, seed: int = 7) -> list[dict[str, object]]:
 
 def test_frame_of_has_the_signature_columns_and_nan_for_absent_features() -> None:
     records = [{"Gender": "Male", "Team Size": 4}, {"Designation": 1.5, "Sleep Hours": 7}]
-    frame = frame_of(records)
+    frame = frame_of(SEED, records)
     assert list(frame.columns) == list(FEATURE_NAMES)
     assert all(frame[name].dtype == "float64" for name in NUMERIC)
     assert frame.loc[0, "Team Size"] == 4.0
@@ -107,43 +110,43 @@ def test_frame_of_has_the_signature_columns_and_nan_for_absent_features() -> Non
 
 def test_three_models_load_once_each_and_predict_partial_records(sqlite_registry: str) -> None:
     clock = FakeClock()
-    cache = ModelCache(sqlite_registry, "champion", REFRESH_S, clock=clock)
+    cache = ModelCache(sqlite_registry, "champion", REFRESH_S, SEED_MODELS, clock=clock)
     client = MlflowClient(sqlite_registry)
-    frame = frame_of(partial_records(256))
+    frame = frame_of(SEED, partial_records(256))
     for _ in range(20):
-        for api_name in API_NAMES:
+        for api_name in SEED_MODELS:
             model = cache.get(api_name)
             assert isinstance(model, LoadedModel)
-            assert model.registered_name == REGISTERED_MODELS[api_name]
+            assert model.registered_name == SEED_MODELS[api_name]
             predicted = model.predict(frame)
-            assert predicted.shape == (256,)
-            assert set(predicted.tolist()) <= {0, 1, 2}
+            assert len(predicted) == 256
+            assert set(predicted) <= {0, 1, 2}
         clock.advance(REFRESH_S / 10)  # 20 rounds span two refresh intervals
     assert cache.loads == 3
     expected = {
         api: str(client.get_model_version_by_alias(name, "champion").version)
-        for api, name in REGISTERED_MODELS.items()
+        for api, name in SEED_MODELS.items()
     }
     assert cache.served_versions() == expected
 
 
 def test_absent_categories_are_imputed_like_in_training(sqlite_registry: str) -> None:
-    cache = ModelCache(sqlite_registry, "champion", REFRESH_S, clock=FakeClock())
+    cache = ModelCache(sqlite_registry, "champion", REFRESH_S, SEED_MODELS, clock=FakeClock())
     records = partial_records(64)
-    for api_name in API_NAMES:
+    for api_name in SEED_MODELS:
         model = cache.get(api_name)
         pipeline = model.model.get_raw_model()
         modes = pipeline.named_steps["prepare"].named_transformers_["cat"]["impute"].statistics_
         filled = [{**record, **dict(zip(CATEGORICAL, modes, strict=True))} for record in records]
-        absent = model.predict(frame_of(records))
-        assert absent.tolist() == model.predict(frame_of(filled)).tolist(), api_name
+        absent = model.predict(frame_of(SEED, records))
+        assert absent == model.predict(frame_of(SEED, filled)), api_name
 
 
 def test_alias_move_is_served_after_the_refresh_interval_with_one_load(
     knn_registry: str,
 ) -> None:
     clock = FakeClock()
-    cache = ModelCache(knn_registry, "champion", REFRESH_S, clock=clock)
+    cache = ModelCache(knn_registry, "champion", REFRESH_S, SEED_MODELS, clock=clock)
     first = cache.get("knn")
     assert (first.version, cache.loads) == ("1", 1)
     client = MlflowClient(knn_registry)
@@ -156,7 +159,7 @@ def test_alias_move_is_served_after_the_refresh_interval_with_one_load(
     moved = cache.get("knn")
     assert (moved.version, cache.loads) == (version, 2)
     assert cache.served_versions() == {"knn": version}
-    assert set(moved.predict(frame_of(partial_records(8))).tolist()) <= {0, 1, 2}
+    assert set(moved.predict(frame_of(SEED, partial_records(8)))) <= {0, 1, 2}
 
     # Moved back at once: not seen before the next interval, and nothing else is loaded.
     client.set_registered_model_alias(KNN, "champion", "1")
@@ -170,7 +173,7 @@ def test_absent_alias_falls_back_to_the_latest_version(
 ) -> None:
     latest = new_version(knn_registry)  # `champion` stays on version 1
     clock = FakeClock()
-    cache = ModelCache(knn_registry, "staging", REFRESH_S, clock=clock)
+    cache = ModelCache(knn_registry, "staging", REFRESH_S, SEED_MODELS, clock=clock)
     with caplog.at_level(logging.WARNING, logger=models.__name__):
         assert cache.get("knn").version == latest == "2"
     assert any(r.message.startswith("alias absent") for r in caplog.records)
@@ -187,11 +190,11 @@ def test_cached_version_serves_while_mlflow_is_unreachable(
     training.train(mlflow_server, "champion", models=("knn",))
     proxy = TcpProxy(int(mlflow_server.rsplit(":", 1)[1]))
     clock = FakeClock()
-    cache = ModelCache(proxy.uri, "champion", REFRESH_S, clock=clock)
+    cache = ModelCache(proxy.uri, "champion", REFRESH_S, SEED_MODELS, clock=clock)
     warm = cache.get("knn")
     assert warm.version == "1"
     # A server reports an absent alias as a client error, not as an outage: still a fallback.
-    assert ModelCache(proxy.uri, "staging", REFRESH_S).get("knn").version == "1"
+    assert ModelCache(proxy.uri, "staging", REFRESH_S, SEED_MODELS).get("knn").version == "1"
     proxy.stop()
 
     def failed_refreshes() -> list[logging.LogRecord]:
@@ -220,7 +223,7 @@ def test_cached_version_serves_while_mlflow_is_unreachable(
 
 
 def test_cold_start_with_mlflow_down_fails_fast() -> None:
-    cache = ModelCache(f"http://127.0.0.1:{free_port()}", "champion", REFRESH_S)
+    cache = ModelCache(f"http://127.0.0.1:{free_port()}", "champion", REFRESH_S, SEED_MODELS)
     for _ in range(2):  # nothing cached: every call tries, and fails, quickly
         started = time.perf_counter()
         with pytest.raises(ModelUnavailableError, match="svm"):
@@ -233,7 +236,7 @@ def test_cold_start_with_a_hung_mlflow_fails_after_the_request_timeout() -> None
     # A listener that never accepts: the kernel completes the handshake, no answer ever comes.
     with socket.create_server(("127.0.0.1", 0)) as silent:
         port = silent.getsockname()[1]
-        cache = ModelCache(f"http://127.0.0.1:{port}", "champion", REFRESH_S)
+        cache = ModelCache(f"http://127.0.0.1:{port}", "champion", REFRESH_S, SEED_MODELS)
         started = time.perf_counter()
         with pytest.raises(ModelUnavailableError):
             cache.get("knn")
@@ -243,12 +246,12 @@ def test_cold_start_with_a_hung_mlflow_fails_after_the_request_timeout() -> None
 
 def test_operator_http_settings_are_kept() -> None:
     os.environ[MLFLOW_HTTP_REQUEST_TIMEOUT.name] = "17"
-    ModelCache(f"http://127.0.0.1:{free_port()}", "champion", REFRESH_S)
+    ModelCache(f"http://127.0.0.1:{free_port()}", "champion", REFRESH_S, SEED_MODELS)
     assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 17
     assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == models.HTTP_MAX_RETRIES
 
 
 def test_unknown_model_names_the_valid_ones() -> None:
-    cache = ModelCache(f"http://127.0.0.1:{free_port()}", "champion", REFRESH_S)
+    cache = ModelCache(f"http://127.0.0.1:{free_port()}", "champion", REFRESH_S, SEED_MODELS)
     with pytest.raises(ModelUnavailableError, match="svm, knn, lightgbm"):
         cache.get("xgboost")

@@ -10,6 +10,7 @@ import pytest
 
 from streamfn.features import FEATURE_NAMES
 from streamfn.infer.rows import CSV_COLUMNS, Row, encode_csv
+from streamfn.schemas import seed_schema
 from streamfn.times import iso_ms
 from tests.factories import full_record
 
@@ -26,6 +27,8 @@ FULL: dict[str, object] = full_record(
         "Recognition Frequency": 1.5,
     }
 )
+
+SEED = seed_schema("lightgbm", "LightGBM_Classifier", "3")
 
 
 def row(record: dict[str, object], prediction: int = 1, index: int = 0) -> Row:
@@ -60,11 +63,11 @@ def test_columns_are_the_spec_order() -> None:
         "Work-Life Balance Score", "Manager Support Score", "Deadline Pressure Score",
         "Team Size", "Recognition Frequency",
     )  # fmt: skip
-    assert encode_csv([]) == (",".join(CSV_COLUMNS) + "\r\n").encode()
+    assert encode_csv(SEED, []) == (",".join(CSV_COLUMNS) + "\r\n").encode()
 
 
 def test_full_record_row() -> None:
-    body = encode_csv([row(FULL, prediction=2, index=4)])
+    body = encode_csv(SEED, [row(FULL, prediction=2, index=4)])
     assert lines(body)[1] == (
         "1764141569123-0,4,lightgbm,LightGBM_Classifier,3,2,High,"
         "2025-11-26T07:19:29.123Z,2025-11-26T07:19:29.405Z,,fffe32003000360033003200,"
@@ -74,7 +77,7 @@ def test_full_record_row() -> None:
 
 def test_partial_record_row_names_imputed_features_in_table_order() -> None:
     record = {"Team Size": 7, "Gender": "Male", "Sleep Hours": None, "Designation": 1}
-    body = encode_csv([row(record, prediction=0)])
+    body = encode_csv(SEED, [row(record, prediction=0)])
     cells = dict(zip(CSV_COLUMNS, parsed(body)[1], strict=True))
     absent = [n for n in FEATURE_NAMES if n not in ("Gender", "Designation", "Team Size")]
     assert cells["imputed"] == "|".join(absent)
@@ -86,14 +89,14 @@ def test_partial_record_row_names_imputed_features_in_table_order() -> None:
 
 
 def test_labels_follow_the_classes() -> None:
-    body = encode_csv([row(FULL, prediction=p, index=p) for p in (0, 1, 2)])
+    body = encode_csv(SEED, [row(FULL, prediction=p, index=p) for p in (0, 1, 2)])
     assert [r[5:7] for r in parsed(body)[1:]] == [["0", "Low"], ["1", "Medium"], ["2", "High"]]
 
 
 @pytest.mark.parametrize("prediction", [-1, 3])
 def test_a_prediction_outside_the_classes_is_refused(prediction: int) -> None:
     with pytest.raises(ValueError, match="not a class"):
-        encode_csv([row(FULL, prediction=prediction)])
+        encode_csv(SEED, [row(FULL, prediction=prediction)])
 
 
 def test_times_are_iso_utc_with_milliseconds() -> None:
@@ -119,7 +122,7 @@ AWKWARD_IDS = [
 
 def test_awkward_employee_ids_round_trip_through_csv_reader() -> None:
     rows = [row({**FULL, "Employee ID": e}, index=i) for i, e in enumerate(AWKWARD_IDS)]
-    body = encode_csv(rows)
+    body = encode_csv(SEED, rows)
     assert b'"Smith, John"' in body
     assert b'"say ""hi"""' in body
     assert "Zoë Ω 雪".encode() in body
@@ -133,12 +136,12 @@ def test_awkward_employee_ids_round_trip_through_csv_reader() -> None:
 def test_round_trip_through_pandas() -> None:
     rows = [row({**FULL, "Employee ID": e}, index=i) for i, e in enumerate(AWKWARD_IDS)]
     rows.append(row({"Sleep Hours": 6}, index=len(rows)))
-    frame = pd.read_csv(io.BytesIO(encode_csv(rows)), dtype=str, keep_default_na=False)
+    frame = pd.read_csv(io.BytesIO(encode_csv(SEED, rows)), dtype=str, keep_default_na=False)
     assert tuple(frame.columns) == CSV_COLUMNS
     assert frame["Employee ID"].tolist() == [*AWKWARD_IDS, ""]
     assert frame["record_index"].tolist() == [str(i) for i in range(len(rows))]
     assert frame["Recognition Frequency"].tolist() == ["1.5"] * len(AWKWARD_IDS) + [""]
-    numbers = pd.read_csv(io.BytesIO(encode_csv(rows)))
+    numbers = pd.read_csv(io.BytesIO(encode_csv(SEED, rows)))
     assert numbers["Work Hours per Week"].iloc[0] == 45
     assert numbers["imputed"].iloc[-1] == "|".join(n for n in FEATURE_NAMES if n != "Sleep Hours")
 
@@ -146,7 +149,7 @@ def test_round_trip_through_pandas() -> None:
 def test_a_large_mixed_batch_encodes_every_row() -> None:
     partial = {k: v for k, v in FULL.items() if k != "Sleep Hours"}
     rows = [row(FULL if i % 2 else partial, i % 3, i) for i in range(1000)]
-    parsed = list(csv.DictReader(io.StringIO(encode_csv(rows).decode())))
+    parsed = list(csv.DictReader(io.StringIO(encode_csv(SEED, rows).decode())))
     assert [int(r["record_index"]) for r in parsed] == list(range(1000))
     assert [r["imputed"] for r in parsed[:2]] == ["Sleep Hours", ""]
 

@@ -41,6 +41,7 @@ def load_handler_module(name: str) -> ModuleType:
 @pytest.fixture
 def ingest_function(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.setenv("REDIS_URL", settings.REDIS_URL)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.MLFLOW_TRACKING_URI)
     get_settings.cache_clear()
     yield load_handler_module("ingest")
     get_settings.cache_clear()
@@ -103,7 +104,11 @@ def test_redis_outage_is_503_with_retry_after_then_recovers(
 
 def test_streamfn_ingest_serves_over_http(settings: Settings, redis_url: str) -> None:
     port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_url}
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "MLFLOW_TRACKING_URI": settings.MLFLOW_TRACKING_URI,
+    }
     command = [
         sys.executable,
         "-m",

@@ -10,8 +10,13 @@ import orjson
 import pytest
 
 from streamfn.features import EMPLOYEE_ID, FEATURE_NAMES, FEATURES
-from streamfn.ingest import validation as schema
-from streamfn.ingest.validation import BodyError, parse_body, validate_records
+from streamfn.ingest.refusals import BodyError
+from streamfn.ingest.validation import MAX_ERRORS, MAX_LEARNT_KEYS, Validator
+from streamfn.schemas import seed_schema
+
+SEED = Validator(seed_schema())
+parse_body = SEED.parse_body
+validate_records = SEED.validate_records
 
 MAX = 3
 GOOD = {"Sleep Hours": 7}
@@ -515,14 +520,14 @@ def test_first_error_of_each_record_is_reported() -> None:
 def test_errors_stop_after_the_cap() -> None:
     error = _refusal(_body(*[{"Sleep Hours": -1}] * 10_000), max_records=10_000)
     assert error.status == 422
-    assert len(error.errors) == schema.MAX_ERRORS + 1
-    assert [e["loc"][2] for e in error.errors[:-1]] == list(range(schema.MAX_ERRORS))
+    assert len(error.errors) == MAX_ERRORS + 1
+    assert [e["loc"][2] for e in error.errors[:-1]] == list(range(MAX_ERRORS))
     assert error.errors[-1]["type"] == "too_many_errors"
 
 
 def test_exactly_the_cap_of_errors_has_no_truncation_note() -> None:
-    error = _refusal(_body(*[{"Sleep Hours": -1}] * schema.MAX_ERRORS), max_records=100)
-    assert len(error.errors) == schema.MAX_ERRORS
+    error = _refusal(_body(*[{"Sleep Hours": -1}] * MAX_ERRORS), max_records=100)
+    assert len(error.errors) == MAX_ERRORS
     assert all(e["type"] == "out_of_range" for e in error.errors)
 
 
@@ -670,15 +675,14 @@ def test_deeply_nested_value_from_another_decoder_is_described_without_recursion
 def test_key_cache_is_bounded_and_never_holds_unknown_keys(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A private copy, so that filling the cache here does not leak into other tests.
-    monkeypatch.setattr(schema, "_KEY_CACHE", dict(schema._KEY_CACHE))
-    for n in range(3 * schema.MAX_LEARNT_KEYS):
+    private = Validator(seed_schema())  # so that filling its cache leaks into no other test
+    for n in range(3 * MAX_LEARNT_KEYS):
         records = [{"sleep" + " " * (n + 1) + "hours": 1}, {"Team Size": 1}]
-        parse_body(_body(*records), MAX)
+        private.parse_body(_body(*records), MAX)
         with pytest.raises(BodyError):
-            parse_body(_body({f"unknown-{n}": 1}), MAX)
-    assert len(schema._KEY_CACHE) <= schema._CACHE_LIMIT
-    assert not any(k.startswith("unknown-") for k in schema._KEY_CACHE)
+            private.parse_body(_body({f"unknown-{n}": 1}), MAX)
+    assert len(private.key_cache) <= private.cache_limit
+    assert not any(k.startswith("unknown-") for k in private.key_cache)
 
 
 _VALUE_POOL: list[object] = [
@@ -732,8 +736,8 @@ def test_fast_path_agrees_with_error_path_on_random_records() -> None:
     for _ in range(20_000):
         keys = rng.sample(_KEY_POOL, rng.randint(0, 5))
         record = {k: rng.choice(_VALUE_POOL) for k in keys}
-        expected, errors = schema._record_errors(0, record)
-        assert schema._fast_record(record) == expected, (record, errors)
+        expected, errors = SEED.record_errors(0, record)
+        assert SEED.fast_record(record) == expected, (record, errors)
         assert (expected is None) == bool(errors)
 
 
@@ -741,7 +745,6 @@ def test_the_as_sent_path_agrees_with_the_copying_path_on_random_records() -> No
     import random
 
     from streamfn.data.synth import RecordSampler, load_profile
-    from streamfn.ingest import validation as schema
 
     rng = random.Random(5)
     odd_values = [None, True, float("nan"), float("inf"), -1, 10**6, "", "x", [], {}, 2.5, 3]
@@ -758,5 +761,5 @@ def test_the_as_sent_path_agrees_with_the_copying_path_on_random_records() -> No
                 record[key] = rng.choice(odd_values)
             else:
                 record["Unknown Field"] = 1
-        copied = schema._fast_record(dict(record))
-        assert schema._as_sent(record) == copied, record
+        copied = SEED.fast_record(dict(record))
+        assert SEED.as_sent(record) == copied, record

@@ -13,8 +13,11 @@ import pytest
 from streamfn.bucket import PREDICTIONS, Bucket, object_key
 from streamfn.infer.rows import Row, encode_csv
 from streamfn.local import catalog
+from streamfn.schemas import seed_schema
 from tests.conftest import S3_TEST_ENV, s3_client
 from tests.factories import full_record
+
+SEED = seed_schema("lightgbm", "LightGBM_Classifier", "3")
 
 
 def write_batch(sink: Bucket, model: str, day: dt.date, first_ms: int, records: int) -> str:
@@ -35,7 +38,7 @@ def write_batch(sink: Bucket, model: str, day: dt.date, first_ms: int, records: 
         for n, i in enumerate(ids)
     ]
     key = object_key(PREDICTIONS, model, day, ids)
-    sink.put(key, encode_csv(rows), PREDICTIONS.content_type)
+    sink.put(key, encode_csv(SEED, rows), PREDICTIONS.content_type)
     return key
 
 

@@ -1,4 +1,4 @@
-"""GET /models: the configured models and the version each alias points to."""
+"""GET /models: every configured model, the version it serves and the records it takes."""
 
 from __future__ import annotations
 
@@ -8,40 +8,35 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from streamfn.config import Settings
-from streamfn.constants import API_NAMES, REGISTERED_MODELS
-from streamfn.ingest.deps import SettingsDep
+from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
+from streamfn.ingest.openapi import REDIS_DOWN
 from streamfn.ingest.responses import json_response
-from streamfn.registry import NotRegisteredError, RegistryError, open_registry
+from streamfn.ingest.schema_cache import ModelUnavailableError, SchemaCache
 
 router = APIRouter()
 
 
-def served_version(settings: Settings, name: str) -> dict[str, Any]:
-    """The version the alias points to (else the latest), or what stopped the lookup."""
-    alias = settings.MODEL_ALIAS
-    entry: dict[str, Any] = {"registered_name": name, "alias": alias, "version": None}
+async def describe(model: str, registered: str, schemas: SchemaCache, redis: Any) -> dict:
+    """One model: its registered name, the version served and its columns, or why not."""
+    entry: dict[str, Any] = {"model": model, "registered_name": registered, "version": None}
     try:
-        found = open_registry(settings.MLFLOW_TRACKING_URI).alias_version(name, alias)
-    except ImportError:  # a store without a server needs the mlflow package, absent here
-        return {**entry, "error": "the registry is not an HTTP server; ask the infer function"}
-    except NotRegisteredError:
-        return {**entry, "error": "not registered: run `streamfn train`"}
-    except RegistryError as error:
+        schema = (await schemas.validator(model, redis)).schema
+    except ModelUnavailableError as error:
         return {**entry, "error": str(error)}
-    if not found.via_alias:
-        return {**entry, "version": found.version,
-                "error": f"alias {alias!r} absent; latest version served"}  # fmt: skip
-    return {**entry, "version": found.version}
+    document = schema.to_json()
+    return {**entry, "version": schema.version, "output": document["output"],
+            "labels": document["labels"], "columns": document["columns"]}  # fmt: skip
 
 
-@router.get("/models", summary="API names, registered names and the alias's version")
-async def models(settings: SettingsDep) -> Response:
-    """Each model's registered name and served version, looked up concurrently."""
-    lookups = [
-        asyncio.to_thread(served_version, settings, REGISTERED_MODELS[name]) for name in API_NAMES
-    ]
-    found = await asyncio.gather(*lookups)
-    return json_response(
-        {"models": [{"model": n, **f} for n, f in zip(API_NAMES, found, strict=True)]}
+@router.get(
+    "/models",
+    summary="The configured models, their versions and input schemas",
+    responses=REDIS_DOWN,
+)
+async def models(settings: SettingsDep, schemas: SchemasDep, redis: RedisDep) -> Response:
+    """Every model of MODELS, in order, looked up concurrently."""
+    client, _ = redis.bind()
+    found = await asyncio.gather(
+        *(describe(m, r, schemas, client) for m, r in settings.models.items())
     )
+    return json_response({"alias": settings.MODEL_ALIAS, "models": found})

@@ -11,10 +11,9 @@ from fastapi.responses import Response
 
 from streamfn import metrics
 from streamfn.config import Settings
-from streamfn.constants import API_NAMES, REGISTERED_MODELS
-from streamfn.ingest.openapi import PREDICT_DOC
+from streamfn.ingest.refusals import BodyError
 from streamfn.ingest.responses import json_response, unavailable
-from streamfn.ingest.validation import BodyError, parse_body
+from streamfn.ingest.schema_cache import ModelUnavailableError
 from streamfn.ingest.writer import BackpressureError
 
 router = APIRouter()
@@ -33,12 +32,12 @@ def check_api_key(request: Request, settings: Settings) -> None:
         raise HTTPException(401, "missing or wrong X-API-Key", {"WWW-Authenticate": "ApiKey"})
 
 
-def model_of(request: Request) -> str:
+def model_of(request: Request, settings: Settings) -> str:
     """The `model` query value, or a 422 that lists the valid names."""
     value = request.query_params.get("model")
-    if value in REGISTERED_MODELS:
+    if value in settings.models:
         return value
-    valid = ", ".join(repr(name) for name in API_NAMES)
+    valid = ", ".join(repr(name) for name in settings.models)
     if value is None:
         error = {"loc": ["query", "model"], "msg": f"'model' is required: one of {valid}"}
         raise BodyError(422, [{**error, "type": "missing"}])
@@ -70,21 +69,22 @@ def _too_large(limit: int) -> dict[str, Any]:
     return {"loc": ["body"], "msg": f"body over MAX_BODY_BYTES={limit} bytes", "type": "too_large"}
 
 
-@router.post(
-    "/predict_stream",
-    status_code=202,
-    openapi_extra=PREDICT_DOC,
-    summary="Validate records and append them to the stream",
-    responses={413: {"description": "too many records or bytes"}, 503: {"description": "retry"}},
-)
+# Described in the OpenAPI document by streamfn.ingest.openapi (from the models' schemas).
+@router.post("/predict_stream", status_code=202)
 async def predict_stream(request: Request) -> Response:
     """Validate the records for the model and append them to the stream as one entry."""
     started = time.perf_counter()
     settings: Settings = request.app.state.settings
     check_api_key(request, settings)
-    model = model_of(request)
-    records = parse_body(await read_body(request, settings.MAX_BODY_BYTES), settings.MAX_RECORDS)
-    _, writer = request.app.state.redis.bind()
+    model = model_of(request, settings)
+    client, writer = request.app.state.redis.bind()
+    try:
+        validator = await request.app.state.schemas.validator(model, client)
+    except ModelUnavailableError as error:
+        metrics.INGEST_REJECTIONS.labels("model_unavailable").inc()
+        return unavailable(str(error), error.retry_after_s)
+    body = await read_body(request, settings.MAX_BODY_BYTES)
+    records = validator.parse_body(body, settings.MAX_RECORDS)
     try:
         appended = await writer.append(model, records)
     except BackpressureError as error:

@@ -10,9 +10,10 @@ from redis.asyncio import Redis
 
 from streamfn import message_state, stream_ids
 from streamfn.constants import result_key
-from streamfn.features import CLASS_LABELS
-from streamfn.ingest.deps import RedisDep, SettingsDep
+from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
+from streamfn.ingest.openapi import MESSAGE, NOT_FOUND, REDIS_DOWN
 from streamfn.ingest.responses import json_response
+from streamfn.ingest.schema_cache import ModelUnavailableError
 
 router = APIRouter()
 
@@ -32,11 +33,20 @@ async def find(client: Redis, stream: str, message_id: str) -> dict[str, Any] | 
     return None
 
 
-@router.get("/predictions/{message_id}", summary="The state and result of one message")
+@router.get(
+    "/predictions/{message_id}",
+    summary="The state and result of one message",
+    responses={
+        200: {"content": {"application/json": {"schema": MESSAGE}}},
+        **NOT_FOUND,
+        **REDIS_DOWN,
+    },
+)
 async def get_prediction(
     message_id: Annotated[str, Path(examples=["1732600000000-0"])],
     redis: RedisDep,
     settings: SettingsDep,
+    schemas: SchemasDep,
 ) -> Response:
     """pending, done (with predictions and labels), failed or dead_letter; 404 if unknown."""
     client, _ = redis.bind()
@@ -44,6 +54,14 @@ async def get_prediction(
     if state is None:
         raise HTTPException(404, f"no message {message_id!r} was accepted (or its result expired)")
     predictions = state.get("predictions")
+    labels = None
+    if predictions and state.get("model") in settings.models:
+        try:
+            schema = (await schemas.validator(state["model"], client)).schema
+            if schema.output == "class":
+                labels = [schema.label(p) for p in predictions]
+        except ModelUnavailableError:
+            pass  # the predictions stand without their labels
     return json_response(
         {
             "message_id": message_id,
@@ -51,7 +69,7 @@ async def get_prediction(
             "model": state.get("model"),
             "model_version": state.get("model_version"),
             "predictions": predictions,
-            "labels": [CLASS_LABELS[p] for p in predictions] if predictions else None,
+            "labels": labels,
             "object": state.get("object"),
             "error": state.get("error"),
         }

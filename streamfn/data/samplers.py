@@ -1,0 +1,176 @@
+"""Where the producer's records come from, per model.
+
+- A seed model (MODELS maps it to its seed name) gets the Gaussian copula fitted to the burn-out
+  dataset (`streamfn.data.synth`), as it always has.
+- Any other model gets records drawn from its version's reference profile (each input on its
+  own: a null as often as the profile's null share, a number uniform within a quantile bin
+  chosen by its share, a category by its share), read from the registry.
+- `--data FILE.csv` resamples that file's rows instead, for any model.
+Every record carries an Employee ID no other record of the run has. Only the standard library is
+used, so the producer function stays a small package.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import itertools
+import math
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from streamfn import schemas
+from streamfn.config import Settings
+from streamfn.constants import is_seed_model
+from streamfn.data.synth import EmployeeIds, RecordSampler, load_profile
+from streamfn.features import EMPLOYEE_ID, key_form
+from streamfn.registry import Registry, open_registry
+from streamfn.schemas import Column, ModelSchema
+
+
+class Sampler(Protocol):
+    """Draws records for one model."""
+
+    def records(self, count: int) -> list[dict[str, Any]]:
+        """`count` records."""
+        ...
+
+
+class SamplerError(ValueError):
+    """A model the producer cannot draw records for; the message says what to do."""
+
+
+class ProfileSampler:
+    """Records drawn from a reference profile, each input on its own."""
+
+    def __init__(
+        self, profile: Mapping[str, Any], schema: ModelSchema, ids: EmployeeIds, rng: random.Random
+    ) -> None:
+        self.rng = rng
+        self.ids = ids
+        self.draws = [
+            (c, profile["features"][c.name])
+            for c in schema.columns
+            if c.name in profile["features"]
+        ]
+        self.cumulative = {c.name: list(itertools.accumulate(p["shares"])) for c, p in self.draws}
+
+    def _value(self, column: Column, spread: Mapping[str, Any]) -> Any:
+        shares = self.cumulative[column.name]
+        if not shares:
+            return None
+        index = min(bisect.bisect_left(shares, self.rng.random() * shares[-1]), len(shares) - 1)
+        if spread["kind"] == "category":
+            value = spread["categories"][index]
+            return value == "True" if column.kind == "boolean" else value
+        edges = spread["edges"]
+        low = edges[index]
+        last = index + 1 == len(edges)
+        high = spread["max"] if last else edges[index + 1]
+        if column.kind == "integer" or spread.get("integer"):
+            # Whole values of the bin: [low, next start), the last bin up to the maximum.
+            top = int(high) if last else max(int(low), int(high) - 1)
+            value: float = self.rng.randint(int(low), top)
+            value = value if column.kind == "integer" else float(value)
+        else:
+            value = self.rng.uniform(low, high)
+        return min(max(value, column.low), column.high)
+
+    def record(self) -> dict[str, Any]:
+        """One record."""
+        record: dict[str, Any] = {EMPLOYEE_ID: self.ids.next()}
+        for column, spread in self.draws:
+            if not column.required and self.rng.random() < spread.get("null_share", 0.0):
+                continue  # left out: the model's pipeline imputes it
+            value = self._value(column, spread)
+            if value is not None:
+                record[column.name] = value
+        return record
+
+    def records(self, count: int) -> list[dict[str, Any]]:
+        """`count` records."""
+        return [self.record() for _ in range(count)]
+
+
+def _typed(column: Column, text: str) -> Any:
+    """A CSV cell as the column's kind (None for an empty cell)."""
+    if text == "":
+        return None
+    if column.kind == "number":
+        number = float(text)
+        return number if math.isfinite(number) else None
+    if column.kind == "integer":
+        return int(float(text))
+    if column.kind == "boolean":
+        return text.strip().lower() in ("true", "1", "yes")
+    return text
+
+
+class RowSampler:
+    """Rows of a CSV file, drawn with replacement; columns matched to the schema by name."""
+
+    def __init__(
+        self, path: Path, schema: ModelSchema, ids: EmployeeIds, rng: random.Random
+    ) -> None:
+        self.rng = rng
+        self.ids = ids
+        by_key = {key_form(c.name): c for c in schema.columns}
+        with path.open(newline="", encoding="utf-8") as file:
+            reader = csv.DictReader(file)
+            matched = {
+                h: by_key[key_form(h)] for h in reader.fieldnames or [] if key_form(h) in by_key
+            }
+            if not matched:
+                raise SamplerError(f"{path} has none of the columns of {schema.registered_name}")
+            self.rows = [
+                {
+                    c.name: v
+                    for h, c in matched.items()
+                    if (v := _typed(c, row[h] or "")) is not None
+                }
+                for row in reader
+            ]
+        self.rows = [row for row in self.rows if row]
+        if not self.rows:
+            raise SamplerError(f"{path} has no row with a value for {schema.registered_name}")
+
+    def records(self, count: int) -> list[dict[str, Any]]:
+        """`count` rows, each with a fresh Employee ID."""
+        return [{EMPLOYEE_ID: self.ids.next(), **self.rng.choice(self.rows)} for _ in range(count)]
+
+
+def for_models(
+    settings: Settings,
+    models: Sequence[str],
+    seed: int | None,
+    data: Path | None = None,
+    registry: Registry | None = None,
+) -> dict[str, Sampler]:
+    """A sampler for each model; SamplerError when one cannot be had."""
+    rng = random.Random(seed)
+    ids = EmployeeIds(rng)
+    copula: RecordSampler | None = None
+    samplers: dict[str, Sampler] = {}
+    for model in models:
+        registered = settings.models[model]
+        if data is None and is_seed_model(model, registered):
+            # One copula for every seed model: one sequence of records, as the seed's producer.
+            copula = copula or RecordSampler(load_profile(), seed)
+            samplers[model] = copula
+            continue
+        registry = registry or open_registry(settings.MLFLOW_TRACKING_URI)
+        version = registry.alias_version(registered, settings.MODEL_ALIAS).version
+        schema = registry.schema(model, registered, version)
+        if data is not None:
+            samplers[model] = RowSampler(data, schema, ids, rng)
+            continue
+        profile = registry.json_file(registered, version, schemas.REFERENCE_FILE)
+        if profile is None:
+            raise SamplerError(
+                f"{registered} v{version} has no {schemas.REFERENCE_FILE}: run `streamfn profile "
+                f"--model {model} --data FILE.csv`, or give the producer --data FILE.csv"
+            )
+        samplers[model] = ProfileSampler(profile, schema, ids, rng)
+    return samplers

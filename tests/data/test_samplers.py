@@ -1,0 +1,48 @@
+"""The producer's samplers for a model it has no copula for: the reference profile, a CSV file."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from streamfn.data.samplers import ProfileSampler, RowSampler
+from streamfn.data.synth import EmployeeIds
+from streamfn.ingest.validation import Validator
+from streamfn.schemas import Column, ModelSchema
+
+SCHEMA = ModelSchema("m", "M", "1", (
+    Column("x", "number", required=True, low=0, high=10),
+    Column("n", "integer", low=1, high=5),
+    Column("c", "string", categories=("a", "b")),
+))  # fmt: skip
+PROFILE = {"features": {
+    "x": {"kind": "number", "edges": [0, 5], "max": 10, "shares": [0.9, 0.1], "null_share": 0.5},
+    "n": {"kind": "number", "edges": [1, 3], "max": 5, "shares": [0.5, 0.5], "integer": True,
+          "null_share": 0.2},
+    "c": {"kind": "category", "categories": ["a", "b"], "shares": [0.75, 0.25], "null_share": 0},
+}}  # fmt: skip
+
+
+def test_profile_records_fit_the_schema_and_follow_the_shares() -> None:
+    rng = random.Random(2)
+    records = ProfileSampler(PROFILE, SCHEMA, EmployeeIds(rng), rng).records(4000)
+    assert len(Validator(SCHEMA).validate_records(records, 4000)) == 4000
+    low_x = sum(r["x"] < 5 for r in records) / len(records)
+    assert 0.87 < low_x < 0.93  # a required column is never left out, whatever its null share
+    assert 0.17 < sum("n" not in r for r in records) / len(records) < 0.23
+    assert all(isinstance(r["n"], int) for r in records if "n" in r)
+    assert {r["n"] for r in records if "n" in r} == {1, 2, 3, 4, 5}
+    assert 0.72 < sum(r["c"] == "a" for r in records) / len(records) < 0.78
+    assert len({r["Employee ID"] for r in records}) == 4000
+
+
+def test_csv_rows_are_resampled_with_their_columns_matched(tmp_path: Path) -> None:
+    data = tmp_path / "rows.csv"
+    data.write_text("X,N,c,other\n1.5,2,a,z\n9,,b,z\n")
+    rng = random.Random(1)
+    records = RowSampler(data, SCHEMA, EmployeeIds(rng), rng).records(50)
+    kept = [{k: v for k, v in r.items() if k != "Employee ID"} for r in records]
+    assert {tuple(sorted(r.items())) for r in kept} == {
+        (("c", "a"), ("n", 2), ("x", 1.5)), (("c", "b"), ("x", 9.0))
+    }  # fmt: skip
+    assert len(Validator(SCHEMA).validate_records(records, 50)) == 50
