@@ -55,6 +55,7 @@ class ObjectKind:
 
 
 PREDICTIONS = ObjectKind("predictions/", ".csv", "text/csv; charset=utf-8")
+MONITORING = ObjectKind("monitoring/", ".json", "application/json")
 
 
 def object_key(kind: ObjectKind, api_name: str, day: dt.date, message_ids: Sequence[str]) -> str:

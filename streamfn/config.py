@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     AWS_ENDPOINT_URL_LAMBDA: str | None = None
     RESULT_TTL_S: PositiveInt = 3600
 
+    MONITOR_WINDOW_S: float = Field(60.0, ge=0)  # 0: no monitoring counts
+    MONITOR_MIN_RECORDS: PositiveInt = 200
+    DRIFT_PSI: float = Field(0.2, gt=0)
+
     # Tests only: the infer function or poller exits at once at this step of the exactly-once
     # protocol (streamfn.crash), as a SIGKILL there would.
     CRASH_AT: Step | None = None

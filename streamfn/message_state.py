@@ -28,6 +28,7 @@ class MessageState(TypedDict, total=False):
     object: str | None
     error: str | None
     written_at: int | None  # epoch ms when its object was written (not shown by the API)
+    received_at: int | None  # epoch ms it was accepted: the window its labels count in
 
 
 def stage(pipe: Pipeline, message_id: str, state: MessageState, ttl_s: int) -> None:
@@ -60,11 +61,13 @@ def pending(model: str, uri: str) -> MessageState:
 
 
 def done(
-    model: str, version: str, predictions: list[Any], uri: str, written_at: int | None = None
-) -> MessageState:
+    model: str, version: str, predictions: list[Any], uri: str, written_at: int | None = None,
+    received_at: int | None = None,
+) -> MessageState:  # fmt: skip
     """The state of a message whose rows are in `uri` (written at `written_at`, epoch ms)."""
     return {"status": "done", "model": model, "model_version": version,
-            "predictions": predictions, "object": uri, "written_at": written_at}  # fmt: skip
+            "predictions": predictions, "object": uri, "written_at": written_at,
+            "received_at": received_at}  # fmt: skip
 
 
 def failed(model: str | None, error: str) -> MessageState:

@@ -47,6 +47,33 @@ POLLER_BATCH_SECONDS = Histogram(
 POLLER_LAG = Gauge("streamfn_poller_lag", "Entries of the stream not yet delivered to the group")
 MODEL_LOADS = Counter("streamfn_model_loads_total", "Model versions loaded", ["model", "version"])
 
+FEATURE_PSI = Gauge(
+    "streamfn_feature_psi",
+    "PSI of an input in the last closed window, against the version's reference",
+    ["model", "version", "feature"],
+)
+PREDICTION_PSI = Gauge(
+    "streamfn_prediction_psi",
+    "PSI of the predictions in the last closed window, against the reference",
+    ["model", "version"],
+)
+LIVE_MACRO_F1 = Gauge(
+    "streamfn_live_macro_f1",
+    "Macro F1 of the labelled rows of the last closed window",
+    ["model", "version"],
+)
+FLAGGED_WINDOWS = Counter(
+    "streamfn_flagged_windows_total",
+    "Closed windows flagged warn or drift",
+    ["model", "version", "flag"],
+)
+
+FEEDBACK_LABELS = Counter(
+    "streamfn_feedback_labels_total",
+    "Labels joined by POST /feedback: counted, or repeated",
+    ["outcome"],
+)
+
 PRODUCER_RECORDS = Counter(
     "streamfn_producer_records_total",
     "Records the producer sent, by outcome: accepted, rejected, undelivered",

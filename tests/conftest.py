@@ -297,10 +297,12 @@ def s3_client(endpoint: str) -> Any:
     )  # fmt: skip
 
 
-def bucket_rows(client: Any, bucket: str = "predictions") -> list[dict[str, str]]:
-    """Every CSV row of every object in the bucket, as dicts."""
+def bucket_rows(
+    client: Any, bucket: str = "predictions", prefix: str = "predictions/"
+) -> list[dict[str, str]]:
+    """Every CSV row of every prediction object in the bucket, as dicts."""
     rows: list[dict[str, str]] = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
             rows.extend(csv.DictReader(io.StringIO(body.decode())))

@@ -9,19 +9,20 @@ from typing import Any
 import numpy as np
 
 from streamfn.bench import Measurement
-from streamfn.infer.models import LoadedModel, frame_of
-from streamfn.infer.rows import Row, encode_csv
+from streamfn.infer import handler
+from streamfn.infer.messages import Message
+from streamfn.infer.models import LoadedModel
+from streamfn.infer.rows import encode_csv
+from streamfn.times import now_ms
 
 
 def one_batch(model: LoadedModel, records: list[dict[str, Any]]) -> bytes:
-    """DataFrame build, predict, CSV encode: the infer function's work without I/O."""
-    predictions = model.predict(frame_of(records)).tolist()
-    now = time.time_ns() // 1_000_000
-    rows = [
-        Row("1-0", i, model.api_name, model.registered_name, model.version, int(p), now, now, r)
-        for i, (r, p) in enumerate(zip(records, predictions, strict=True))
-    ]
-    return encode_csv(rows)
+    """Frame build, predict, CSV encode: the infer function's own work for one message, with
+    its own functions, without I/O."""
+    now = now_ms()
+    message = Message("1-0", model.api_name, records, now)
+    predicted = handler.predict(model, [message], probabilities=False)
+    return encode_csv(model.schema, handler.rows_of(model, [message], predicted, now))
 
 
 def timed(call: Callable[[], object], seconds: float, at_least: int = 5) -> list[float]:

@@ -77,6 +77,7 @@ def seed_worker(
     from redis import Redis
 
     from streamfn.infer.models import frame_of
+    from streamfn.schemas import seed_schema
 
     r = Redis.from_url(redis_url)
     r.delete(SEED_STREAM)
@@ -96,7 +97,7 @@ def seed_worker(
             entry_id, fields = entries[0]
             loaded = mlflow.pyfunc.load_model(uri)  # every message, as the seed did
             records = orjson.loads(fields[b"data"])
-            prediction = int(loaded.predict(frame_of(records))[0])
+            prediction = int(loaded.predict(frame_of(seed_schema(), records))[0])
             writer.writerow([entry_id.decode(), model, prediction, *records[0].values()])
             csv_file.flush()
             r.xack(SEED_STREAM, SEED_GROUP, entry_id)
@@ -153,6 +154,7 @@ def mlserver(workdir: Path, registry: str, model: str, binary: Path) -> Iterator
     """MLServer serving the model's champion (a local copy) on free ports; its base URL."""
     import mlflow
 
+    workdir = workdir.resolve()  # MLServer runs from it: every path below must be absolute
     serve = workdir / "serve"
     local = workdir / "model"
     mlflow.set_tracking_uri(registry)
@@ -168,7 +170,7 @@ def mlserver(workdir: Path, registry: str, model: str, binary: Path) -> Iterator
         "implementation": "mlserver_mlflow.MLflowRuntime",
         "max_batch_size": MLSERVER_MAX_BATCH_SIZE,
         "max_batch_time": MLSERVER_MAX_BATCH_TIME_S,
-        "parameters": {"uri": str(local.resolve())},
+        "parameters": {"uri": str(local)},
     }
     (serve / model).mkdir(parents=True, exist_ok=True)
     (serve / "settings.json").write_bytes(orjson.dumps(settings))

@@ -138,7 +138,7 @@ class Bench:
         from streamfn.infer.models import ModelCache
 
         self.say("(a) the in-process floor: frame + predict + CSV encode")
-        cache = ModelCache(registry, "champion", refresh_s=3600)
+        cache = ModelCache(registry, "champion", 3600, SEED_MODELS)
         for model in self.options.models:
             for size in FLOOR_SIZES:
                 seconds = self.options.load_seconds / 3

@@ -18,6 +18,7 @@ from streamfn.cli.common import CommandError, Commands, check_mlflow, console
 from streamfn.config import Settings
 from streamfn.constants import SEED_MODELS
 from streamfn.data import DATASET_PATH, producer
+from streamfn.data.plan import Plan, Tally
 from streamfn.data.samplers import SamplerError
 from streamfn.registry import RegistryError
 from streamfn.schemas import SchemaError
@@ -114,7 +115,7 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     if args.count is None and args.rate is None:
         raise CommandError("give --count N (records in all), --rate R (records/s), or both")
     try:
-        plan = producer.Plan(
+        plan = Plan(
             count=args.count,
             rate=args.rate,
             models=tuple(args.model or ()),
@@ -122,6 +123,8 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
             seed=args.seed,
             concurrency=args.concurrency,
             give_up_s=args.give_up_s,
+            drift=args.drift or "",
+            labels=args.labels,
         )
     except ValueError as error:
         raise CommandError(str(error)) from None
@@ -137,7 +140,7 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if tally.rejected == tally.undelivered == 0 else 1
 
 
-def serve_health(port: int, tally: producer.Tally) -> None:
+def serve_health(port: int, tally: Tally) -> None:
     """/health (ok while records are being accepted) and /metrics on `port`."""
     from streamfn import health
 
@@ -150,10 +153,10 @@ def serve_health(port: int, tally: producer.Tally) -> None:
 
 async def run_producer(
     settings: Settings,
-    plan: producer.Plan,
+    plan: Plan,
     metrics_port: int | None = None,
     data: Path | None = None,
-) -> producer.Tally:
+) -> Tally:
     """Run the producer with a progress bar (--count) or a status line every 10 s (--rate)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -168,6 +171,8 @@ async def run_producer(
             + (f"{plan.count} records" if plan.count else "until stopped")
             + (f" at {plan.rate:g} records/s" if plan.rate else "")
             + f", {plan.batch} per request, models {', '.join(sender.models)}"
+            + (f", drift {plan.drift}" if plan.drift else "")
+            + (", with labels" if plan.labels else "")
         )
         if plan.count is None:
             reporter = asyncio.create_task(report_every(sender.tally, STATUS_EVERY_S))
@@ -185,7 +190,7 @@ async def run_producer(
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("records", total=plan.count, detail="")
 
-            def show(tally: producer.Tally) -> None:
+            def show(tally: Tally) -> None:
                 done = tally.accepted + tally.rejected + tally.undelivered
                 detail = f"{tally.rate:,.0f}/s accepted · {tally.rejected} rejected"
                 progress.update(task, completed=done, detail=detail)
@@ -193,24 +198,25 @@ async def run_producer(
             return await sender.run(show)
 
 
-async def report_every(tally: producer.Tally, seconds: float) -> None:
+async def report_every(tally: Tally, seconds: float) -> None:
     """Log the producer's counts every `seconds` (the --rate mode has no end to show)."""
     while True:
         await asyncio.sleep(seconds)
         log.info("producing", extra=tally.as_dict())
 
 
-def print_tally(plan: producer.Plan, tally: producer.Tally) -> None:
+def print_tally(plan: Plan, tally: Tally) -> None:
     """The producer's summary: every record sent, and what became of it."""
     table = Table(title="streamfn produce")
-    for column in ("sent", "accepted", "rejected", "undelivered", "retries", "throttled", "s",
-                   "records/s"):  # fmt: skip
+    columns = ["sent", "accepted", "rejected", "undelivered", "retries", "throttled"]
+    counts = [tally.sent, tally.accepted, tally.rejected, tally.undelivered, tally.retries,
+              tally.throttled]  # fmt: skip
+    if plan.labels:
+        columns += ["labelled", "unlabelled"]
+        counts += [tally.labelled, tally.unlabelled]
+    for column in (*columns, "s", "records/s"):
         table.add_column(column, justify="right")
-    table.add_row(
-        *(f"{n:,}" for n in (tally.sent, tally.accepted, tally.rejected, tally.undelivered,
-                             tally.retries, tally.throttled)),
-        f"{tally.seconds:.1f}", f"{tally.rate:,.0f}",
-    )  # fmt: skip
+    table.add_row(*(f"{n:,}" for n in counts), f"{tally.seconds:.1f}", f"{tally.rate:,.0f}")
     Console().print(table)
     for error in tally.errors:
         console.print(f"[red]error:[/] {error}")
@@ -275,6 +281,14 @@ def register(commands: Commands) -> None:
         type=float,
         default=60.0,
         help="how long a request keeps retrying an unreachable ingest",
+    )
+    produce.add_argument(
+        "--drift",
+        metavar='"INPUT=+x,OTHER=*y"',
+        help="shift (+x) or scale (*x) inputs of every record, clipped to their range",
+    )
+    produce.add_argument(
+        "--labels", action="store_true", help="also POST /feedback with each record's label"
     )
     produce.add_argument(
         "--metrics-port", type=int, help="serve /health and Prometheus /metrics on this port"

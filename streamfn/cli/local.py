@@ -107,6 +107,34 @@ def rows_table(rows: list[dict[str, str]]) -> Table:
     return table
 
 
+def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
+    """Drift and live accuracy per window, from the ingest's GET /monitoring."""
+    import httpx
+
+    from streamfn.local import monitor_view
+
+    params: dict[str, object] = {"windows": args.windows}
+    if args.model:
+        params["model"] = args.model
+    try:
+        answer = httpx.get(f"{settings.INGEST_URL}/monitoring", params=params, timeout=10)
+    except httpx.HTTPError as error:
+        raise CommandError(
+            f"the ingest at INGEST_URL={settings.INGEST_URL} does not answer ({error}); after "
+            "`streamfn up`: set -a; . .streamfn/env; set +a"
+        ) from None
+    if answer.status_code != 200:
+        raise CommandError(f"GET /monitoring answered {answer.status_code}: {answer.text[:300]}")
+    found = answer.json()
+    if not found["windows"]:
+        console.print("no window counted yet: send records (streamfn produce), then look again")
+        return 0
+    out = Console()
+    for table in monitor_view.tables(found, settings.DRIFT_PSI):
+        out.print(table)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     """The benchmark: writes bench.md and bench.png under --out."""
     from streamfn.bench.load import LoadError
@@ -147,6 +175,11 @@ def register(commands: Commands) -> None:
         help="MLServer's own virtualenv, created on first use (default .venv-mlserver)",
     )
     bench.set_defaults(handler=cmd_bench)
+
+    monitor = commands.add_parser("monitor", help="drift and live accuracy per window")
+    monitor.add_argument("--model", help="one model (an API name); default: every model")
+    monitor.add_argument("--windows", type=int, default=30, help="windows to show (default 30)")
+    monitor.set_defaults(handler=cmd_monitor)
 
     buckets = commands.add_parser("buckets", help="create PREDICTIONS_BUCKET (and more) if missing")
     buckets.add_argument("names", nargs="*", help="more buckets to create")

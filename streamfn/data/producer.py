@@ -12,13 +12,11 @@ under two message ids (its Employee ID tells the copies apart).
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,140 +34,22 @@ from tenacity import (
 
 from streamfn import metrics
 from streamfn.config import Settings
-from streamfn.data.samplers import Sampler, for_models
+from streamfn.data.labels import LabelSender
+from streamfn.data.plan import (
+    LAMBDA_MARGIN_S,
+    MAX_RETRY_AFTER_S,
+    Pacer,
+    Plan,
+    Tally,
+    retry_after_s,
+)
+from streamfn.data.samplers import Sampler, SamplerError, for_models
 
 log = logging.getLogger(__name__)
 
 THROTTLED = frozenset({429, 503})  # the API asks us to slow down
 RETRY_STATUSES = THROTTLED | {500, 502, 504}
-MAX_RETRY_AFTER_S = 30.0
-KEPT_ERRORS = 5
 REQUEST_TIMEOUT_S = 10.0
-# A rate that falls further behind than this stops trying to catch up (no bursts after a stall).
-MAX_DEBT_S = 1.0
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What to send: how many records (None: until stopped), how fast, which models, how."""
-
-    count: int | None = None
-    rate: float | None = None
-    models: tuple[str, ...] = ()  # none: every model of MODELS
-    batch: int = 100
-    seed: int | None = None
-    concurrency: int = 4
-    give_up_s: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.count is None and self.rate is None:
-            raise ValueError("give a count, a rate, or both")
-        for name in ("count", "rate", "batch", "concurrency"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive, not {value}")
-
-    def models_of(self, settings: Settings) -> tuple[str, ...]:
-        """The models to send to: the plan's, or every model of MODELS; ValueError if unknown."""
-        unknown = [m for m in self.models if m not in settings.models]
-        if unknown:
-            valid = ", ".join(settings.models)
-            raise ValueError(f"models must be among {valid}; got {', '.join(unknown)}")
-        return self.models or tuple(settings.models)
-
-
-@dataclass
-class Tally:
-    """What happened to the records so far; every record sent ends in exactly one outcome."""
-
-    requests: int = 0
-    sent: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    undelivered: int = 0
-    retries: int = 0
-    throttled: int = 0
-    behind_s: float = 0.0  # time a --rate lost because sending could not keep up
-    errors: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-    last_accepted: float | None = None  # monotonic time of the last 202
-    finished: float | None = None
-
-    @property
-    def in_flight(self) -> int:
-        """Records sent whose outcome is not known yet."""
-        return self.sent - self.accepted - self.rejected - self.undelivered
-
-    @property
-    def seconds(self) -> float:
-        """Time since the first request (to the end, once finished)."""
-        return (self.finished or time.monotonic()) - self.started
-
-    @property
-    def rate(self) -> float:
-        """Accepted records per second."""
-        return self.accepted / self.seconds if self.seconds > 0 else 0.0
-
-    def keep_error(self, text: str) -> None:
-        """Remember the first few distinct errors for the summary."""
-        if len(self.errors) < KEPT_ERRORS and text not in self.errors:
-            self.errors.append(text)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The counts, for a log line or a Lambda answer."""
-        return {
-            "requests": self.requests,
-            "sent": self.sent,
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-            "undelivered": self.undelivered,
-            "retries": self.retries,
-            "throttled": self.throttled,
-            "behind_s": round(self.behind_s, 3),
-            "seconds": round(self.seconds, 3),
-            "records_per_s": round(self.rate, 1),
-            "errors": self.errors,
-        }
-
-
-def retry_after_s(answer: httpx.Response) -> float | None:
-    """The Retry-After of an answer in seconds (delta or HTTP date), capped; None if absent."""
-    value = answer.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
-
-
-class Pacer:
-    """Spaces requests so that records leave at `rate` per second (None: no pacing)."""
-
-    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.clock = clock
-        self._next: float | None = None
-        self.behind_s = 0.0  # time lost because sending could not keep up
-
-    def delay(self, records: int) -> float:
-        """Seconds to wait before sending `records` records; books their slot."""
-        if self.rate is None:
-            return 0.0
-        now = self.clock()
-        if self._next is None:
-            self._next = now
-        if now - self._next > MAX_DEBT_S:
-            self.behind_s += now - self._next
-            self._next = now
-        wait = max(self._next - now, 0.0)
-        self._next += records / self.rate
-        return wait
 
 
 class Producer:
@@ -184,7 +64,14 @@ class Producer:
     ) -> None:
         self.plan = plan
         self.models = plan.models_of(settings)
-        self.samplers = samplers or for_models(settings, self.models, plan.seed)
+        self.samplers = samplers or for_models(settings, self.models, plan.seed, drift=plan.drift)
+        if plan.labels:
+            unlabelled = [m for m in self.models if not hasattr(self.samplers[m], "labelled")]
+            if unlabelled:
+                raise SamplerError(
+                    f"--labels: the records drawn for {', '.join(unlabelled)} carry no label "
+                    "(only the seed's models' do)"
+                )
         self.client = client
         self.url = f"{settings.INGEST_URL}/predict_stream"
         key = settings.INGEST_API_KEY
@@ -192,6 +79,9 @@ class Producer:
         if key is not None:
             self.headers["x-api-key"] = key.get_secret_value()
         self.tally = Tally()
+        self.labels = LabelSender(
+            client, f"{settings.INGEST_URL}/feedback", self.headers, self.tally, plan.give_up_s
+        )
         self.pacer = Pacer(plan.rate)
         self.stopping = asyncio.Event()  # first stop: send nothing new, finish what is in flight
         self.abandon = asyncio.Event()  # second stop: give up the retries too
@@ -202,14 +92,19 @@ class Producer:
             self.abandon.set()
         self.stopping.set()
 
-    def batches(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-        """(model, records) per request, the models in turn, until the count is reached."""
+    def batches(self) -> Iterator[tuple[str, list[dict[str, Any]], list[float | None]]]:
+        """(model, records, their labels if asked for) per request, the models in turn, until
+        the count is reached."""
         models = itertools.cycle(self.models)
         left = self.plan.count
         while left is None or left > 0:
             size = self.plan.batch if left is None else min(self.plan.batch, left)
             model = next(models)
-            yield model, self.samplers[model].records(size)
+            sampler = self.samplers[model]
+            if self.plan.labels:
+                yield model, *sampler.labelled(size)  # type: ignore[attr-defined]
+            else:
+                yield model, sampler.records(size), []
             if left is not None:
                 left -= size
 
@@ -218,25 +113,26 @@ class Producer:
         slots = asyncio.Semaphore(self.plan.concurrency)
         tasks: set[asyncio.Task[None]] = set()
 
-        async def send(model: str, records: list[dict[str, Any]]) -> None:
+        async def send(model: str, records: list[dict[str, Any]], truths: list) -> None:
             try:
-                await self.send(model, records)
+                await self.send(model, records, truths)
             finally:
                 slots.release()
                 if on_progress is not None:
                     on_progress(self.tally)
 
-        for model, records in self.batches():
+        for model, records, truths in self.batches():
             await self._pause(self.pacer.delay(len(records)))
             await slots.acquire()
             if self.stopping.is_set():
                 slots.release()
                 break
-            task = asyncio.create_task(send(model, records))
+            task = asyncio.create_task(send(model, records, truths))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:
             await asyncio.gather(*tasks)
+        await self.labels.drain()
         self.tally.behind_s = self.pacer.behind_s
         self.tally.finished = time.monotonic()
         return self.tally
@@ -247,8 +143,11 @@ class Producer:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), seconds)
 
-    async def send(self, model: str, records: list[dict[str, Any]]) -> None:
-        """POST one batch, retrying what may be retried, and count its records' outcome."""
+    async def send(
+        self, model: str, records: list[dict[str, Any]], truths: list[float | None] | None = None
+    ) -> None:
+        """POST one batch, retrying what may be retried, and count its records' outcome; then,
+        with labels, post them."""
         count = len(records)
         body = orjson.dumps({"data": records})
         self.tally.requests += 1
@@ -266,6 +165,8 @@ class Producer:
             self.tally.accepted += count
             self.tally.last_accepted = time.monotonic()
             metrics.PRODUCER_RECORDS.labels("accepted").inc(count)
+            if truths:
+                self.labels.send(answer.json()["message_id"], truths)
             return
         if answer.status_code in RETRY_STATUSES:  # still refused when the retries ran out
             self.tally.undelivered += count
@@ -333,32 +234,10 @@ async def open_producer(
     settings: Settings, plan: Plan, data: Path | None = None
 ) -> AsyncIterator[Producer]:
     """A producer with an HTTP client of its own, closed on exit (`data`: rows to resample)."""
-    samplers = for_models(settings, plan.models_of(settings), plan.seed, data)
+    samplers = for_models(settings, plan.models_of(settings), plan.seed, data, drift=plan.drift)
     limits = httpx.Limits(max_connections=plan.concurrency)
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
         yield Producer(settings, plan, client, samplers)
-
-
-# A scheduled event (EventBridge) carries none of the plan's keys: it sends this many records.
-EVENT_DEFAULT_COUNT = 100
-# A Lambda invocation stops sending this long before its timeout, to answer with its tally.
-LAMBDA_MARGIN_S = 5.0
-
-
-def plan_from_event(event: dict[str, Any]) -> Plan:
-    """The plan of a producer event: count, rate, models, batch, seed, concurrency (optional)."""
-    models = event.get("models", ())
-    if isinstance(models, str):
-        models = [m.strip() for m in models.split(",") if m.strip()]
-    rate = event.get("rate")
-    return Plan(
-        count=int(event.get("count", EVENT_DEFAULT_COUNT)),
-        rate=float(rate) if rate is not None else None,
-        models=tuple(models),
-        batch=int(event.get("batch", Plan.batch)),
-        seed=int(event["seed"]) if event.get("seed") is not None else None,
-        concurrency=int(event.get("concurrency", Plan.concurrency)),
-    )
 
 
 async def produce(settings: Settings, plan: Plan, time_left_s: float | None = None) -> Tally:

@@ -18,6 +18,7 @@ import itertools
 import math
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,7 +28,7 @@ from streamfn.constants import is_seed_model
 from streamfn.data.synth import EmployeeIds, RecordSampler, load_profile
 from streamfn.features import EMPLOYEE_ID, key_form
 from streamfn.registry import Registry, open_registry
-from streamfn.schemas import Column, ModelSchema
+from streamfn.schemas import Column, ModelSchema, seed_schema
 
 
 class Sampler(Protocol):
@@ -36,6 +37,9 @@ class Sampler(Protocol):
     def records(self, count: int) -> list[dict[str, Any]]:
         """`count` records."""
         ...
+
+
+Labelled = tuple[list[dict[str, Any]], list[float | None]]  # records, and each one's Burn Rate
 
 
 class SamplerError(ValueError):
@@ -147,24 +151,25 @@ def for_models(
     seed: int | None,
     data: Path | None = None,
     registry: Registry | None = None,
+    drift: str = "",
 ) -> dict[str, Sampler]:
-    """A sampler for each model; SamplerError when one cannot be had."""
+    """A sampler for each model (drifted as `drift` says); SamplerError when one cannot be had."""
     rng = random.Random(seed)
     ids = EmployeeIds(rng)
-    copula: RecordSampler | None = None
+    copula: CopulaSampler | None = None
     samplers: dict[str, Sampler] = {}
     for model in models:
         registered = settings.models[model]
         if data is None and is_seed_model(model, registered):
             # One copula for every seed model: one sequence of records, as the seed's producer.
-            copula = copula or RecordSampler(load_profile(), seed)
-            samplers[model] = copula
+            copula = copula or CopulaSampler(RecordSampler(load_profile(), seed))
+            samplers[model] = drifted(copula, drift, seed_schema(model, registered))
             continue
         registry = registry or open_registry(settings.MLFLOW_TRACKING_URI)
         version = registry.alias_version(registered, settings.MODEL_ALIAS).version
         schema = registry.schema(model, registered, version)
         if data is not None:
-            samplers[model] = RowSampler(data, schema, ids, rng)
+            samplers[model] = drifted(RowSampler(data, schema, ids, rng), drift, schema)
             continue
         profile = registry.json_file(registered, version, schemas.REFERENCE_FILE)
         if profile is None:
@@ -172,5 +177,89 @@ def for_models(
                 f"{registered} v{version} has no {schemas.REFERENCE_FILE}: run `streamfn profile "
                 f"--model {model} --data FILE.csv`, or give the producer --data FILE.csv"
             )
-        samplers[model] = ProfileSampler(profile, schema, ids, rng)
+        samplers[model] = drifted(ProfileSampler(profile, schema, ids, rng), drift, schema)
     return samplers
+
+
+class CopulaSampler:
+    """The seed's copula, as a sampler that also gives each record's Burn Rate (its label)."""
+
+    def __init__(self, sampler: RecordSampler) -> None:
+        self.sampler = sampler
+
+    def records(self, count: int) -> list[dict[str, Any]]:
+        """`count` records."""
+        return self.sampler.records(count)
+
+    def labelled(self, count: int) -> Labelled:
+        """`count` records and their Burn Rates."""
+        pairs = [self.sampler.labelled() for _ in range(count)]
+        return [r for r, _ in pairs], [rate for _, rate in pairs]
+
+
+@dataclass(frozen=True)
+class Shift:
+    """One input's drift: add `amount` (`+x`) or multiply by it (`*x`), clipped to its range."""
+
+    column: Column
+    op: str
+    amount: float
+
+    def apply(self, value: float) -> float:
+        """The drifted value."""
+        moved = value + self.amount if self.op == "+" else value * self.amount
+        if self.column.kind == "integer":
+            moved = round(moved)
+        return min(max(moved, self.column.low), self.column.high)
+
+
+def parse_drift(text: str, schema: ModelSchema) -> list[Shift]:
+    """`"Mental Fatigue Score=+2.5,Sleep Hours=*0.8"` for a schema's numeric inputs."""
+    by_key = {key_form(c.name): c for c in schema.columns}
+    shifts = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, change = part.partition("=")
+        column = by_key.get(key_form(name))
+        if column is None or column.kind not in ("number", "integer"):
+            numeric = ", ".join(c.name for c in schema.columns if c.kind in ("number", "integer"))
+            raise SamplerError(f"--drift {name.strip()!r}: not a numeric input; one of {numeric}")
+        change = change.strip()
+        try:
+            amount = float(change[1:])
+        except ValueError:
+            amount = math.nan
+        if change[:1] not in ("+", "*") or not math.isfinite(amount):
+            raise SamplerError(f"--drift {part!r}: give +x (shift) or *x (scale)")
+        shifts.append(Shift(column, change[0], amount))
+    return shifts
+
+
+class Drifted:
+    """A sampler whose records have some inputs shifted or scaled."""
+
+    def __init__(self, inner: Sampler, shifts: Sequence[Shift]) -> None:
+        self.inner = inner
+        self.shifts = shifts
+
+    def _move(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for record in records:
+            for shift in self.shifts:
+                value = record.get(shift.column.name)
+                if value is not None:
+                    record[shift.column.name] = shift.apply(value)
+        return records
+
+    def records(self, count: int) -> list[dict[str, Any]]:
+        """`count` drifted records."""
+        return self._move(self.inner.records(count))
+
+    def labelled(self, count: int) -> Labelled:
+        """`count` drifted records and their labels, as drawn (drift moves the inputs only)."""
+        records, truths = self.inner.labelled(count)  # type: ignore[attr-defined]
+        return self._move(records), truths
+
+
+def drifted(sampler: Sampler, drift: str, schema: ModelSchema) -> Sampler:
+    """The sampler, drifted as `drift` says (unchanged when it says nothing)."""
+    shifts = parse_drift(drift, schema)
+    return Drifted(sampler, shifts) if shifts else sampler

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamfn.features import CATEGORICAL, EMPLOYEE_ID, NUMERIC
+from streamfn.features import CATEGORICAL, EMPLOYEE_ID, NUMERIC, TARGET
 
 PROFILE_PATH = Path(__file__).with_name("synth_profile.json")
 # Synthetic ids look like the dataset's ("fffe" + UTF-16-LE hex of a number) but use 7-digit
@@ -34,6 +34,9 @@ PROFILE_PATH = Path(__file__).with_name("synth_profile.json")
 # real employee.
 _ID_LOW, _ID_HIGH = 1_000_000, 9_999_999
 _SQRT2 = math.sqrt(2.0)
+# The copula's columns: the numeric features, then Burn Rate, drawn jointly with them so that a
+# record's label (`streamfn produce --labels`) follows the dataset's own relation.
+COPULA: tuple[str, ...] = (*NUMERIC, TARGET)
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class Profile:
     """What the sampler needs of the dataset; small enough to commit and ship."""
 
     marginals: dict[str, Marginal]
-    correlation: tuple[tuple[float, ...], ...]  # normal scores, in NUMERIC order
+    correlation: tuple[tuple[float, ...], ...]  # normal scores, in COPULA order
     categories: dict[str, dict[str, float]]  # feature -> value -> share
 
     def to_json(self) -> str:
@@ -84,7 +87,7 @@ class Profile:
             name: Marginal(tuple(m["values"]), tuple(m["cumulative"]), m["null_share"])
             for name, m in document["numeric"].items()
         }
-        if tuple(marginals) != NUMERIC or tuple(document["categories"]) != CATEGORICAL:
+        if tuple(marginals) != COPULA or tuple(document["categories"]) != CATEGORICAL:
             raise ValueError("the profile's features are not the feature table's")
         correlation = tuple(tuple(row) for row in document["correlation"])
         return cls(marginals, correlation, document["categories"])
@@ -103,7 +106,7 @@ def fit(frame: Any) -> Profile:
 
     marginals: dict[str, Marginal] = {}
     scores: dict[str, pd.Series] = {}
-    for name in NUMERIC:
+    for name in COPULA:
         column = frame[name]
         present = column.dropna()
         shares = present.value_counts(normalize=True).sort_index()
@@ -171,7 +174,7 @@ class RecordSampler:
         lower = cholesky(profile.correlation)
         self._numeric = [
             (name, tuple(row[: i + 1]), profile.marginals[name])
-            for i, (name, row) in enumerate(zip(NUMERIC, lower, strict=True))
+            for i, (name, row) in enumerate(zip(COPULA, lower, strict=True))
         ]
         self._categories = [
             (name, list(shares), list(itertools.accumulate(shares.values())))
@@ -182,8 +185,9 @@ class RecordSampler:
         """An id in the dataset's style that no dataset row and no earlier record of ours has."""
         return self.ids.next()
 
-    def record(self) -> dict[str, Any]:
-        """One record: an employee id, the three categories, the numeric features not left out."""
+    def labelled(self) -> tuple[dict[str, Any], float | None]:
+        """One record (an employee id, the three categories, the numeric features not left
+        out) and its Burn Rate (None where the dataset would have none)."""
         gauss, uniform, erf = self.rng.gauss, self.rng.random, math.erf
         normals = [gauss(0.0, 1.0) for _ in self._numeric]
         record: dict[str, Any] = {EMPLOYEE_ID: self.employee_id()}
@@ -194,7 +198,11 @@ class RecordSampler:
                 continue  # absent: the model imputes it
             z = sum([w * e for w, e in zip(row, normals, strict=False)])
             record[name] = marginal.quantile(0.5 * (1.0 + erf(z / _SQRT2)))  # Φ(z)
-        return record
+        return record, record.pop(TARGET, None)
+
+    def record(self) -> dict[str, Any]:
+        """One record, without its label."""
+        return self.labelled()[0]
 
     def records(self, count: int) -> list[dict[str, Any]]:
         """`count` records."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from redis import Redis
 from redis.exceptions import RedisError
 
@@ -27,11 +27,19 @@ from streamfn.infer.models import (
     ModelRefusedError,
     ModelUnavailableError,
 )
-from streamfn.infer.rows import Row, encode_csv
+from streamfn.infer.predicting import Errors, Predicted, predict, rows_of
+from streamfn.infer.rows import encode_csv
 from streamfn.infer.sink import OnceWriter
+from streamfn.monitor.closer import WindowCloser
+from streamfn.monitor.counts import batch_fields, window_of
+from streamfn.monitor.recorder import DoneRecorder, Window
+from streamfn.registry import RegistryError
 from streamfn.times import now_ms
 
 log = logging.getLogger(__name__)
+
+RETENTION_S = 86_400
+MAX_DONE_ATTEMPTS = 3
 
 
 @dataclass
@@ -42,27 +50,43 @@ class InferContext:
     writer: OnceWriter
     redis: Redis
     result_ttl_s: int
+    recorder: DoneRecorder
+    closer: WindowCloser | None = None  # None: no monitoring
     checkpoint: crash.Checkpoint = crash.no_crash
     probabilities: bool = False  # OUTPUT_PROBABILITIES
+    window_s: float = 0.0  # MONITOR_WINDOW_S
 
 
 def build_context(settings: Settings) -> InferContext:
     """The warm state of an infer process: model cache, S3 writer, Redis client."""
     redis = connections.worker_client(settings.REDIS_URL)
     checkpoint = crash.exit_at(settings.CRASH_AT)
+    bucket = Bucket.from_settings(settings)
+    models = ModelCache(
+        settings.MLFLOW_TRACKING_URI, settings.MODEL_ALIAS, settings.MODEL_REFRESH_S,
+        settings.models,
+    )  # fmt: skip
+    window_s = settings.MONITOR_WINDOW_S
+    closer = None
+    if window_s:
+        closer = WindowCloser(redis, bucket, models.profile, window_s,
+                              settings.MONITOR_MIN_RECORDS, settings.DRIFT_PSI)  # fmt: skip
     return InferContext(
-        models=ModelCache(
-            settings.MLFLOW_TRACKING_URI,
-            settings.MODEL_ALIAS,
-            settings.MODEL_REFRESH_S,
-            settings.models,
-        ),
-        writer=OnceWriter(Bucket.from_settings(settings), redis, settings.RESULT_TTL_S, checkpoint),
+        models=models,
+        writer=OnceWriter(bucket, redis, settings.RESULT_TTL_S, checkpoint),
         redis=redis,
         result_ttl_s=settings.RESULT_TTL_S,
+        recorder=DoneRecorder(redis, settings.RESULT_TTL_S, retention_s(settings)),
+        closer=closer,
         checkpoint=checkpoint,
         probabilities=settings.OUTPUT_PROBABILITIES,
+        window_s=window_s,
     )
+
+
+def retention_s(settings: Settings) -> int:
+    """How long a window's counts stay in Redis: a day, or three windows if that is longer."""
+    return int(max(RETENTION_S, 3 * settings.MONITOR_WINDOW_S))
 
 
 def warm(ctx: InferContext) -> None:
@@ -81,79 +105,15 @@ class DependencyError(RuntimeError):
     """A shared dependency (model registry, S3, Redis) is down: the whole batch must be retried."""
 
 
-Errors = dict[str, str]
-
-
-@dataclass
-class Predicted:
-    """One model's outputs for a group of messages: per message, its predictions and, when
-    asked for, its records' class probabilities."""
-
-    values: dict[str, list[Any]] = field(default_factory=dict)
-    probabilities: dict[str, list[list[float]]] = field(default_factory=dict)
-    errors: Errors = field(default_factory=dict)
-
-
-def predict(model: LoadedModel, messages: Sequence[Message], probabilities: bool) -> Predicted:
-    """Predictions per message in one call; on a failure, per message to find the culprit."""
-    try:
-        return _predict_all(model, messages, probabilities)
-    except Exception:  # any model error: isolate the culprit below
-        return predict_each(model, messages, probabilities)
-
-
-def _predict_all(model: LoadedModel, messages: Sequence[Message], probabilities: bool) -> Predicted:
-    frame = model.frame([r for m in messages for r in m.records])
-    flat = model.predict(frame)
-    shares = model.probabilities(frame).tolist() if probabilities else []
-    out = Predicted()
-    start = 0
-    for m in messages:
-        end = start + len(m.records)
-        out.values[m.message_id] = flat[start:end]
-        if probabilities:
-            out.probabilities[m.message_id] = shares[start:end]
-        start = end
-    return out
-
-
-def predict_each(model: LoadedModel, messages: Sequence[Message], probabilities: bool) -> Predicted:
-    """One predict call per message, so one bad message fails alone."""
-    out = Predicted()
-    for m in messages:
-        try:
-            one = _predict_all(model, [m], probabilities)
-        except Exception as error:  # the model's error becomes the message's
-            out.errors[m.message_id] = f"prediction failed: {type(error).__name__}: {error}"
-            continue
-        out.values.update(one.values)
-        out.probabilities.update(one.probabilities)
-    return out
-
-
-def rows_of(
-    model: LoadedModel, messages: Sequence[Message], predicted: Predicted, at_ms: int
-) -> list[Row]:
-    """One CSV row per record of the messages."""
-    rows = []
-    for m in messages:
-        values = predicted.values[m.message_id]
-        shares = predicted.probabilities.get(m.message_id) or [()] * len(values)
-        for index, (record, value, proba) in enumerate(zip(m.records, values, shares, strict=True)):
-            rows.append(Row(m.message_id, index, model.api_name, model.registered_name,
-                            model.version, value, m.received_at, at_ms, record, proba))  # fmt: skip
-    return rows
-
-
 def write_model_group(ctx: InferContext, api_name: str, messages: list[Message]) -> Errors:
     """Predict, write one CSV object and record results for one model's messages; return errors."""
     model = ctx.models.get(api_name)
     probabilities = ctx.probabilities and model.has_probabilities
     predicted = predict(model, messages, probabilities)
-    errors = predicted.errors
     ok = [m for m in messages if m.message_id in predicted.values]
-    objects = ctx.writer.already_written([m.message_id for m in ok])
-    fresh = [m for m in ok if m.message_id not in objects]
+    found = ctx.writer.already_written([m.message_id for m in ok])
+    objects = {i: uri for i, (uri, _) in found.items()}
+    fresh = [m for m in ok if m.message_id not in found]
     written_at: int | None = None  # when this call's object landed (not a redelivery's)
     if fresh:
         at_ms = now_ms()
@@ -166,18 +126,68 @@ def write_model_group(ctx: InferContext, api_name: str, messages: list[Message])
         metrics.INFER_RECORDS.labels(api_name).inc(sum(len(m.records) for m in fresh))
         for m in fresh:
             metrics.END_TO_END_SECONDS.observe((written_at - m.received_at) / 1000)
+    # Done only once: a message recorded done before (a redelivery) is left as it is.
     fresh_ids = {m.message_id for m in fresh}
-    done = [
-        (m.message_id, message_state.done(
+    finishing = [m for m in ok if not found.get(m.message_id, ("", False))[1]]
+    states = {
+        m.message_id: message_state.done(
             api_name, model.version, predicted.values[m.message_id], objects[m.message_id],
-            written_at if m.message_id in fresh_ids else None,
-        ))
-        for m in ok
-    ]  # fmt: skip
-    failed = [(i, message_state.failed(api_name, error)) for i, error in errors.items()]
-    message_state.save(ctx.redis, done + failed, ctx.result_ttl_s)
+            written_at if m.message_id in fresh_ids else None, m.received_at,
+        )
+        for m in finishing
+    }  # fmt: skip
+    record_done(ctx, model, finishing, predicted, states)
+    failed = [(i, message_state.failed(api_name, error)) for i, error in predicted.errors.items()]
+    if failed:
+        message_state.save(ctx.redis, failed, ctx.result_ttl_s)
     ctx.checkpoint("after_done")
-    return errors
+    return predicted.errors
+
+
+def record_done(
+    ctx: InferContext, model: LoadedModel, messages: list[Message], predicted: Predicted,
+    states: dict[str, message_state.MessageState],
+) -> None:  # fmt: skip
+    """Record the messages done with their window counts, in one step; a message another poller
+    recorded done meanwhile is left out, and the others counted again without it."""
+    for _ in range(MAX_DONE_ATTEMPTS):
+        windows = count_windows(model, messages, predicted, ctx.window_s)
+        already = ctx.recorder.record([(m.message_id, states[m.message_id]) for m in messages],
+                                      windows)  # fmt: skip
+        if not already:
+            return
+        messages = [m for m in messages if m.message_id not in already]
+    raise DependencyError("messages kept being recorded done by another poller")
+
+
+def count_windows(
+    model: LoadedModel, messages: list[Message], predicted: Predicted, window_s: float
+) -> list[Window]:
+    """The monitoring counts of these messages' rows, per window (none when monitoring is off)."""
+    if not window_s or not messages:
+        return []
+    by_window: dict[int, list[Message]] = defaultdict(list)
+    for m in messages:
+        by_window[window_of(m.received_at, window_s)].append(m)
+    windows = []
+    for start, group in by_window.items():
+        frame, values = rows_in(predicted, group)
+        fields = batch_fields(model.schema, frame, values, model.profile)
+        windows.append(Window(model.api_name, model.version, start, fields))
+    return windows
+
+
+def rows_in(predicted: Predicted, messages: list[Message]) -> tuple[pd.DataFrame, list[Any]]:
+    """The frame rows and predictions of these messages (the whole frame when they are all)."""
+    places = [predicted.rows[m.message_id] for m in messages]
+    values = [v for m in messages for v in predicted.values[m.message_id]]
+    frame_index = {f for f, _, _ in places}
+    if len(frame_index) == 1:
+        frame = predicted.frames[frame_index.pop()]
+        if sum(end - start for _, start, end in places) == len(frame):
+            return frame, values
+    parts = [predicted.frames[f].iloc[start:end] for f, start, end in places]
+    return pd.concat(parts, ignore_index=True), values
 
 
 def handle(event: dict[str, Any], ctx: InferContext) -> events.BatchResponse:
@@ -200,10 +210,21 @@ def handle(event: dict[str, Any], ctx: InferContext) -> events.BatchResponse:
         except (ModelUnavailableError, BucketUnavailableError, RedisError) as error:
             outages.append(f"{api_name}: {error}")
     record_poison(ctx, failures)
+    close_windows(ctx)
     if outages:
         metrics.INFER_OUTAGES.inc()
         raise DependencyError("; ".join(outages))
     return events.response(failures)
+
+
+def close_windows(ctx: InferContext) -> None:
+    """Write the windows that are due; an outage here only delays them (the next batch retries)."""
+    if ctx.closer is None:
+        return
+    try:
+        ctx.closer.maybe_close()
+    except (RedisError, BucketUnavailableError, RegistryError) as error:
+        log.warning("windows not closed; retried with a later batch", extra={"error": str(error)})
 
 
 def record_poison(ctx: InferContext, failures: Errors) -> None:

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,8 @@ class LoadedModel:
     # built from the signature (MLflow's schema enforcement would redo, at about 1 ms a call,
     # what ingest's validation did), and the source of classes and probabilities.
     estimator: Any = field(default=None, repr=False, compare=False)
+    # The version's reference profile (`reference_profile.json`), None when it has none.
+    profile: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def api_name(self) -> str:
@@ -127,16 +130,17 @@ def frame_of(schema: ModelSchema, records: Sequence[Mapping[str, object]]) -> pd
     return pd.DataFrame(columns, columns=list(schema.names))
 
 
+def json_in(path: Path, name: str) -> Any:
+    """A JSON file of a downloaded version, None when it has none."""
+    found = path / name
+    return orjson.loads(found.read_bytes()) if found.exists() else None
+
+
 def schema_in(path: Path, api_name: str, registered: str, version: str) -> ModelSchema:
     """The schema of a downloaded version, from its MLmodel and JSON files."""
-
-    def json_file(name: str) -> Any:
-        found = path / name
-        return orjson.loads(found.read_bytes()) if found.exists() else None
-
     return schemas.build(
         api_name, registered, version, (path / schemas.MLMODEL_FILE).read_text(),
-        json_file(schemas.CONSTRAINTS_FILE), json_file(schemas.LABELS_FILE),
+        json_in(path, schemas.CONSTRAINTS_FILE), json_in(path, schemas.LABELS_FILE),
     )  # fmt: skip
 
 
@@ -188,7 +192,11 @@ class ModelCache:
         self._served: dict[str, LoadedModel] = {}
         self._checked: dict[str, float] = {}
         self._loads = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the dicts; never held while the registry is asked
+        self._loading = threading.Lock()  # one resolve-and-load at a time
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-refresh")
+        self._refreshing: dict[str, Future[None]] = {}
+        self._profiles: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     @property
     def loads(self) -> int:
@@ -201,32 +209,68 @@ class ModelCache:
             return {name: model.version for name, model in self._served.items()}
 
     def get(self, api_name: str) -> LoadedModel:
-        """The model to serve now, refreshed from the registry when the interval has passed."""
+        """The model to serve now. A model already served is returned at once; when its refresh
+        interval has passed, the alias is resolved again (and a new version loaded) in the
+        background, so that a batch never waits for the registry."""
         registered = self.models.get(api_name)
         if registered is None:
             valid = ", ".join(self.models)
             raise ModelRefusedError(f"unknown model {api_name!r}: valid names are {valid}")
         with self._lock:
             served = self._served.get(api_name)
-            if served is not None and not self._due(api_name):
+            if served is not None:
+                if self._due(api_name) and api_name not in self._refreshing:
+                    self._checked[api_name] = self._clock()
+                    self._refreshing[api_name] = self._pool.submit(
+                        self._refresh_in_background, api_name, registered, served
+                    )
                 return served
             self._checked[api_name] = self._clock()
+        return self._first_load(api_name, registered)
+
+    def settle(self) -> None:
+        """Wait for the refreshes in flight (tests, and a clean shutdown)."""
+        for future in list(self._refreshing.values()):
+            future.result()
+
+    def profile(self, api_name: str, version: str) -> dict[str, Any] | None:
+        """The reference profile of a version of a model (the served one's, or the registry's)."""
+        served = self._served.get(api_name)
+        if served is not None and served.version == version:
+            return served.profile
+        key = (api_name, version)
+        if key not in self._profiles:
+            name = self.models[api_name]
+            self._profiles[key] = self._registry.json_file(name, version, schemas.REFERENCE_FILE)
+        return self._profiles[key]
+
+    def _first_load(self, api_name: str, registered: str) -> LoadedModel:
+        """Resolve and load a model never served here; the batch waits for it (a cold start)."""
+        with self._loading:
+            served = self._served.get(api_name)
+            if served is not None:  # another thread loaded it meanwhile
+                return served
             try:
-                return self._refresh(api_name, registered, served)
+                return self._refresh(api_name, registered, None)
             except SchemaError as refused:
-                if served is None:
-                    raise ModelRefusedError(
-                        f"model {api_name!r} ({registered}) cannot be served: {refused}"
-                    ) from refused
-                self._log_failed_refresh(served, refused)
-                return served
-            except Exception as error:  # whatever broke, a cached version is still good
-                if served is None:
-                    raise ModelUnavailableError(
-                        f"model {api_name!r} ({registered}@{self._alias}) unavailable: {error}"
-                    ) from error
-                self._log_failed_refresh(served, error)
-                return served
+                raise ModelRefusedError(
+                    f"model {api_name!r} ({registered}) cannot be served: {refused}"
+                ) from refused
+            except Exception as error:  # any failure of the registry or the load
+                raise ModelUnavailableError(
+                    f"model {api_name!r} ({registered}@{self._alias}) unavailable: {error}"
+                ) from error
+
+    def _refresh_in_background(self, api_name: str, registered: str, served: LoadedModel) -> None:
+        """Resolve the alias again and swap in a new version; on failure, keep serving."""
+        try:
+            with self._loading:
+                self._refresh(api_name, registered, served)
+        except Exception as error:  # whatever broke, the served version is still good
+            self._log_failed_refresh(served, error)
+        finally:
+            with self._lock:
+                self._refreshing.pop(api_name, None)
 
     def _due(self, api_name: str) -> bool:
         """Whether the alias of this model should be resolved again."""
@@ -238,7 +282,8 @@ class ModelCache:
         if served is not None and served.version == version:
             return served
         loaded = self._load(api_name, registered, version)
-        self._served[api_name] = loaded  # the previous version, if any, is dropped
+        with self._lock:
+            self._served[api_name] = loaded  # the previous version, if any, is dropped
         return loaded
 
     def _resolve(self, registered: str) -> str:
@@ -263,6 +308,7 @@ class ModelCache:
                 source, dst_path=directory, tracking_uri=self._uri
             )
             schema = schema_in(Path(path), api_name, registered, version)  # refused: no load
+            profile = json_in(Path(path), schemas.REFERENCE_FILE)
             model = mlflow.pyfunc.load_model(path)
         estimator, schema = estimator_of(model, schema)
         self._loads += 1
@@ -276,7 +322,7 @@ class ModelCache:
                 "seconds": round(time.perf_counter() - started, 3),
             },
         )
-        return LoadedModel(schema, model, estimator)
+        return LoadedModel(schema, model, estimator, profile)
 
     def _log_failed_refresh(self, served: LoadedModel, error: Exception) -> None:
         """One structured line for a refresh that failed while a cached version serves."""

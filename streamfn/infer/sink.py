@@ -45,19 +45,22 @@ class OnceWriter:
         self.ttl_s = ttl_s
         self.checkpoint = checkpoint
 
-    def already_written(self, message_ids: Sequence[str]) -> dict[str, str]:
-        """The object of each message whose rows are in the bucket already."""
+    def already_written(self, message_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
+        """Each message whose rows are in the bucket already: its object, and whether it was
+        also recorded done (False: the crash came between the PUT and the done record)."""
         if not message_ids:
             return {}
         stored = self.redis.mget([result_key(i) for i in message_ids])
-        written: dict[str, str] = {}
+        written: dict[str, tuple[str, bool]] = {}
         for message_id, raw in zip(message_ids, stored, strict=True):
             state = message_state.decode(raw)
             uri = state.get("object")
             if not uri:
                 continue
-            if state.get("status") == "done" or self.bucket.exists(self.bucket.key_of(uri)):
-                written[message_id] = uri
+            if state.get("status") == "done":
+                written[message_id] = (uri, True)
+            elif self.bucket.exists(self.bucket.key_of(uri)):
+                written[message_id] = (uri, False)
         return written
 
     def write(

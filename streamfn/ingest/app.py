@@ -9,7 +9,7 @@ from streamfn import __version__
 from streamfn.config import Settings, get_settings
 from streamfn.ingest import openapi, responses
 from streamfn.ingest.deps import RedisBinding
-from streamfn.ingest.routes import models, predict, predictions, service
+from streamfn.ingest.routes import models, monitoring, predict, predictions, service
 from streamfn.ingest.schema_cache import SchemaCache
 
 
@@ -24,6 +24,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.schemas = SchemaCache(settings)
     responses.install(app)
     openapi.install(app)
-    for feature in (predict, predictions, service, models):
+    for feature in (predict, predictions, service, models, monitoring):
         app.include_router(feature.router)
     return app

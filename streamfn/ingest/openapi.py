@@ -109,6 +109,62 @@ MESSAGE = {
         "error": {"anyOf": [{"type": "string"}, {"type": "null"}]},
     },
 }
+_FLAG = {"type": "string"}
+_NUMBER_OR_NULL = {"anyOf": [{"type": "number"}, {"type": "null"}]}
+WINDOW = {
+    "type": "object",
+    "required": ["model", "version", "window_start", "window_end", "records", "features",
+                 "prediction", "labelled", "accuracy", "macro_f1", "flag"],
+    "properties": {
+        "model": {"type": "string"}, "version": {"type": "string"},
+        "window_start": {"type": "integer"}, "window_end": {"type": "integer"},
+        "records": {"type": "integer"},
+        "features": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["psi", "missing_share", "out_of_range", "flag"],
+            "properties": {"psi": {"type": "number"}, "missing_share": {"type": "number"},
+                           "reference_missing_share": {"type": "number"},
+                           "out_of_range": {"type": "integer"}, "flag": _FLAG}}},
+        "prediction": {"type": "object", "required": ["psi", "shares", "flag"], "properties": {
+            "psi": _NUMBER_OR_NULL, "shares": {"type": "object"}, "flag": _FLAG}},
+        "labelled": {"type": "integer"}, "accuracy": _NUMBER_OR_NULL,
+        "macro_f1": _NUMBER_OR_NULL, "flag": _FLAG,
+    },
+}  # fmt: skip
+MONITORING_DOC = {200: {"content": {"application/json": {"schema": {
+    "type": "object", "required": ["window_s", "windows"],
+    "properties": {"window_s": {"type": "number"}, "windows": {"type": "array", "items": WINDOW}},
+}}}}, 422: _json(ERRORS, "an unknown model, or a count out of 1-1440")}  # fmt: skip
+FEEDBACK_EXAMPLE = {
+    "labels": [{"message_id": "1732600000000-0", "record_index": 0, "label": "High"}]
+}
+FEEDBACK_BODY = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["labels"], "additionalProperties": False,
+    "properties": {"labels": {"type": "array", "minItems": 1, "items": {
+        "type": "object", "required": ["message_id", "record_index"],
+        "properties": {
+            "message_id": {"type": "string"},
+            "record_index": {"type": "integer", "minimum": 0},
+            "label": {"anyOf": [{"type": "string"}, {"type": "integer"}],
+                      "description": "a label (High) or a class (2)"},
+            "burn_rate": {"type": "number", "minimum": 0, "maximum": 1,
+                          "description": "the seed's models: binned as training binned it"},
+        },
+        "oneOf": [{"required": ["label"]}, {"required": ["burn_rate"]}],
+    }}},
+}, "example": FEEDBACK_EXAMPLE}}}  # fmt: skip
+FEEDBACK_DOC = {
+    202: _json({"type": "object", "required": ["joined", "counted", "repeated"], "properties": {
+        "joined": {"type": "integer"}, "counted": {"type": "integer"},
+        "repeated": {"type": "integer"}, "at": {"type": "integer"}}},
+        "joined: counted now, or counted before (a label sent again counts once)"),
+    401: _json(DETAIL, "INGEST_API_KEY is set and X-API-Key is missing or wrong",
+               headers={"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}}),
+    413: _json(ERRORS, "more than MAX_BODY_BYTES bytes"),
+    415: _json(ERRORS, "a Content-Type other than JSON"),
+    422: _json(ERRORS, "labels that cannot be joined (unknown or expired id, index out of "
+               "range, not a class of the model): each is named, and none is counted"),
+    **REDIS_DOWN,
+}  # fmt: skip
 HEALTH = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
 METRICS = {200: {"description": "Prometheus text format",
                  "content": {"text/plain": {"schema": {"type": "string"}}}}}  # fmt: skip
@@ -233,9 +289,13 @@ async def document(request: Request) -> dict[str, Any]:
         except ModelUnavailableError:
             continue  # its records cannot be described now; it answers 503
     found = copy.deepcopy(app.state.openapi_base)
+    models = list(settings.models)
     found["paths"]["/predict_stream"] = {
-        "post": predict_operation(served, list(settings.models), settings.MAX_RECORDS)
+        "post": predict_operation(served, models, settings.MAX_RECORDS)
     }
+    for parameter in found["paths"]["/monitoring"]["get"]["parameters"]:
+        if parameter["name"] == "model":  # the configured models, known only at run time
+            parameter["schema"] = {"anyOf": [{"type": "string", "enum": models}, {"type": "null"}]}
     return found
 
 

@@ -15,11 +15,13 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from streamfn import schemas
 from streamfn.config import Settings
 from streamfn.constants import schema_key
 from streamfn.ingest.validation import Validator
@@ -56,6 +58,7 @@ class SchemaCache:
         self._refreshing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.retry_after_s = max(1, int(settings.MODEL_REFRESH_S))
+        self._profiles: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
 
     @property
     def registry(self) -> Registry:
@@ -74,6 +77,24 @@ class SchemaCache:
         if entry.validator is None:
             raise ModelUnavailableError(entry.error or "unavailable", self.retry_after_s)
         return entry.validator
+
+    async def profile(self, model: str, version: str) -> dict[str, Any] | None:
+        """A version's reference profile (None when it has none), re-read every MODEL_REFRESH_S;
+        while the registry is unreachable, the one in hand (or None)."""
+        key = (model, version)
+        held = self._profiles.get(key)
+        if held is not None and time.monotonic() - held[0] < self.settings.MODEL_REFRESH_S:
+            return held[1]
+        name = self.settings.models[model]
+        try:
+            found = await asyncio.to_thread(
+                self.registry.json_file, name, version, schemas.REFERENCE_FILE
+            )
+        except RegistryError as error:
+            log.warning("reference profile unreadable", extra={"model": model, "error": str(error)})
+            return held[1] if held else None
+        self._profiles[key] = (time.monotonic(), found)
+        return found
 
     def cached(self, model: str) -> ModelSchema | None:
         """The schema in hand for a model, if any (never reads the registry)."""

@@ -37,6 +37,7 @@ class Snapshot:
     pending: int | None
     dead_letters: int | None
     versions: dict[str, str] = field(default_factory=dict)  # model -> newest version loaded
+    drift: dict[str, str] = field(default_factory=dict)  # model -> its newest window, in words
 
     def throughput(self, before: Snapshot | None) -> float | None:
         """Records written per second since an earlier snapshot."""
@@ -97,6 +98,29 @@ def read_stream(client: Redis, settings: Settings) -> tuple[int | None, ...]:
     return length, group.get("lag"), group["pending"], dead
 
 
+def drift_lines(ingest_url: str) -> dict[str, str]:
+    """Per model, its newest window in words: flag, records, the inputs that drift, accuracy."""
+    try:
+        answer = httpx.get(f"{ingest_url}/monitoring", params={"windows": 1},
+                           timeout=METRICS_TIMEOUT_S)  # fmt: skip
+        answer.raise_for_status()
+    except httpx.HTTPError:
+        return {}
+    lines = {}
+    for window in answer.json()["windows"]:
+        moved = sorted(((f["psi"], n) for n, f in window["features"].items() if f["flag"] != "ok"),
+                       reverse=True)  # fmt: skip
+        words = f"{window['flag']} · {window['records']:,} records"
+        if moved:
+            words += " · " + ", ".join(f"{n} PSI {p:.2f}" for p, n in moved[:3])
+        if window["prediction"]["psi"] is not None:
+            words += f" · predictions PSI {window['prediction']['psi']:.2f}"
+        if window["macro_f1"] is not None:
+            words += f" · macro F1 {window['macro_f1']:.3f} ({window['labelled']:,} labelled)"
+        lines[window["model"]] = words
+    return lines
+
+
 def collect(
     client: Redis, settings: Settings, ingest_metrics: str, poller_metrics: Sequence[str]
 ) -> Snapshot:
@@ -115,6 +139,7 @@ def collect(
         pending=pending,
         dead_letters=dead,
         versions=newest_versions(pollers),
+        drift=drift_lines(ingest_metrics.removesuffix("/metrics")) if ingest else {},
     )
 
 
@@ -138,6 +163,7 @@ def render(now: Snapshot, before: Snapshot | None, links: dict[str, str]) -> Tab
         ("dead letters", _count(now.dead_letters)),
         ("pollers", f"{now.pollers_up} of {now.pollers} answering"),
         ("models", versions),
+        *((f"drift {model}", words) for model, words in sorted(now.drift.items())),
         *links.items(),
     ]
     for name, value in rows:

@@ -6,9 +6,10 @@ the try counter, and past MAX_DELIVERIES a failing entry goes to the dead-letter
 acknowledged (in that order: a crash between leaves a duplicate, never a loss).
 
 Batches adapt to the load. The first entry is waited for; then the poller takes what is waiting
-at once, and keeps topping the batch up only while entries keep arriving, for at most
-BATCH_WINDOW_MS. An idle stream's entry goes out alone, at once; under load, entries pile up
-while a batch is in flight and the next batch takes them all.
+at once. When the last batch was a single entry (light traffic), that is all: the entry goes out
+alone, at once. When it held more (entries arrived while it was in flight), the poller lingers
+a millisecond at a time while entries keep arriving, for at most BATCH_WINDOW_MS, so that under
+load batches grow and their fixed cost is shared.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from streamfn.poller.sources.redis import Entry, RedisSource
 log = logging.getLogger(__name__)
 
 BLOCK_MS = 1000  # how long an idle read waits; also how quickly a stop request is noticed
+# Under load, how long to wait for more entries before sending a batch that could grow. (Redis
+# times blocking reads out at its own tick, 100 ms: the poller waits on its side.)
+LINGER_S = 0.001
 
 
 def consumer_name() -> str:
@@ -57,6 +61,7 @@ class Poller:
         self.stopping = stopping or threading.Event()  # set: finish the batch in flight, stop
         self.checkpoint = checkpoint
         self.last_poll: float | None = None  # monotonic time of the last poll that went through
+        self.last_batch = 0  # entries of the last batch: more than one means load
         self._needs_group = True
 
     @property
@@ -120,17 +125,23 @@ class Poller:
             entries += self.read_batch(limit - len(entries), None if entries else block_ms)
         if entries:
             self.process_batch(entries)
+            self.last_batch = len(entries)
         self.source.maybe_trim()
         return len(entries)
 
     def read_batch(self, limit: int, block_ms: int | None) -> list[Entry]:
-        """Up to `limit` new entries: the first waited for, then only those arriving meanwhile."""
+        """Up to `limit` new entries: the first waited for, then those waiting, then, under
+        load only, those arriving while they keep coming (for at most BATCH_WINDOW_MS)."""
         entries = self.source.read(limit, block_ms)
         deadline = time.monotonic() + self.settings.BATCH_WINDOW_MS / 1000
+        linger = self.last_batch > 1
         while entries and len(entries) < limit and time.monotonic() < deadline:
             more = self.source.read(limit - len(entries), None)
+            if not more and linger:
+                time.sleep(LINGER_S)
+                more = self.source.read(limit - len(entries), None)
             if not more:
-                break  # nothing more is waiting: go now rather than wait for a fuller batch
+                break  # nothing more is coming: go now rather than wait for a fuller batch
             entries += more
         return entries
 

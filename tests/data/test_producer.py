@@ -22,6 +22,7 @@ import redis
 
 from streamfn.config import Settings
 from streamfn.data import producer
+from streamfn.data.plan import EVENT_DEFAULT_COUNT, Pacer, Plan, Tally, retry_after_s
 from streamfn.ingest.app import create_app
 from streamfn.local.stack import free_port
 from tests.conftest import wait_for
@@ -30,11 +31,11 @@ STREAM = "mlops_stream"
 
 
 def run(
-    settings: Settings, plan: producer.Plan, app_settings: Settings | None = None
-) -> producer.Tally:
+    settings: Settings, plan: Plan, app_settings: Settings | None = None
+) -> Tally:
     """Run a plan against the ingest app (in process, over ASGI) and return its tally."""
 
-    async def go() -> producer.Tally:
+    async def go() -> Tally:
         transport = httpx.ASGITransport(app=create_app(app_settings or settings))
         async with httpx.AsyncClient(transport=transport) as client:
             return await producer.Producer(settings, plan, client).run()
@@ -54,7 +55,7 @@ def stream_records(r: redis.Redis) -> list[tuple[str, dict[str, Any]]]:
 def test_count_mode_sends_every_record_once_models_in_turn(
     settings: Settings, redis_url: str
 ) -> None:
-    plan = producer.Plan(count=250, batch=40, seed=1, models=("svm", "lightgbm"))
+    plan = Plan(count=250, batch=40, seed=1, models=("svm", "lightgbm"))
     tally = run(settings, plan)
     assert (tally.sent, tally.accepted, tally.rejected, tally.undelivered) == (250, 250, 0, 0)
     assert tally.requests == 7  # six of 40, one of 10
@@ -66,7 +67,7 @@ def test_count_mode_sends_every_record_once_models_in_turn(
 
 def test_same_seed_sends_the_same_records(settings: Settings, redis_url: str) -> None:
     r = redis.Redis.from_url(redis_url)
-    plan = producer.Plan(count=30, batch=7, seed=5, concurrency=1)  # one at a time: same order
+    plan = Plan(count=30, batch=7, seed=5, concurrency=1)  # one at a time: same order
     run(settings, plan)
     first = stream_records(r)
     r.delete(STREAM)
@@ -91,7 +92,7 @@ def test_back_pressure_is_waited_out_and_nothing_is_lost(
     worker = threading.Thread(target=consume)
     worker.start()
     try:
-        tally = run(settings, producer.Plan(count=60, batch=5, concurrency=2, seed=2))
+        tally = run(settings, Plan(count=60, batch=5, concurrency=2, seed=2))
     finally:
         stop.set()
         worker.join()
@@ -104,11 +105,11 @@ def test_refused_records_are_counted_and_explained(
     make_settings: Callable[..., Settings],
 ) -> None:
     server = make_settings(INGEST_API_KEY="secret")
-    tally = run(make_settings(), producer.Plan(count=20, batch=10), app_settings=server)
+    tally = run(make_settings(), Plan(count=20, batch=10), app_settings=server)
     assert (tally.accepted, tally.rejected, tally.undelivered) == (0, 20, 0)
     assert tally.errors
     assert tally.errors[0].startswith("401")
-    ok = run(make_settings(INGEST_API_KEY="secret"), producer.Plan(count=20, batch=10), server)
+    ok = run(make_settings(INGEST_API_KEY="secret"), Plan(count=20, batch=10), server)
     assert ok.accepted == 20
 
 
@@ -117,11 +118,11 @@ def test_an_unreachable_ingest_leaves_records_undelivered_not_lost(
 ) -> None:
     settings = make_settings(INGEST_URL=f"http://127.0.0.1:{free_port()}")
 
-    async def go() -> producer.Tally:
+    async def go() -> Tally:
         async with producer.open_producer(settings, plan) as sender:
             return await sender.run()
 
-    plan = producer.Plan(count=12, batch=4, give_up_s=1.0)
+    plan = Plan(count=12, batch=4, give_up_s=1.0)
     tally = asyncio.run(go())
     assert (tally.sent, tally.accepted, tally.undelivered) == (12, 0, 12)
     assert tally.retries >= 3  # each batch retried before giving up
@@ -129,10 +130,10 @@ def test_an_unreachable_ingest_leaves_records_undelivered_not_lost(
 
 
 def test_rate_mode_paces_and_stops_on_request(settings: Settings, redis_url: str) -> None:
-    async def go() -> producer.Tally:
+    async def go() -> Tally:
         transport = httpx.ASGITransport(app=create_app(settings))
         async with httpx.AsyncClient(transport=transport) as client:
-            sender = producer.Producer(settings, producer.Plan(rate=200, batch=10), client)
+            sender = producer.Producer(settings, Plan(rate=200, batch=10), client)
             asyncio.get_running_loop().call_later(1.0, sender.stop)
             return await sender.run()
 
@@ -145,14 +146,14 @@ def test_rate_mode_paces_and_stops_on_request(settings: Settings, redis_url: str
 
 def test_pacer_books_slots_and_does_not_burst_after_a_stall() -> None:
     now = [100.0]
-    pacer = producer.Pacer(rate=10, clock=lambda: now[0])
+    pacer = Pacer(rate=10, clock=lambda: now[0])
     assert pacer.delay(5) == 0.0
     assert pacer.delay(5) == pytest.approx(0.5)
     now[0] += 10.0  # stalled for 10 s: resume at the rate, not with 100 records at once
     assert pacer.delay(5) == 0.0
     assert pacer.delay(5) == pytest.approx(0.5)
     assert pacer.behind_s == pytest.approx(9.0)
-    assert producer.Pacer(rate=None).delay(1000) == 0.0
+    assert Pacer(rate=None).delay(1000) == 0.0
 
 
 @pytest.mark.parametrize(
@@ -161,12 +162,12 @@ def test_pacer_books_slots_and_does_not_burst_after_a_stall() -> None:
 )
 def test_retry_after_seconds(header: str, seconds: float | None) -> None:
     answer = httpx.Response(503, headers={"Retry-After": header})
-    assert producer.retry_after_s(answer) == seconds
+    assert retry_after_s(answer) == seconds
 
 
 def test_retry_after_http_date() -> None:
     when = email.utils.formatdate(time.time() + 5, usegmt=True)
-    seconds = producer.retry_after_s(httpx.Response(429, headers={"Retry-After": when}))
+    seconds = retry_after_s(httpx.Response(429, headers={"Retry-After": when}))
     assert seconds is not None
     assert 3 <= seconds <= 5
 
@@ -174,13 +175,13 @@ def test_retry_after_http_date() -> None:
 @pytest.mark.parametrize("plan", [{"count": 0}, {"count": 10, "batch": 0}, {}])
 def test_bad_plans_are_refused(plan: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"positive|count, a rate"):
-        producer.Plan(**plan)
+        Plan(**plan)
 
 
 def test_a_model_outside_models_is_refused_naming_the_valid_ones(settings: Settings) -> None:
     with pytest.raises(ValueError, match="among svm, knn, lightgbm; got gpt"):
-        producer.Plan(count=10, models=("gpt",)).models_of(settings)
-    assert producer.Plan(count=10).models_of(settings) == ("svm", "knn", "lightgbm")
+        Plan(count=10, models=("gpt",)).models_of(settings)
+    assert Plan(count=10).models_of(settings) == ("svm", "knn", "lightgbm")
 
 
 def test_lambda_handler_sends_the_event_plan_and_a_schedule_sends_the_default(
@@ -207,13 +208,13 @@ def test_lambda_handler_sends_the_event_plan_and_a_schedule_sends_the_default(
         assert (answer["accepted"], answer["rejected"], answer["requests"]) == (30, 0, 3)
         scheduled = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events",
                      "detail": {}}  # fmt: skip
-        assert app.handler(scheduled, context)["accepted"] == producer.EVENT_DEFAULT_COUNT
+        assert app.handler(scheduled, context)["accepted"] == EVENT_DEFAULT_COUNT
     finally:
         get_settings.cache_clear()
         server.terminate()
         server.wait(timeout=10)
     r = redis.Redis.from_url(redis_url)
-    assert len(stream_records(r)) == 30 + producer.EVENT_DEFAULT_COUNT
+    assert len(stream_records(r)) == 30 + EVENT_DEFAULT_COUNT
 
 
 def test_cli_reports_undelivered_records_and_exits_1(redis_url: str) -> None:

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streamfn.config import load_settings
 from streamfn.data import producer
+from streamfn.data.plan import Plan, Tally
 from streamfn.features import EMPLOYEE_ID
 from streamfn.local.stack import Process, free_port
 from tests.conftest import s3_client
@@ -54,7 +55,7 @@ class Registry:
 
 def planned_records(count: int, batch: int, seed: int, models: Sequence[str]) -> dict[str, str]:
     """Employee ID -> model of the records `streamfn produce` sends for this plan, in order."""
-    plan = producer.Plan(count=count, models=tuple(models), batch=batch, seed=seed)
+    plan = Plan(count=count, models=tuple(models), batch=batch, seed=seed)
     # Only batches() is used: it draws the records exactly as the producer child will.
     settings = load_settings(INGEST_URL="http://127.0.0.1:1")
     sender = producer.Producer(settings, plan, client=None)  # type: ignore[arg-type]

@@ -63,4 +63,8 @@ def test_schemathesis_finds_nothing(ingest_url: str, tmp_path: Path) -> None:
     assert report["errors"] == [], output
     assert report["complete"], output
     operations = report["operations"]
-    assert operations["tested"] == operations["selected"] >= 5, output
+    assert operations["tested"] == operations["selected"] >= 7, output
+    # The one warning allowed: random labels name messages never accepted, so POST /feedback
+    # refuses nearly all of them (schemathesis calls it a validation mismatch).
+    warned = {name: found for name, found in report["warnings"].items() if found}
+    assert warned in ({}, {"validation_mismatch": ["POST /feedback"]}), output

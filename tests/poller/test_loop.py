@@ -194,6 +194,8 @@ def test_moving_champion_changes_model_version_with_one_load(
     current = registry.get_model_version_by_alias("Knn_Classifier", "champion")
     moved = registry.create_model_version("Knn_Classifier", current.source, run_id=current.run_id)
     registry.set_registered_model_alias("Knn_Classifier", "champion", moved.version)
+    ctx.models.get("knn")  # due (MODEL_REFRESH_S=0): the refresh starts beside the batches
+    ctx.models.settle()
     after = add(r, "knn")
     assert poller.poll_once(block_ms=None) == 1
     versions = {row["message_id"]: row["model_version"] for row in bucket_rows(s3)}

@@ -1,0 +1,84 @@
+"""One model's predictions for a group of messages: one call for them all, or one call per
+message to find the culprit when the batch's call fails."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from streamfn.infer.messages import Message
+from streamfn.infer.models import LoadedModel
+from streamfn.infer.rows import Row
+
+Errors = dict[str, str]
+
+
+@dataclass
+class Predicted:
+    """One model's outputs for a group of messages: per message, its predictions and, when
+    asked for, its records' class probabilities."""
+
+    values: dict[str, list[Any]] = field(default_factory=dict)
+    probabilities: dict[str, list[list[float]]] = field(default_factory=dict)
+    errors: Errors = field(default_factory=dict)
+    # The frames the predictions came from, and where each message's rows are in them: the
+    # monitoring counts read the same frames.
+    frames: list[pd.DataFrame] = field(default_factory=list)
+    rows: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # frame, start, end
+
+
+def predict(model: LoadedModel, messages: Sequence[Message], probabilities: bool) -> Predicted:
+    """Predictions per message in one call; on a failure, per message to find the culprit."""
+    try:
+        return _predict_all(model, messages, probabilities)
+    except Exception:  # any model error: isolate the culprit below
+        return predict_each(model, messages, probabilities)
+
+
+def _predict_all(model: LoadedModel, messages: Sequence[Message], probabilities: bool) -> Predicted:
+    frame = model.frame([r for m in messages for r in m.records])
+    flat = model.predict(frame)
+    shares = model.probabilities(frame).tolist() if probabilities else []
+    out = Predicted(frames=[frame])
+    start = 0
+    for m in messages:
+        end = start + len(m.records)
+        out.values[m.message_id] = flat[start:end]
+        out.rows[m.message_id] = (0, start, end)
+        if probabilities:
+            out.probabilities[m.message_id] = shares[start:end]
+        start = end
+    return out
+
+
+def predict_each(model: LoadedModel, messages: Sequence[Message], probabilities: bool) -> Predicted:
+    """One predict call per message, so one bad message fails alone."""
+    out = Predicted()
+    for m in messages:
+        try:
+            one = _predict_all(model, [m], probabilities)
+        except Exception as error:  # the model's error becomes the message's
+            out.errors[m.message_id] = f"prediction failed: {type(error).__name__}: {error}"
+            continue
+        out.values.update(one.values)
+        out.probabilities.update(one.probabilities)
+        out.rows[m.message_id] = (len(out.frames), *one.rows[m.message_id][1:])
+        out.frames.append(one.frames[0])
+    return out
+
+
+def rows_of(
+    model: LoadedModel, messages: Sequence[Message], predicted: Predicted, at_ms: int
+) -> list[Row]:
+    """One CSV row per record of the messages."""
+    rows = []
+    for m in messages:
+        values = predicted.values[m.message_id]
+        shares = predicted.probabilities.get(m.message_id) or [()] * len(values)
+        for index, (record, value, proba) in enumerate(zip(m.records, values, shares, strict=True)):
+            rows.append(Row(m.message_id, index, model.api_name, model.registered_name,
+                            model.version, value, m.received_at, at_ms, record, proba))  # fmt: skip
+    return rows

@@ -1,0 +1,77 @@
+"""GET /monitoring and POST /feedback: drift and live accuracy per window, and ground truth."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from streamfn import metrics
+from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
+from streamfn.ingest.openapi import FEEDBACK_BODY, FEEDBACK_DOC, MONITORING_DOC, REDIS_DOWN
+from streamfn.ingest.refusals import BodyError
+from streamfn.ingest.responses import json_response
+from streamfn.ingest.routes.predict import check_api_key, read_body
+from streamfn.ingest.schema_cache import ModelUnavailableError
+from streamfn.monitor import feedback, windows
+
+router = APIRouter()
+DEFAULT_WINDOWS = 60
+
+
+@router.get("/monitoring", summary="Drift and live accuracy per window, newest first",
+            responses={**MONITORING_DOC, **REDIS_DOWN})  # fmt: skip
+async def monitoring(
+    redis: RedisDep,
+    settings: SettingsDep,
+    schemas: SchemasDep,
+    model: Annotated[str | None, Query(description="one model (default: every model)")] = None,
+    count: Annotated[int, Query(alias="windows", ge=1, le=1440)] = DEFAULT_WINDOWS,
+) -> Response:
+    """Each window's records, PSI and flag per input and for the predictions, accuracy, macro F1."""
+    if model is not None and model not in settings.models:
+        valid = ", ".join(repr(m) for m in settings.models)
+        msg = f"'model' must be one of {valid}, not {model!r}"
+        raise BodyError(422, [{"loc": ["query", "model"], "type": "enum", "msg": msg}])
+    client, _ = redis.bind()
+    found = []
+    for name in [model] if model else list(settings.models):
+        found += await windows.reports(client, name, count, settings, schemas.profile)
+    found.sort(key=lambda w: w["window_start"], reverse=True)
+    return json_response({"window_s": settings.MONITOR_WINDOW_S, "windows": found})
+
+
+@router.post("/feedback", status_code=202, summary="Ground truth for stored predictions",
+             openapi_extra={"requestBody": FEEDBACK_BODY}, responses=FEEDBACK_DOC)  # fmt: skip
+async def post_feedback(request: Request, schemas: SchemasDep) -> Response:
+    """Join each label to its prediction and count it once; 422 naming those that cannot be."""
+    settings = request.app.state.settings
+    check_api_key(request, settings)
+    raw = await read_body(request, settings.MAX_BODY_BYTES)
+    try:
+        labels = feedback.check(orjson.loads(raw))
+    except orjson.JSONDecodeError as error:
+        raise BodyError(422, [{"loc": ["body"], "msg": f"Malformed JSON: {error}",
+                               "type": "json_invalid"}]) from None  # fmt: skip
+    except feedback.FeedbackError as error:
+        raise BodyError(422, error.errors) from None
+    client, _ = request.app.state.redis.bind()
+    known = {}
+    for model in settings.models:
+        try:
+            known[model] = (await schemas.validator(model, client)).schema
+        except ModelUnavailableError:
+            continue
+    try:
+        joined = await feedback.join(client, labels, known, settings)
+    except feedback.FeedbackError as error:
+        raise BodyError(422, error.errors) from None
+    counted = await feedback.count_once(client, joined, settings.RESULT_TTL_S)
+    metrics.FEEDBACK_LABELS.labels("counted").inc(counted)
+    metrics.FEEDBACK_LABELS.labels("repeated").inc(len(joined) - counted)
+    return json_response({"joined": len(joined), "counted": counted,
+                          "repeated": len(joined) - counted, "at": int(time.time())},
+                         status_code=202)  # fmt: skip

@@ -1,0 +1,74 @@
+"""`streamfn monitor`: GET /monitoring drawn as tables, one per model: each input's PSI in the
+newest window with its flag in colour and words, and a sparkline of its PSI over the windows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+SPARKS = "▁▂▃▄▅▆▇█"
+STYLES = {"ok": "green", "warn": "yellow", "drift": "bold red"}
+MARKS = {"ok": "ok", "warn": "▲ warn", "drift": "■ drift"}
+
+
+def sparkline(values: Sequence[float | None], top: float) -> str:
+    """One character per value, oldest first, scaled to `top` (a missing value is a space)."""
+    cells = []
+    for value in values:
+        if value is None:
+            cells.append(" ")
+        else:
+            cells.append(SPARKS[min(int(value / top * (len(SPARKS) - 1)), len(SPARKS) - 1)])
+    return "".join(cells)
+
+
+def flag(value: str) -> Text:
+    """A flag in words, coloured (colour is never the only sign)."""
+    return Text(MARKS.get(value, value), style=STYLES.get(value, "dim"))
+
+
+def when(start: int) -> str:
+    """A window's start, UTC."""
+    return dt.datetime.fromtimestamp(start, dt.UTC).strftime("%H:%M:%S")
+
+
+def model_table(model: str, windows: list[dict[str, Any]], drift_psi: float) -> Table:
+    """One model: its newest window's figures, and each input's PSI over the windows."""
+    newest = windows[0]
+    oldest_first = list(reversed(windows))
+    scores = ""
+    if newest["labelled"]:
+        scores = (f" · {newest['labelled']:,} labelled: accuracy {newest['accuracy']:.3f}, "
+                  f"macro F1 {newest['macro_f1']:.3f}")  # fmt: skip
+    title = (f"{model} v{newest['version']} · window {when(newest['window_start'])} UTC · "
+             f"{newest['records']:,} records · {newest['flag']}{scores}")  # fmt: skip
+    table = Table(title=title, title_justify="left")
+    numbers = ("PSI", "missing", "ref.", "out of range")
+    for column in ("input", "PSI", "flag", f"PSI, {len(windows)} windows", *numbers[1:]):
+        table.add_column(column, justify="right" if column in numbers else "left")
+    top = max([drift_psi] + [f["psi"] for w in windows for f in w["features"].values()])
+    for name, feature in newest["features"].items():
+        history = [w["features"].get(name, {}).get("psi") for w in oldest_first]
+        table.add_row(
+            name, f"{feature['psi']:.3f}", flag(feature["flag"]), sparkline(history, top),
+            f"{feature['missing_share']:.1%}", f"{feature['reference_missing_share']:.1%}",
+            f"{feature['out_of_range']:,}",
+        )  # fmt: skip
+    prediction = newest["prediction"]
+    if prediction["psi"] is not None:
+        history = [w["prediction"]["psi"] for w in oldest_first]
+        table.add_row(Text("predictions", style="bold"), f"{prediction['psi']:.3f}",
+                      flag(prediction["flag"]), sparkline(history, top), "", "", "")  # fmt: skip
+    return table
+
+
+def tables(answer: dict[str, Any], drift_psi: float) -> list[Table]:
+    """One table per model with windows, in the answer's order."""
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for window in answer["windows"]:
+        by_model.setdefault(window["model"], []).append(window)
+    return [model_table(m, w, drift_psi) for m, w in by_model.items()]

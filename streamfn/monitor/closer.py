@@ -1,0 +1,110 @@
+"""Closing windows: once a window is MONITOR_WINDOW_S past its end, its counts are final (no
+message of it is still in flight but a redelivery, counted with its done record anyway). The
+infer function writes its statistics once to `monitoring/model=…/date=…/<start>.json`, sets the
+Prometheus gauges, and logs a line when it is flagged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from redis import Redis
+
+from streamfn import metrics
+from streamfn.bucket import MONITORING, Bucket, BucketUnavailableError
+from streamfn.monitor import stats
+from streamfn.monitor.counts import window_key
+from streamfn.monitor.recorder import OPEN_KEY
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY_S = 1.0
+LOCK_S = 30  # a closer that died mid-way leaves the window to another after this
+BATCH = 50
+
+Profiles = Callable[[str, str], dict[str, Any] | None]  # (model, version) -> reference profile
+
+
+def monitoring_key(model: str, start: int) -> str:
+    """monitoring/model=<api name>/date=<YYYY-MM-DD>/<window start>.json"""
+    day = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%d")
+    return f"{MONITORING.prefix}model={model}/date={day}/{start}{MONITORING.suffix}"
+
+
+class WindowCloser:
+    """Writes each window's statistics once it is closed; at most every CHECK_EVERY_S."""
+
+    def __init__(
+        self, redis: Redis, bucket: Bucket, profiles: Profiles, window_s: float,
+        min_records: int, drift_psi: float,
+    ) -> None:  # fmt: skip
+        self.redis = redis
+        self.bucket = bucket
+        self.profiles = profiles
+        self.window_s = window_s
+        self.min_records = min_records
+        self.drift_psi = drift_psi
+        self._next_check = 0.0
+
+    def maybe_close(self, now_s: float | None = None) -> int:
+        """Close every window that is due; how many this call closed."""
+        clock = time.monotonic()
+        if clock < self._next_check:
+            return 0
+        self._next_check = clock + CHECK_EVERY_S
+        now_s = time.time() if now_s is None else now_s
+        due = self.redis.zrangebyscore(OPEN_KEY, "-inf", now_s - 2 * self.window_s, 0, BATCH)
+        closed = 0
+        for member in due:
+            model, version, start = member.decode().rsplit(":", 2)
+            if self.redis.set(f"{OPEN_KEY}:lock:{member.decode()}", 1, nx=True, ex=LOCK_S):
+                try:
+                    self.close(model, version, int(start))
+                except BucketUnavailableError as error:
+                    log.warning("window not written; retried later",
+                                extra={"model": model, "window_start": int(start),
+                                       "error": str(error)})  # fmt: skip
+                    continue
+                self.redis.zrem(OPEN_KEY, member)
+                closed += 1
+        return closed
+
+    def close(self, model: str, version: str, start: int) -> dict[str, Any]:
+        """Write one window's statistics (idempotent: the same key and content), report it."""
+        raw = self.redis.hgetall(window_key(model, version, start))
+        counts = {k.decode(): int(v) for k, v in raw.items()}
+        report = stats.window_report(
+            counts, self.profiles(model, version), self.min_records, self.drift_psi
+        )
+        end = start + int(self.window_s)
+        document = {"model": model, "version": version, "window_start": start,
+                    "window_end": end, **report, "counts": counts}  # fmt: skip
+        self.bucket.put(
+            monitoring_key(model, start), orjson.dumps(document), MONITORING.content_type
+        )
+        publish(document)
+        return document
+
+
+def publish(window: dict[str, Any]) -> None:
+    """The window's gauges, and for a flagged window a counter and one log line."""
+    model, version = window["model"], window["version"]
+    for name, feature in window["features"].items():
+        metrics.FEATURE_PSI.labels(model, version, name).set(feature["psi"])
+    if window["prediction"]["psi"] is not None:
+        metrics.PREDICTION_PSI.labels(model, version).set(window["prediction"]["psi"])
+    if window["macro_f1"] is not None:
+        metrics.LIVE_MACRO_F1.labels(model, version).set(window["macro_f1"])
+    if window["flag"] in ("warn", "drift"):
+        metrics.FLAGGED_WINDOWS.labels(model, version, window["flag"]).inc()
+        drifted = sorted(n for n, f in window["features"].items() if f["flag"] != "ok")
+        log.warning("window flagged", extra={
+            "model": model, "version": version, "window_start": window["window_start"],
+            "flag": window["flag"], "records": window["records"], "features": drifted,
+            "prediction_psi": window["prediction"]["psi"],
+        })  # fmt: skip

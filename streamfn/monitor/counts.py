@@ -1,0 +1,94 @@
+"""What the infer function counts of the rows it writes, per model, version and window.
+
+A window is MONITOR_WINDOW_S seconds of `received_at`. For each, in a Redis hash: the records,
+each input's bin counts (the bins of the version's reference profile), its missing values and
+those outside the reference's range, and each predicted class (or a regressor's bin). Counts are
+computed with numpy over a batch's frame, never record by record, and merged in Redis in the
+same step that records the messages done, so that each row is counted exactly once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from streamfn import reference
+from streamfn.schemas import ModelSchema
+
+KEY_PREFIX = "streamfn:monitor:"
+OTHER = "(other)"  # a category or class the reference does not have
+
+
+def window_of(received_at_ms: int, window_s: float) -> int:
+    """The start (epoch seconds) of the window a message received at `received_at_ms` falls in."""
+    size = int(window_s * 1000)
+    return int(received_at_ms // size * size // 1000)
+
+
+def window_key(model: str, version: str, start: int) -> str:
+    """The Redis hash of one window's counts."""
+    return f"{KEY_PREFIX}{model}:{version}:{start}"
+
+
+def index_key(model: str) -> str:
+    """The sorted set of a model's windows (member version:start, score start)."""
+    return f"{KEY_PREFIX}index:{model}"
+
+
+def _number_fields(name: str, values: np.ndarray, spread: dict[str, Any]) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    present = values[~np.isnan(values)]
+    counts[f"m:{name}"] = int(values.size - present.size)
+    edges = spread.get("edges") or []
+    if edges:
+        bins = np.bincount(reference.bin_index(present, edges), minlength=len(edges))
+        counts.update({f"b:{name}:{i}": int(n) for i, n in enumerate(bins) if n})
+    low, high = spread.get("min"), spread.get("max")
+    if low is not None and high is not None:
+        counts[f"o:{name}"] = int(np.count_nonzero((present < low) | (present > high)))
+    return counts
+
+
+def _category_fields(name: str, values: np.ndarray, spread: dict[str, Any]) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    missing = pd.isna(values)
+    counts[f"m:{name}"] = int(missing.sum())
+    known = {c: i for i, c in enumerate(spread.get("categories", []))}
+    present = pd.Series(values[~missing]).astype(str).value_counts()
+    for category, n in present.items():
+        index = known.get(category)
+        if index is None:
+            counts[f"o:{name}"] += int(n)
+            counts[f"b:{name}:{OTHER}"] += int(n)
+        else:
+            counts[f"b:{name}:{index}"] += int(n)
+    return counts
+
+
+def _prediction_fields(predictions: list[Any], spread: dict[str, Any] | None) -> Counter[str]:
+    if spread is not None and spread.get("kind") == "number":
+        values = np.asarray(predictions, dtype=np.float64)
+        index = reference.bin_index(values, spread["edges"])
+        return Counter({f"p:{i}": int(n) for i, n in enumerate(np.bincount(index)) if n})
+    classes = pd.Series([str(p) for p in predictions]).value_counts()
+    return Counter({f"p:{c}": int(n) for c, n in classes.items()})
+
+
+def batch_fields(
+    schema: ModelSchema, frame: pd.DataFrame, predictions: list[Any], profile: dict[str, Any] | None
+) -> Counter[str]:
+    """The counts of a batch's rows (all in one window): records, inputs, predictions."""
+    counts: Counter[str] = Counter({"records": len(frame)})
+    features = (profile or {}).get("features", {})
+    for column in schema.columns:
+        spread = features.get(column.name, {})
+        values = frame[column.name].to_numpy()
+        if column.kind in ("number", "integer"):
+            counts.update(_number_fields(column.name, values.astype(np.float64), spread))
+        else:
+            counts.update(_category_fields(column.name, values, spread))
+    counts.update(_prediction_fields(predictions, (profile or {}).get("prediction")))
+    return +counts  # the non-zero counts only

@@ -1,0 +1,151 @@
+"""Ground truth: labels joined to the predictions they judge, each counted once.
+
+A label names a message and a record of it, and the true class: a label (`High`), a class
+(`2`), or for the seed's models a `burn_rate` binned as the training binned it. It is joined to
+the stored prediction while the message's result is kept (RESULT_TTL_S) and counted in the
+window of that prediction as one cell of a confusion matrix, so that accuracy and macro F1
+follow per version and window. A label sent again is not counted again: each (message, record)
+keeps the first label it got.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from streamfn import message_state, stream_ids
+from streamfn.config import Settings
+from streamfn.constants import result_key
+from streamfn.features import burn_class
+from streamfn.monitor.counts import window_key, window_of
+from streamfn.schemas import ModelSchema
+
+LABELS_PREFIX = "streamfn:labels:"
+
+# KEYS: per label, its message's labels hash and its window hash. ARGV: ttl, then per label:
+# record index, true class, predicted class. Returns how many were counted (not seen before).
+_COUNT_ONCE = """
+local ttl, counted = tonumber(ARGV[1]), 0
+for i = 1, #KEYS / 2 do
+  local labels, window = KEYS[2 * i - 1], KEYS[2 * i]
+  local index, truth, predicted = ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]
+  if redis.call('HSETNX', labels, index, truth) == 1 then
+    redis.call('EXPIRE', labels, ttl)
+    redis.call('HINCRBY', window, 'l:' .. truth .. ':' .. predicted, 1)
+    counted = counted + 1
+  end
+end
+return counted
+"""
+
+
+class FeedbackError(ValueError):
+    """Labels that cannot be joined; `errors` name each (FastAPI-shaped)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(errors[0]["msg"] if errors else "bad labels")
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Joined:
+    """One label joined to its prediction."""
+
+    message_id: str
+    record_index: int
+    truth: str
+    predicted: str
+    window: str  # the window hash of the prediction
+
+
+def _error(index: int, field: str, msg: str, type_: str) -> dict[str, Any]:
+    return {"loc": ["body", "labels", index, field], "msg": f"label {index}: {msg}",
+            "type": type_}  # fmt: skip
+
+
+def truth_of(item: dict[str, Any], schema: ModelSchema) -> str | None:
+    """The true class a label gives, as the model's classes are written; None if it gives none."""
+    if "burn_rate" in item:
+        rate = item["burn_rate"]
+        if not schema.seed_layout or type(rate) not in (int, float) or not 0 <= rate <= 1:
+            return None
+        return str(burn_class(float(rate)))
+    label = item.get("label")
+    if type(label) is bool or not isinstance(label, str | int):
+        return None
+    by_label = {v.lower(): k for k, v in schema.labels.items()}
+    text = str(label)
+    return by_label.get(text.lower()) or (
+        text if text in schema.labels or not schema.labels else None
+    )
+
+
+def check(body: object) -> list[dict[str, Any]]:
+    """The labels of a POST /feedback body, or FeedbackError saying what is wrong."""
+    if type(body) is not dict or set(body) != {"labels"} or type(body["labels"]) is not list:
+        shape = '{"labels": [{"message_id", "record_index", "label" or "burn_rate"}, ...]}'
+        msg = f"the body must be {shape}"
+        raise FeedbackError([{"loc": ["body"], "type": "dict_type", "msg": msg}])
+    labels = body["labels"]
+    if not labels:
+        raise FeedbackError([{"loc": ["body", "labels"], "type": "too_short",
+                              "msg": "'labels' must hold at least one label"}])  # fmt: skip
+    errors = []
+    for i, item in enumerate(labels):
+        if type(item) is not dict or type(item.get("message_id")) is not str:
+            errors.append(_error(i, "message_id", "needs a message_id (string)", "missing"))
+        elif type(item.get("record_index")) is not int or item["record_index"] < 0:
+            errors.append(_error(i, "record_index", "needs a record_index (0 or more)", "missing"))
+        elif ("label" in item) == ("burn_rate" in item):
+            errors.append(_error(i, "label", "give a label or a burn_rate, one of them", "missing"))
+    if errors:
+        raise FeedbackError(errors)
+    return labels
+
+
+async def join(
+    redis: Redis, labels: list[dict[str, Any]], schemas: dict[str, ModelSchema], settings: Settings
+) -> list[Joined]:
+    """Each label joined to its stored prediction; FeedbackError naming those that cannot be."""
+    states = await redis.mget([result_key(item["message_id"]) for item in labels])
+    joined, errors = [], []
+    for i, (item, raw) in enumerate(zip(labels, states, strict=True)):
+        state = message_state.decode(raw)
+        predictions = state.get("predictions")
+        if not state:
+            why = "unknown message id, or its result expired"
+            errors.append(_error(i, "message_id", f"{item['message_id']!r}: {why}", "not_found"))
+            continue
+        if state.get("status") != "done" or not predictions:
+            why = f"not predicted ({state.get('status')}): send it again once it is done"
+            errors.append(_error(i, "message_id", f"{item['message_id']!r}: {why}", "not_ready"))
+            continue
+        if item["record_index"] >= len(predictions):
+            msg = (f"record_index {item['record_index']} out of range: the message has "
+                   f"{len(predictions)} record(s)")  # fmt: skip
+            errors.append(_error(i, "record_index", msg, "out_of_range"))
+            continue
+        schema = schemas.get(state.get("model", ""))
+        truth = truth_of(item, schema) if schema and schema.output == "class" else None
+        if truth is None:
+            errors.append(_error(i, "label", "not a class of this model", "enum"))
+            continue
+        received = state.get("received_at") or stream_ids.millis(item["message_id"])
+        window = window_key(state["model"], str(state["model_version"]),
+                            window_of(received, settings.MONITOR_WINDOW_S))  # fmt: skip
+        joined.append(Joined(item["message_id"], item["record_index"], truth,
+                             str(predictions[item["record_index"]]), window))  # fmt: skip
+    if errors:
+        raise FeedbackError(errors)
+    return joined
+
+
+async def count_once(redis: Redis, joined: list[Joined], ttl_s: int) -> int:
+    """Count each label not counted before; how many were new."""
+    keys, args = [], [ttl_s]
+    for label in joined:
+        keys += [LABELS_PREFIX + label.message_id, label.window]
+        args += [label.record_index, label.truth, label.predicted]
+    return int(await redis.eval(_COUNT_ONCE, len(keys), *keys, *args))

@@ -1,0 +1,140 @@
+"""A window's statistics from its counts: PSI per input and for the predictions against the
+reference profile, missing shares, live accuracy and macro F1, and the flags.
+
+PSI = sum over bins of (live - reference) * ln(live / reference), each share floored at
+PSI_FLOOR so that an empty bin stays finite. A window with fewer than MONITOR_MIN_RECORDS records
+is reported but never flagged: on small windows PSI's expected value alone is about bins/records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from streamfn.monitor.counts import OTHER
+
+PSI_FLOOR = 1e-4
+WARN_PSI = 0.1
+FLAG_ORDER = ("ok", "warn", "drift")
+
+
+def psi(live: Sequence[float], expected: Sequence[float]) -> float:
+    """The population stability index of live counts against reference shares."""
+    observed = np.asarray(live, dtype=np.float64)
+    total = observed.sum()
+    if total == 0:
+        return 0.0
+    shares = np.maximum(observed / total, PSI_FLOOR)
+    reference = np.maximum(np.asarray(expected, dtype=np.float64), PSI_FLOOR)
+    return float(np.sum((shares - reference) * np.log(shares / reference)))
+
+
+def flag_of(value: float, drift_psi: float) -> str:
+    """drift from DRIFT_PSI, warn from 0.1, else ok."""
+    if value >= drift_psi:
+        return "drift"
+    return "warn" if value >= WARN_PSI else "ok"
+
+
+def _bins(counts: Mapping[str, int], prefix: str, names: Sequence[str]) -> list[int]:
+    return [int(counts.get(f"{prefix}{name}", 0)) for name in names]
+
+
+def feature_report(
+    name: str, counts: Mapping[str, int], spread: Mapping[str, Any], records: int, drift_psi: float
+) -> dict[str, Any]:
+    """One input's PSI, missing share (and the reference's), values out of range, flag."""
+    labels = [str(i) for i in range(len(spread["shares"]))]
+    expected = list(spread["shares"])
+    if spread["kind"] == "category":
+        labels.append(OTHER)
+        expected.append(0.0)
+    value = psi(_bins(counts, f"b:{name}:", labels), expected)
+    missing = int(counts.get(f"m:{name}", 0))
+    return {
+        "psi": round(value, 4),
+        "missing_share": round(missing / records, 4) if records else 0.0,
+        "reference_missing_share": round(float(spread.get("null_share", 0.0)), 4),
+        "out_of_range": int(counts.get(f"o:{name}", 0)),
+        "flag": flag_of(value, drift_psi),
+    }
+
+
+def prediction_report(
+    counts: Mapping[str, int], spread: Mapping[str, Any] | None, drift_psi: float
+) -> dict[str, Any]:
+    """The predictions' shares and their PSI against the reference's."""
+    found = {k.removeprefix("p:"): int(v) for k, v in counts.items() if k.startswith("p:")}
+    total = sum(found.values())
+    shares = {k: round(v / total, 4) for k, v in sorted(found.items())} if total else {}
+    if spread is None:
+        return {"psi": None, "shares": shares, "flag": "ok"}
+    if spread["kind"] == "class":
+        labels = [*spread["classes"], *(k for k in found if k not in spread["classes"])]
+        expected = [*spread["shares"], *([0.0] * (len(labels) - len(spread["classes"])))]
+    else:
+        labels, expected = [str(i) for i in range(len(spread["shares"]))], spread["shares"]
+    value = psi([found.get(label, 0) for label in labels], expected)
+    return {"psi": round(value, 4), "shares": shares, "flag": flag_of(value, drift_psi)}
+
+
+def scores(counts: Mapping[str, int]) -> tuple[int, float | None, float | None]:
+    """(labelled, accuracy, macro F1) from the confusion counts `l:<true>:<predicted>`."""
+    pairs = {tuple(k[2:].split(":", 1)): int(v) for k, v in counts.items() if k.startswith("l:")}
+    labelled = sum(pairs.values())
+    if not labelled:
+        return 0, None, None
+    classes = sorted({c for pair in pairs for c in pair})
+    index = {c: i for i, c in enumerate(classes)}
+    matrix = np.zeros((len(classes), len(classes)))
+    for (truth, predicted), n in pairs.items():
+        matrix[index[truth], index[predicted]] = n
+    hits = np.diag(matrix)
+    predicted_totals, true_totals = matrix.sum(axis=0), matrix.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted_totals > 0, hits / predicted_totals, 0.0)
+        recall = np.where(true_totals > 0, hits / true_totals, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    # Macro F1 over the classes that are true at least once, as scikit-learn's f1_score does
+    # over the labels present in y_true or y_pred.
+    return labelled, float(hits.sum() / labelled), float(f1.mean())
+
+
+def window_report(
+    counts: Mapping[str, int],
+    profile: Mapping[str, Any] | None,
+    min_records: int,
+    drift_psi: float,
+) -> dict[str, Any]:
+    """The statistics of one window; flags only when it holds MONITOR_MIN_RECORDS records."""
+    records = int(counts.get("records", 0))
+    if profile is None:
+        features: dict[str, Any] = {}
+        prediction = prediction_report(counts, None, drift_psi)
+    else:
+        features = {
+            name: feature_report(name, counts, spread, records, drift_psi)
+            for name, spread in profile["features"].items()
+        }
+        prediction = prediction_report(counts, profile.get("prediction"), drift_psi)
+    labelled, accuracy, macro_f1 = scores(counts)
+    report: dict[str, Any] = {
+        "records": records,
+        "features": features,
+        "prediction": prediction,
+        "labelled": labelled,
+        "accuracy": None if accuracy is None else round(accuracy, 4),
+        "macro_f1": None if macro_f1 is None else round(macro_f1, 4),
+    }
+    if profile is None:
+        report["flag"] = "no reference"
+    elif records < min_records:
+        report["flag"] = "too few records"
+        for part in (*features.values(), prediction):
+            part["flag"] = "ok"
+    else:
+        flags = [f["flag"] for f in features.values()] + [prediction["flag"]]
+        report["flag"] = max(flags, key=FLAG_ORDER.index)
+    return report
