@@ -11,8 +11,10 @@ from typing import Any, Literal, TypedDict
 
 import orjson
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from redis.client import Pipeline
 
+from streamfn import stream_ids
 from streamfn.constants import result_key
 
 Status = Literal["pending", "done", "failed", "dead_letter"]
@@ -43,6 +45,20 @@ def save(client: Redis, states: Iterable[tuple[str, MessageState]], ttl_s: int) 
         for message_id, state in states:
             stage(pipe, message_id, state, ttl_s)
         pipe.execute()
+
+
+async def queued(client: AsyncRedis, stream: str, message_ids: list[str]) -> list[str | None]:
+    """The model of each message still in the stream (accepted, no result recorded yet), else
+    None."""
+    ids = [i for i in message_ids if stream_ids.is_stream_id(i)]
+    async with client.pipeline(transaction=False) as pipe:
+        for message_id in ids:
+            pipe.xrange(stream, message_id, message_id, count=1)
+        entries = dict(zip(ids, await pipe.execute(), strict=True)) if ids else {}
+    return [
+        found[0][1].get(b"model", b"").decode() if (found := entries.get(i)) else None
+        for i in message_ids
+    ]
 
 
 def decode(raw: bytes | None) -> MessageState:

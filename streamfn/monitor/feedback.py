@@ -109,11 +109,16 @@ async def join(
     redis: Redis, labels: list[dict[str, Any]], schemas: dict[str, ModelSchema], settings: Settings
 ) -> list[Joined]:
     """Each label joined to its stored prediction; FeedbackError naming those that cannot be."""
-    states = await redis.mget([result_key(item["message_id"]) for item in labels])
+    states = [message_state.decode(raw) for raw in
+              await redis.mget([result_key(item["message_id"]) for item in labels])]  # fmt: skip
+    unknown = [item["message_id"] for item, state in zip(labels, states, strict=True) if not state]
+    models = await message_state.queued(redis, settings.STREAM_KEY, unknown) if unknown else []
+    queued = dict(zip(unknown, models, strict=True))
     joined, errors = [], []
-    for i, (item, raw) in enumerate(zip(labels, states, strict=True)):
-        state = message_state.decode(raw)
+    for i, (item, state) in enumerate(zip(labels, states, strict=True)):
         predictions = state.get("predictions")
+        if queued.get(item["message_id"]):
+            state = {"status": "pending"}
         if not state:
             why = "unknown message id, or its result expired"
             errors.append(_error(i, "message_id", f"{item['message_id']!r}: {why}", "not_found"))

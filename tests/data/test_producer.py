@@ -30,9 +30,7 @@ from tests.conftest import wait_for
 STREAM = "mlops_stream"
 
 
-def run(
-    settings: Settings, plan: Plan, app_settings: Settings | None = None
-) -> Tally:
+def run(settings: Settings, plan: Plan, app_settings: Settings | None = None) -> Tally:
     """Run a plan against the ingest app (in process, over ASGI) and return its tally."""
 
     async def go() -> Tally:

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streamfn.config import load_settings
 from streamfn.data import producer
-from streamfn.data.plan import Plan, Tally
+from streamfn.data.plan import Plan
 from streamfn.features import EMPLOYEE_ID
 from streamfn.local.stack import Process, free_port
 from tests.conftest import s3_client
@@ -60,7 +60,7 @@ def planned_records(count: int, batch: int, seed: int, models: Sequence[str]) ->
     settings = load_settings(INGEST_URL="http://127.0.0.1:1")
     sender = producer.Producer(settings, plan, client=None)  # type: ignore[arg-type]
     records: dict[str, str] = {}
-    for model, batch_records in sender.batches():
+    for model, batch_records, _ in sender.batches():
         for record in batch_records:
             records[record[EMPLOYEE_ID]] = model
     if len(records) != count:  # ids are drawn at random: a seed may repeat one

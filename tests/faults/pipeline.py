@@ -12,6 +12,7 @@ import itertools
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,10 @@ from streamfn.data.synth import RecordSampler, load_profile
 from streamfn.features import EMPLOYEE_ID
 from streamfn.local import services
 from streamfn.local.stack import Process, Service, Stack, always_ok, cli, free_port
+from streamfn.monitor.counts import index_key, window_key, window_of
 from tests.conftest import S3_TEST_ENV, TcpProxy, bucket_rows, wait_for
 from tests.faults.parts import MotoS3, Production, Registry, metric_samples, planned_records
-from tests.faults.tally import Tally, count_rows, report
+from tests.faults.tally import Tally, count_rows, epoch_s, report
 
 DEFAULTS = defaults()
 STREAM = DEFAULTS.STREAM_KEY
@@ -339,6 +341,26 @@ class Pipeline:
         expected = {k: v for k, v in (expected | overrides).items() if v is not None}
         actual = {name: getattr(tally, name) for name in expected}
         assert actual == expected, self.explain(tally)
+        self.check_monitoring()
+
+    def check_monitoring(self) -> None:
+        """The monitoring counts are the bucket's rows exactly: records per model, version and
+        window, and each class predicted."""
+        window_s = float(self.env.get("MONITOR_WINDOW_S", DEFAULTS.MONITOR_WINDOW_S))
+        from_rows: Counter[tuple[str, str, int, str]] = Counter()
+        for row in self.rows():
+            received = int(epoch_s(row["received_at"]) * 1000)
+            where = (row["model"], row["model_version"], window_of(received, window_s))
+            from_rows[(*where, "records")] += 1
+            from_rows[(*where, f"p:{row['prediction']}")] += 1
+        counted: Counter[tuple[str, str, int, str]] = Counter()
+        for model in {key[0] for key in from_rows}:
+            for member in self.r.zrange(index_key(model), 0, -1):
+                version, start = member.rsplit(":", 1)
+                for field, value in self.r.hgetall(window_key(model, version, int(start))).items():
+                    if field == "records" or field.startswith("p:"):
+                        counted[(model, version, int(start), field)] = int(value)
+        assert counted == from_rows, f"monitoring counts differ from the rows\n{self.logs()}"
 
     def explain(self, tally: Tally) -> str:
         """An assertion message: the counts, examples of each anomaly, the logs."""

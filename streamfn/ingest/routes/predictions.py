@@ -22,15 +22,11 @@ async def find(client: Redis, stream: str, message_id: str) -> dict[str, Any] | 
     """The stored state of a message, {"status": "pending"} while in the stream, else None."""
     if not stream_ids.is_stream_id(message_id):
         return None
-    async with client.pipeline(transaction=False) as pipe:
-        pipe.get(result_key(message_id))
-        pipe.xrange(stream, message_id, message_id, count=1)
-        stored, entries = await pipe.execute()
+    stored = await client.get(result_key(message_id))
     if stored is not None:
         return dict(message_state.decode(stored))
-    if entries:
-        return {"status": "pending", "model": entries[0][1].get(b"model", b"").decode()}
-    return None
+    [model] = await message_state.queued(client, stream, [message_id])
+    return None if model is None else {"status": "pending", "model": model}
 
 
 @router.get(
