@@ -38,10 +38,12 @@ COMPOSE = ROOT / "docker-compose.yml"
 INFER_DOCKERFILE = ROOT / "functions" / "infer" / "Dockerfile"
 APPLICATION = ("buckets", "trainer", "ingest", "infer", "lambda-poller", "poller", "producer")
 INFRASTRUCTURE = ("redis", "minio", "mlflow")
+MONITORING = ("prometheus", "grafana")  # images of their own, behind the monitoring profile
 # Variables read by something other than streamfn's Settings, by who reads them.
 FOREIGN_VARIABLES = {
     "MINIO_ROOT_USER": "minio", "MINIO_ROOT_PASSWORD": "minio",
     "MLFLOW_S3_ENDPOINT_URL": "mlflow", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "mlflow",
+    "GF_AUTH_ANONYMOUS_ENABLED": "grafana", "GF_AUTH_ANONYMOUS_ORG_ROLE": "grafana",
 }  # fmt: skip
 APP_PORTS = (8800, 9101, 9102)
 _VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
@@ -76,7 +78,7 @@ def image_cmd(dockerfile: Path) -> list[str]:
 
 def test_compose_is_consistent_with_the_images_and_settings() -> None:
     services = load_compose()
-    assert set(services) == set(APPLICATION) | set(INFRASTRUCTURE)
+    assert set(services) == set(APPLICATION) | set(INFRASTRUCTURE) | set(MONITORING)
     # The infer service's command is the image's own CMD: the handler the emulator runs.
     assert command_of(services["infer"]) == image_cmd(INFER_DOCKERFILE)
     known = set(Settings.model_fields) | set(FOREIGN_VARIABLES)

@@ -15,6 +15,7 @@ from tests.faults.tally import epoch_s
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 MOVED = "knn"
+LOAD_S = 3.0  # time to load a version, beside the batches
 REFRESH_S = 1.0
 
 
@@ -40,15 +41,18 @@ def test_champion_moves_mid_stream(pipeline: Pipeline, registry: Registry) -> No
     client.set_registered_model_alias(name, "champion", new)
     moved_at = time.time()
     try:
-        pipeline.finish(pipeline.produce(1500, seed=708))
+        # Paced to last well past the refresh and the load, so rows of both versions follow.
+        pipeline.finish(pipeline.produce(1500, seed=708, rate=200))
         pipeline.drain()
     finally:  # later cases share the registry: give them back the champion they expect
         client.set_registered_model_alias(name, "champion", old)
     tally = pipeline.tally("champion_moved")
     rows = [r for r in pipeline.rows() if r["model"] == MOVED]
     before = {r["model_version"] for r in rows if epoch_s(r["predicted_at"]) < moved_at}
-    # A poller re-resolves the alias at most REFRESH_S after the move.
-    after = {r["model_version"] for r in rows if epoch_s(r["predicted_at"]) >= moved_at + REFRESH_S}
+    # A poller re-resolves the alias at most REFRESH_S after the move, and loads the new version
+    # beside its batches (they go on with the old one meanwhile).
+    switched = moved_at + REFRESH_S + LOAD_S
+    after = {r["model_version"] for r in rows if epoch_s(r["predicted_at"]) >= switched}
     assert (before, after) == ({old}, {new}), pipeline.explain(tally)
     for poller in ("a", "b"):
         loads = pipeline.model_loads(poller)
