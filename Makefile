@@ -11,7 +11,7 @@ SAM_VENV := .venv-sam
 SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
-.PHONY: setup system venv up test lint format validate lock clean compose-cli build-IngestFunction build-ProduceFunction
+.PHONY: setup system browser venv up test lint format validate lock clean compose-cli build-IngestFunction build-ProduceFunction
 
 setup: system venv
 
@@ -34,6 +34,18 @@ system:
 	    echo "note: wrk is missing; streamfn bench needs it (apt-get install -y wrk)"; \
 	  fi; }
 
+# The console's page test drives a real browser: Debian's chromium (the tests need it, `up` not).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (apt-get), for the console's browser test"; \
+	    apt-get update -qq && $(APT_INSTALL) chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing; the console's browser test needs it:"; \
+	    echo "  Debian/Ubuntu: sudo apt-get install -y chromium"; \
+	    exit 1; \
+	  fi; }
+
 venv: $(STAMP)
 
 # constraints.txt pins every package to the versions the tests ran with; the images use it too.
@@ -48,7 +60,7 @@ $(STAMP): pyproject.toml constraints.txt
 up: setup
 	$(BIN)/streamfn up
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
 
 lint: setup

@@ -96,6 +96,12 @@ def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def is_missing(error: BucketUnavailableError) -> bool:
+    """Whether a failed read failed because the object (or the bucket) does not exist."""
+    cause = error.__cause__
+    return isinstance(cause, ClientError) and _error_code(cause) in _MISSING
+
+
 @contextmanager
 def _unavailable(action: str) -> Iterator[None]:
     """Turn any boto3 failure inside the block into BucketUnavailableError."""

@@ -26,6 +26,9 @@ import redis
 from streamfn.config import Settings, load_settings
 from streamfn.local.stack import free_port
 
+# The real stacks (MLflow server, moto's S3 server, a pipeline of children) some suites share.
+pytest_plugins = ["tests.stacks"]
+
 
 def wait_for(check: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> object:
     """Poll `check` until it returns something truthy; fail the test at the deadline.

@@ -17,10 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import orjson
 from redis import Redis
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    wait_fixed,
+)
 
 from streamfn import connections, metrics
 from streamfn.bench import CurvePoint, Measurement
@@ -54,10 +62,16 @@ class PipelineStack:
         """The PIDs of the poller processes."""
         return [p.pid for p in self.children.running if p.name.startswith("poller")]
 
+    def ingest_pid(self) -> int:
+        """The PID of the ingest process."""
+        return next(p.pid for p in self.children.running if p.name == "ingest")
+
 
 @contextmanager
-def pipeline(workdir: Path, registry: str, pollers: int, max_lag: int) -> Iterator[PipelineStack]:
-    """Start the benchmark pipeline; stop every process on exit."""
+def pipeline(
+    workdir: Path, registry: str, pollers: int, max_lag: int, **extra: str
+) -> Iterator[PipelineStack]:
+    """Start the benchmark pipeline (`extra`: more variables); stop every process on exit."""
     redis_port, s3_port, ingest_port = stack.free_port(), stack.free_port(), stack.free_port()
     env = {
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
@@ -65,6 +79,7 @@ def pipeline(workdir: Path, registry: str, pollers: int, max_lag: int) -> Iterat
         "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{s3_port}",
         "MAX_LAG": str(max_lag),
         **CREDENTIALS,
+        **extra,
     }
     children = stack.Stack(workdir)
     ports = [stack.free_port() for _ in range(pollers)]
@@ -93,11 +108,14 @@ def body(records: list[dict[str, Any]]) -> bytes:
 
 
 def drained(r: Redis, settings: Settings | None = None) -> bool:
-    """Whether every entry has been read and acknowledged."""
+    """Whether every entry has been read and acknowledged: the group has delivered the stream's
+    newest entry and holds none pending. (Not Redis's `lag`, which an AOF reload can leave
+    overstated for good: redis/redis#10569.)"""
     settings = settings or load_settings()
     group = settings.CONSUMER_GROUP
     groups = [g for g in r.xinfo_groups(settings.STREAM_KEY) if text(g["name"]) == group]
-    return bool(groups) and groups[0]["pending"] == 0 and groups[0].get("lag") == 0
+    newest = r.xinfo_stream(settings.STREAM_KEY)["last-generated-id"]
+    return bool(groups) and groups[0]["pending"] == 0 and groups[0]["last-delivered-id"] == newest
 
 
 def wait_drained(r: Redis, timeout: float = DRAIN_TIMEOUT_S) -> None:
@@ -229,23 +247,42 @@ def redis_only(workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def ingest_only(workdir: Path, app: str | None) -> Iterator[str]:
-    """redis-server and one ingest worker (or the bare app), nothing consuming; its base URL."""
+def ingest_only(workdir: Path, registry: str, app: str | None) -> Iterator[str]:
+    """redis-server and one ingest worker (or the bare app), nothing consuming; its base URL.
+    The ingest reads its models' schemas from `registry`."""
     redis_port, port = stack.free_port(), stack.free_port()
     # Nothing consumes here, so back-pressure is lifted for the length of the run.
-    env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "MAX_LAG": str(10**9)}
+    env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "MAX_LAG": str(10**9),
+           "MLFLOW_TRACKING_URI": registry}  # fmt: skip
     with running(
         workdir, [services.redis(redis_port, workdir / "redis"), services.ingest(port, env, app)]
     ):
         yield f"http://127.0.0.1:{port}"
 
 
+def wait_accepting(url: str, model: str, records: list[dict[str, Any]]) -> None:
+    """Block until the ingest accepts a request for `model` (its schema read from the registry:
+    a first read that imports mlflow for a sqlite registry takes seconds, not a rate)."""
+    refused = retry_if_result(lambda code: code != 202)
+    waiting = Retrying(stop=stop_after_delay(60), wait=wait_fixed(0.1),
+                       retry=refused | retry_if_exception_type(httpx.TransportError))  # fmt: skip
+    target = f"{url}/predict_stream?model={model}"
+    headers = {"content-type": "application/json"}
+    try:
+        waiting(lambda: httpx.post(target, content=body(records[:1]), headers=headers).status_code)
+    except RetryError:
+        raise RuntimeError(f"the ingest at {url} did not accept {model} within 60s") from None
+
+
 def ingest_rate(
-    url: str, design: str, records: list[dict[str, Any]], seconds: float, connections: int,
-    workdir: Path,
+    url: str, design: str, model: str, records: list[dict[str, Any]], seconds: float,
+    connections: int, workdir: Path,
 ) -> Measurement:  # fmt: skip
-    """Records/s one ingest worker accepts at full load, and its answer times."""
-    load = drive(f"{url}/predict_stream?model=svm", body(records), seconds, connections, workdir)
+    """Records/s one ingest worker accepts at full load for a model, and its answer times."""
+    target = f"{url}/predict_stream?model={model}"
+    load = drive(target, body(records), seconds, connections, workdir)
+    if load.rate == 0:
+        raise RuntimeError(f"{design}: every request was refused ({load.refused}); see its log")
     return Measurement(
         design, "any", len(records), load.rate * len(records), load.p50_ms, load.p99_ms,
         "request → answer", f"{load.refused} refused",

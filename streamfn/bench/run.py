@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 
-from streamfn.bench import Measurement, floor, peers, pipeline, report
+from streamfn.bench import Measurement, console_cost, floor, peers, pipeline, report
 from streamfn.bench.load import require_wrk
 from streamfn.config import defaults
 from streamfn.constants import SEED_MODELS
@@ -122,7 +124,8 @@ class Bench:
         registry = self.registry()
         self.measure_floor(registry)
         self.measure_pipeline(registry)
-        self.measure_ingest()
+        self.measure_monitoring_cost(registry)
+        self.measure_ingest(registry)
         self.measure_mlflow_serve(registry)
         self.measure_seed(registry)
         self.measure_mlserver(registry)
@@ -168,6 +171,50 @@ class Bench:
                 self.findings.poller_memory_mb += [pipeline.peak_memory_mb(p) for p in pids]
                 self.findings.model_loads |= pipeline.model_loads(bench.poller_metrics)
 
+    def measure_monitoring_cost(self, registry: str) -> None:
+        """LightGBM at 100 records/request with the monitoring counts on, then off: each the
+        best of two runs, alternated, so that the machine's drift does not pose as a cost."""
+        self.say("(b) the pipeline with monitoring on and off, lightgbm, 100 records/request")
+        records, best = self.records[:100], {"on": 0.0, "off": 0.0}
+        for round_ in range(2):
+            for state, extra in (("on", {}), ("off", {"MONITOR_WINDOW_S": "0"})):
+                workdir = self.work / f"monitoring-{state}-{round_}"  # a fresh stack each run
+                with pipeline.pipeline(workdir, registry, self.options.pollers, MAX_LAG[100],
+                                       **extra) as bench:  # fmt: skip
+                    pipeline.warm_up(bench, CURVE_MODEL, records, self.work)
+                    meter = console_cost.CpuMeter(bench.ingest_pid())
+                    meter.start()
+                    rate = pipeline.throughput(bench, CURVE_MODEL, records,
+                                               self.options.load_seconds, CONNECTIONS[100],
+                                               self.work)  # fmt: skip
+                    cores = meter.stop()
+                    if state == "on" and round_ == 1:
+                        self.measure_console_cost(bench, cores)
+                best[state] = max(best[state], rate)
+        self.findings.monitoring = best
+        cost = 1 - best["on"] / best["off"] if best["off"] else float("nan")
+        self.say(f"  monitoring on {best['on']:,.0f}, off {best['off']:,.0f} records/s: "
+                 f"{cost:+.1%} of the throughput")  # fmt: skip
+
+    def measure_console_cost(self, bench: pipeline.PipelineStack, ingest_cores: float) -> None:
+        """The ingest CPU of the console's refreshes, against the ingest's CPU at that load."""
+
+        def renew() -> None:  # a new object per model: the refresh reads fresh rows
+            for model in self.options.models:
+                url = f"{bench.ingest_url}/predict_stream?model={model}"
+                headers = {"content-type": "application/json"}
+                answer = httpx.post(url, content=pipeline.body(self.records[:1]), headers=headers)
+                answer.raise_for_status()
+            pipeline.wait_drained(bench.redis)
+
+        per_refresh = console_cost.refresh_cpu_s(bench.ingest_url, bench.ingest_pid(), renew)
+        share = per_refresh / console_cost.REFRESH_S / ingest_cores
+        self.findings.console = {"refresh_ms": per_refresh * 1000, "ingest_cores": ingest_cores,
+                                 "share": share}  # fmt: skip
+        self.say(f"  console: {per_refresh * 1000:.1f} ms of ingest CPU per refresh, every "
+                 f"{console_cost.REFRESH_S:g} s, against {ingest_cores:.2f} cores at "
+                 f"{CURVE_MODEL}'s 100/request load: {share:.2%}")  # fmt: skip
+
     def curve_rates(self, max_requests_per_s: float) -> list[float]:
         """10 and 20 requests/s, then geometric steps to the maximum."""
         first = [r for r in CURVE_FIRST_RATES if r < max_requests_per_s]
@@ -193,15 +240,16 @@ class Bench:
                 f"p50 {point.p50_ms:,.0f} ms, p99 {point.p99_ms:,.0f} ms"
             )
 
-    def measure_ingest(self) -> None:
+    def measure_ingest(self, registry: str) -> None:
         self.say("ingest alone against a bare FastAPI + XADD endpoint")
         for design, app in (("ingest", None), ("bare ingest", "streamfn.bench.bare:app")):
-            with pipeline.ingest_only(self.work / design.replace(" ", "-"), app) as url:
+            with pipeline.ingest_only(self.work / design.replace(" ", "-"), registry, app) as url:
+                pipeline.wait_accepting(url, CURVE_MODEL, self.records)
                 for size in REQUEST_SIZES:
                     self.record(
                         pipeline.ingest_rate(
-                            url, design, self.records[:size], self.options.load_seconds,
-                            CONNECTIONS[size], self.work,
+                            url, design, CURVE_MODEL, self.records[:size],
+                            self.options.load_seconds, CONNECTIONS[size], self.work,
                         )
                     )  # fmt: skip
 
@@ -229,7 +277,11 @@ class Bench:
                 )  # fmt: skip
 
     def measure_mlserver(self, registry: str) -> None:
-        binary = peers.ensure_mlserver(self.options.mlserver_venv.resolve(), self.say)
+        try:
+            binary = peers.ensure_mlserver(self.options.mlserver_venv.resolve(), self.say)
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as error:
+            self.say(f"(e) MLServer not measured: {error}")
+            return
         for model in self.options.models:
             self.say(f"(e) MLServer with adaptive batching, {model}: starting …")
             workdir = self.work / f"mlserver-{model}"

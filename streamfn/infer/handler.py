@@ -31,8 +31,10 @@ from streamfn.infer.predicting import Errors, Predicted, predict, rows_of
 from streamfn.infer.rows import encode_csv
 from streamfn.infer.sink import OnceWriter
 from streamfn.monitor.closer import WindowCloser
-from streamfn.monitor.counts import batch_fields, window_of
+from streamfn.monitor.counts import batch_fields
+from streamfn.monitor.keys import window_of
 from streamfn.monitor.recorder import DoneRecorder, Window
+from streamfn.pipeline_counts import Tally
 from streamfn.registry import RegistryError
 from streamfn.times import now_ms
 
@@ -148,12 +150,17 @@ def record_done(
     ctx: InferContext, model: LoadedModel, messages: list[Message], predicted: Predicted,
     states: dict[str, message_state.MessageState],
 ) -> None:  # fmt: skip
-    """Record the messages done with their window counts, in one step; a message another poller
-    recorded done meanwhile is left out, and the others counted again without it."""
+    """Record the messages done with their window counts and the console's counts, in one step;
+    a message another poller recorded done meanwhile is left out, and the others counted again
+    without it."""
+    key_of = ctx.writer.bucket.key_of
     for _ in range(MAX_DONE_ATTEMPTS):
         windows = count_windows(model, messages, predicted, ctx.window_s)
+        finished = [(m.message_id, len(m.records), key_of(str(states[m.message_id]["object"])))
+                    for m in messages]  # fmt: skip
+        tally = Tally.of(model.api_name, model.version, now_ms(), finished)
         already = ctx.recorder.record([(m.message_id, states[m.message_id]) for m in messages],
-                                      windows)  # fmt: skip
+                                      windows, tally)  # fmt: skip
         if not already:
             return
         messages = [m for m in messages if m.message_id not in already]

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from streamfn import __version__
 from streamfn.config import Settings, get_settings
+from streamfn.console import api as console
 from streamfn.ingest import openapi, responses
 from streamfn.ingest.deps import RedisBinding
 from streamfn.ingest.routes import models, monitoring, predict, predictions, service
@@ -26,4 +27,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     for feature in (predict, predictions, service, models, monitoring):
         app.include_router(feature.router)
+    console.install(app, settings)
     return app

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
+from streamfn import pipeline_counts as pc
+
 # One round trip: read the group's lag (Redis 7; XLEN where lag is unknown: Redis 6.2, a group
 # not created yet, or a lag Redis cannot compute) and XADD only if it is within the limit.
 # Returns the new entry's id and receive time (Redis's clock, so it agrees with the id), or the
 # lag as an integer when the stream is too far behind.
+# Redis can overstate a group's lag for good after an AOF reload or on a promoted replica: the
+# replayed XCLAIM ... LASTID moves the group on without its read counter (redis/redis#10569).
+# Every entry not yet delivered is still in the stream (trimming stops at the oldest one), so
+# XLEN bounds the lag, and a lag over the limit is checked against it before refusing.
 _APPEND = """
 local lag = nil
 local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
@@ -23,11 +30,18 @@ if ok then
   end
 end
 if type(lag) ~= 'number' then lag = redis.call('XLEN', KEYS[1]) end
-if lag >= tonumber(ARGV[2]) then return lag end
+if lag >= tonumber(ARGV[2]) then
+  lag = math.min(lag, redis.call('XLEN', KEYS[1]))
+  if lag >= tonumber(ARGV[2]) then return lag end
+end
 local now = redis.call('TIME')
 local received_at = tostring(now[1] * 1000 + math.floor(now[2] / 1000))
 local id = redis.call('XADD', KEYS[1], '*', 'model', ARGV[3], 'data', ARGV[4],
   'received_at', received_at)
+-- The console's counts: records accepted in this slot, and since the data began.
+redis.call('INCRBY', KEYS[2], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('HINCRBY', KEYS[3], 'ingested', ARGV[5])
 return {id, received_at}
 """
 
@@ -60,8 +74,10 @@ class StreamWriter:
 
     async def append(self, model: str, records: list[dict[str, Any]]) -> Appended:
         """XADD one entry (model, data, received_at) or raise BackpressureError."""
-        args = [self.group, self.max_lag, model, orjson.dumps(records)]
-        reply = await self._append(keys=[self.stream], args=args)
+        args = [self.group, self.max_lag, model, orjson.dumps(records), len(records),
+                pc.SERIES_TTL_S]  # fmt: skip
+        keys = [self.stream, pc.series_key(pc.ACCEPTED, pc.slot_of(time.time())), pc.TOTALS_KEY]
+        reply = await self._append(keys=keys, args=args)
         if isinstance(reply, int):
             raise BackpressureError(reply, self.max_lag)
         return Appended(reply[0].decode(), int(reply[1]))

@@ -105,7 +105,7 @@ def plan(options: Options) -> LocalStack:
         services.redis(REDIS_PORT, home / "redis"),
         services.mlflow(MLFLOW_PORT, home / "mlflow"),
     ]
-    links = {"API docs": f"{ingest_url}/docs", "MLflow": mlflow_uri}
+    links = {"Console": f"{ingest_url}/ui", "API docs": f"{ingest_url}/docs", "MLflow": mlflow_uri}
     if options.s3_endpoint is None:
         service, credentials, s3_kind, extra_links = s3_service(home)
         running.append(service)
@@ -194,6 +194,7 @@ def run(options: Options, console: Console) -> int:
             f"`set -a; . {env_file}; set +a` points streamfn at this stack "
             "(try `streamfn results`). Ctrl-C stops everything."
         )
+        console.print(f"console: {local.links['Console']}", highlight=False)
         watch(local, children, stopping, console)
         return 0
     except stack.StackError as error:

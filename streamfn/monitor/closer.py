@@ -18,8 +18,7 @@ from redis import Redis
 from streamfn import metrics
 from streamfn.bucket import MONITORING, Bucket, BucketUnavailableError
 from streamfn.monitor import stats
-from streamfn.monitor.counts import window_key
-from streamfn.monitor.recorder import OPEN_KEY
+from streamfn.monitor.keys import OPEN_KEY, window_key
 
 log = logging.getLogger(__name__)
 

@@ -16,26 +16,8 @@ import numpy as np
 import pandas as pd
 
 from streamfn import reference
+from streamfn.monitor.keys import OTHER
 from streamfn.schemas import ModelSchema
-
-KEY_PREFIX = "streamfn:monitor:"
-OTHER = "(other)"  # a category or class the reference does not have
-
-
-def window_of(received_at_ms: int, window_s: float) -> int:
-    """The start (epoch seconds) of the window a message received at `received_at_ms` falls in."""
-    size = int(window_s * 1000)
-    return int(received_at_ms // size * size // 1000)
-
-
-def window_key(model: str, version: str, start: int) -> str:
-    """The Redis hash of one window's counts."""
-    return f"{KEY_PREFIX}{model}:{version}:{start}"
-
-
-def index_key(model: str) -> str:
-    """The sorted set of a model's windows (member version:start, score start)."""
-    return f"{KEY_PREFIX}index:{model}"
 
 
 def _number_fields(name: str, values: np.ndarray, spread: dict[str, Any]) -> Counter[str]:

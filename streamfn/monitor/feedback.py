@@ -19,7 +19,7 @@ from streamfn import message_state, stream_ids
 from streamfn.config import Settings
 from streamfn.constants import result_key
 from streamfn.features import burn_class
-from streamfn.monitor.counts import window_key, window_of
+from streamfn.monitor.keys import window_key, window_of
 from streamfn.schemas import ModelSchema
 
 LABELS_PREFIX = "streamfn:labels:"

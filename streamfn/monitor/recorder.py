@@ -1,9 +1,10 @@
 """Recording messages done and counting their rows in one atomic step (a Lua script).
 
-The script sets each message's state to done and adds the window counts, unless one of the
-messages is done already (another poller finished it meanwhile): then it changes nothing and
-names those, and the caller counts again without them. So a row is counted with the write that
-records its message done, and never on a redelivery that finds it done.
+The script sets each message's state to done and adds the window counts and the console's counts
+(streamfn.pipeline_counts), unless one of the messages is done already (another poller finished
+it meanwhile): then it changes nothing and names those, and the caller counts again without
+them. So a row is counted with the write that records its message done, and never on a
+redelivery that finds it done.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from dataclasses import dataclass
 import orjson
 from redis import Redis
 
+from streamfn import pipeline_counts as pc
 from streamfn.constants import result_key
 from streamfn.message_state import MessageState
-from streamfn.monitor.counts import KEY_PREFIX, index_key, window_key
-
-OPEN_KEY = f"{KEY_PREFIX}open"  # sorted set of model:version:start, scored by start
+from streamfn.monitor.keys import OPEN_KEY, index_key, window_key
+from streamfn.pipeline_counts import Tally
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,15 @@ class Window:
     fields: Counter[str]
 
 
-# KEYS: the result keys, then the window hashes, then the index sets of the windows' models,
-# then the set of open windows. ARGV: ttl, retention, number of messages, their states (JSON),
-# then per window: start, its member in the index, its member in the open set, number of
-# fields, then field, increment, ...
+# KEYS: the n result keys, the w window hashes, the w index sets of their models, the set of open
+# windows; then the console's: the written-records slot counter, the totals hash, the model's
+# versions hash, then per partition its hash and the set of partitions.
+# ARGV: ttl, retention, n, w, p, the n states (JSON); per window: start, its member in the index,
+# its member in the open set, number of fields, then field, increment, ...; then rows, the slot
+# counter's ttl, version, at (ms); per partition: member, score, objects, rows, newest key.
 _DONE_AND_COUNT = """
-local ttl, retention, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local ttl, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
+local n, w, p = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local done = {}
 for i = 1, n do
   local current = redis.call('GET', KEYS[i])
@@ -47,13 +51,12 @@ for i = 1, n do
 end
 if #done > 0 then return done end
 for i = 1, n do
-  redis.call('SET', KEYS[i], ARGV[3 + i], 'EX', ttl)
+  redis.call('SET', KEYS[i], ARGV[5 + i], 'EX', ttl)
 end
-local arg = 4 + n
-local windows = (#KEYS - n - 1) / 2
-local open = KEYS[#KEYS]
-for w = 1, windows do
-  local hash, index = KEYS[n + w], KEYS[n + windows + w]
+local arg = 6 + n
+local open = KEYS[n + 2 * w + 1]
+for i = 1, w do
+  local hash, index = KEYS[n + i], KEYS[n + w + i]
   local start, member, opened = ARGV[arg], ARGV[arg + 1], ARGV[arg + 2]
   local fields = tonumber(ARGV[arg + 3])
   arg = arg + 4
@@ -64,6 +67,24 @@ for w = 1, windows do
   redis.call('EXPIRE', hash, retention)
   redis.call('ZADD', index, start, member)
   redis.call('ZADD', open, start, opened)
+end
+local k = n + 2 * w + 2
+local rows = tonumber(ARGV[arg])
+if rows > 0 then
+  redis.call('INCRBY', KEYS[k], rows)
+  redis.call('EXPIRE', KEYS[k], ARGV[arg + 1])
+  redis.call('HINCRBY', KEYS[k + 1], 'written', rows)
+  redis.call('HSETNX', KEYS[k + 2], ARGV[arg + 2], ARGV[arg + 3])
+end
+arg = arg + 4
+for i = 1, p do
+  local hash, set = KEYS[k + 1 + 2 * i], KEYS[k + 2 + 2 * i]
+  redis.call('HINCRBY', hash, 'objects', ARGV[arg + 2])
+  redis.call('HINCRBY', hash, 'rows', ARGV[arg + 3])
+  local newest = redis.call('HGET', hash, 'newest')
+  if not newest or newest < ARGV[arg + 4] then redis.call('HSET', hash, 'newest', ARGV[arg + 4]) end
+  redis.call('ZADD', set, ARGV[arg + 1], ARGV[arg])
+  arg = arg + 5
 end
 return {}
 """
@@ -79,18 +100,30 @@ class DoneRecorder:
         self._script = redis.register_script(_DONE_AND_COUNT)
 
     def record(
-        self, states: Sequence[tuple[str, MessageState]], windows: Sequence[Window]
+        self,
+        states: Sequence[tuple[str, MessageState]],
+        windows: Sequence[Window],
+        tally: Tally,
     ) -> set[str]:
         """Set the states and add the counts; the ids already done (nothing changed) if any."""
+        parts = sorted(tally.partitions.items())
         keys = [result_key(i) for i, _ in states]
         keys += [window_key(w.model, w.version, w.start) for w in windows]
         keys += [index_key(w.model) for w in windows] + [OPEN_KEY]
-        args: list[object] = [self.ttl_s, self.retention_s, len(states)]
+        slot = pc.series_key(pc.WRITTEN, pc.slot_of(tally.at_ms / 1000))
+        keys += [slot, pc.TOTALS_KEY, pc.versions_key(tally.model)]
+        for day, _ in parts:
+            keys += [pc.partition_key(tally.model, day), pc.PARTITIONS_KEY]
+        args: list[object] = [self.ttl_s, self.retention_s, len(states), len(windows), len(parts)]
         args += [orjson.dumps({k: v for k, v in s.items() if v is not None}) for _, s in states]
         for window in windows:
             member = f"{window.version}:{window.start}"
             args += [window.start, member, f"{window.model}:{member}", len(window.fields)]
             for field, increment in window.fields.items():
                 args += [field, increment]
+        args += [tally.rows, pc.SERIES_TTL_S, tally.version, tally.at_ms]
+        for day, part in parts:
+            args += [f"{tally.model}/{day}", pc.day_score(day), part.objects, part.rows,
+                     part.newest]  # fmt: skip
         done = self._script(keys=keys, args=args)
         return {key.decode().removeprefix(result_key("")) for key in done}

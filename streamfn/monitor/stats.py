@@ -4,16 +4,20 @@ reference profile, missing shares, live accuracy and macro F1, and the flags.
 PSI = sum over bins of (live - reference) * ln(live / reference), each share floored at
 PSI_FLOOR so that an empty bin stays finite. A window with fewer than MONITOR_MIN_RECORDS records
 is reported but never flagged: on small windows PSI's expected value alone is about bins/records.
+
+Plain Python, not numpy: each statistic is a sum over about ten bins or classes, and this module
+runs in the ingest's zip function, where numpy cannot go (Lambda's Python 3.11 is Amazon Linux 2,
+glibc 2.26; the pinned numpy needs 2.27). The counting, over whole batches, is numpy's.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
-from streamfn.monitor.counts import OTHER
+from streamfn.monitor.keys import OTHER
 
 PSI_FLOOR = 1e-4
 WARN_PSI = 0.1
@@ -22,13 +26,14 @@ FLAG_ORDER = ("ok", "warn", "drift")
 
 def psi(live: Sequence[float], expected: Sequence[float]) -> float:
     """The population stability index of live counts against reference shares."""
-    observed = np.asarray(live, dtype=np.float64)
-    total = observed.sum()
+    total = sum(live)
     if total == 0:
         return 0.0
-    shares = np.maximum(observed / total, PSI_FLOOR)
-    reference = np.maximum(np.asarray(expected, dtype=np.float64), PSI_FLOOR)
-    return float(np.sum((shares - reference) * np.log(shares / reference)))
+    terms = []
+    for count, share in zip(live, expected, strict=True):
+        p, q = max(count / total, PSI_FLOOR), max(float(share), PSI_FLOOR)
+        terms.append((p - q) * math.log(p / q))
+    return math.fsum(terms)
 
 
 def flag_of(value: float, drift_psi: float) -> str:
@@ -86,20 +91,19 @@ def scores(counts: Mapping[str, int]) -> tuple[int, float | None, float | None]:
     labelled = sum(pairs.values())
     if not labelled:
         return 0, None, None
-    classes = sorted({c for pair in pairs for c in pair})
-    index = {c: i for i, c in enumerate(classes)}
-    matrix = np.zeros((len(classes), len(classes)))
+    hits: Counter[str] = Counter()
+    true_totals: Counter[str] = Counter()
+    predicted_totals: Counter[str] = Counter()
     for (truth, predicted), n in pairs.items():
-        matrix[index[truth], index[predicted]] = n
-    hits = np.diag(matrix)
-    predicted_totals, true_totals = matrix.sum(axis=0), matrix.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted_totals > 0, hits / predicted_totals, 0.0)
-        recall = np.where(true_totals > 0, hits / true_totals, 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    # Macro F1 over the classes that are true at least once, as scikit-learn's f1_score does
-    # over the labels present in y_true or y_pred.
-    return labelled, float(hits.sum() / labelled), float(f1.mean())
+        true_totals[truth] += n
+        predicted_totals[predicted] += n
+        if truth == predicted:
+            hits[truth] += n
+    # F1 = 2TP / (2TP + FP + FN) per class, averaged over every class that is true or predicted
+    # at least once (scikit-learn's f1_score, average="macro", over y_true and y_pred's labels).
+    classes = set(true_totals) | set(predicted_totals)
+    f1 = [2 * hits[c] / (true_totals[c] + predicted_totals[c]) for c in classes]
+    return labelled, sum(hits.values()) / labelled, math.fsum(f1) / len(f1)
 
 
 def window_report(

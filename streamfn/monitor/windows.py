@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from streamfn.config import Settings
 from streamfn.monitor import stats
-from streamfn.monitor.counts import index_key, window_key
+from streamfn.monitor.keys import index_key, window_key
 
 AsyncProfiles = Callable[[str, str], Awaitable[dict[str, Any] | None]]
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from streamfn.bucket import MONITORING, PREDICTIONS
 from streamfn.config import Settings
 from tests.descriptors.sam_transform import transformed
 
@@ -128,6 +129,10 @@ def test_template_variables_are_settings_and_the_infer_policy_is_its_bucket() ->
     for statement in statements:
         assert "*" not in json.dumps(statement["Action"])
         assert "PredictionsBucket" in json.dumps(statement["Resource"])
+    # The infer function writes every kind of object (it closes the monitoring windows too).
+    (writes,) = [s for s in statements if "s3:PutObject" in s["Action"]]
+    for kind in (PREDICTIONS, MONITORING):
+        assert f"/{kind.prefix}*" in json.dumps(writes["Resource"]), kind.prefix
 
 
 @pytest.fixture(scope="module")

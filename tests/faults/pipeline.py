@@ -29,7 +29,7 @@ from streamfn.data.synth import RecordSampler, load_profile
 from streamfn.features import EMPLOYEE_ID
 from streamfn.local import services
 from streamfn.local.stack import Process, Service, Stack, always_ok, cli, free_port
-from streamfn.monitor.counts import index_key, window_key, window_of
+from streamfn.monitor.keys import index_key, window_key, window_of
 from tests.conftest import S3_TEST_ENV, TcpProxy, bucket_rows, wait_for
 from tests.faults.parts import MotoS3, Production, Registry, metric_samples, planned_records
 from tests.faults.tally import Tally, count_rows, epoch_s, report

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,6 +15,7 @@ from fastapi.testclient import TestClient
 from streamfn import message_state
 from streamfn.config import Settings
 from streamfn.ingest.app import create_app
+from tests.conftest import free_port, wait_for
 from tests.factories import SEED_EXAMPLE, body, full_record
 
 STREAM = "mlops_stream"
@@ -284,3 +287,44 @@ def test_models_reports_registry_errors_without_failing(
         "LightGBM_Classifier",
     ]
     assert all("unreachable" in m["error"] for m in models)
+
+
+def test_a_lag_redis_overstates_after_an_aof_reload_does_not_refuse_requests(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # redis/redis#10569: the AOF replays a read as XCLAIM ... LASTID, which moves the group on
+    # without its read counter, so after a restart Redis reports a lag for entries long done.
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port := free_port()), "--bind", "127.0.0.1",
+         "--dir", str(tmp_path), "--appendonly", "yes", "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    r = redis.Redis.from_url(url)
+    try:
+        wait_for(r.ping)
+        r.xgroup_create(STREAM, "workers", id="$", mkstream=True)
+
+        def add_read_ack(count: int) -> None:
+            for _ in range(count):
+                r.xadd(STREAM, {"model": "svm", "data": "[]", "received_at": "1"})
+            ids = [entry_id for entry_id, _ in r.xreadgroup("workers", "c1", {STREAM: ">"})[0][1]]
+            r.xack(STREAM, "workers", *ids)
+            r.xtrim(STREAM, minid=ids[-1], approximate=False)  # as the poller trims
+
+        add_read_ack(2)
+        r.bgrewriteaof()  # the group's read counter (2) is in the base file from now on
+        wait_for(lambda: not r.info("persistence")["aof_rewrite_in_progress"])
+        add_read_ack(5)
+        assert r.xinfo_groups(STREAM)[0]["lag"] == 0
+        r.shutdown()  # a clean stop: the AOF is complete
+        server.wait(timeout=10)
+        server = subprocess.Popen(server.args, stdout=subprocess.DEVNULL)
+        wait_for(r.ping)
+        group = r.xinfo_groups(STREAM)[0]
+        assert (group["pending"], group["lag"]) == (0, 5)  # Redis's error, which we work around
+        with TestClient(create_app(make_settings(REDIS_URL=url, MAX_LAG=3))) as client:
+            assert post(client, body(full_record())).status_code == 202
+    finally:
+        server.kill()
+        server.wait(timeout=10)

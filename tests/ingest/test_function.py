@@ -144,3 +144,34 @@ def test_bad_configuration_fails_at_start_naming_the_variable(redis_url: str) ->
     )
     assert done.returncode == 2
     assert "MAX_RECORDS" in done.stderr
+
+
+# The ingest zip holds no pandas, scikit-learn or MLflow, and cannot hold the pinned numpy (Lambda's
+# Python 3.11 has glibc 2.26): every route, the monitoring ones included, must run without them.
+HEAVY = ("numpy", "pandas", "sklearn", "mlflow", "lightgbm", "scipy")
+CALL_ROUTES_AND_LIST_MODULES = """
+import json, sys
+from functions.ingest.app import handler
+from tests.factories import http_api_v2_event
+monitoring = http_api_v2_event(b"", path="/monitoring", query="model=svm")
+monitoring["requestContext"]["http"]["method"] = "GET"
+label = b'{"labels": [{"message_id": "1-0", "record_index": 0, "label": "High"}]}'
+feedback = http_api_v2_event(label, path="/feedback", query="")
+codes = [handler(event, None)["statusCode"] for event in (monitoring, feedback)]
+print(json.dumps({"codes": codes, "heavy": [m for m in HEAVY if m in sys.modules]}))
+"""
+
+
+def test_the_ingest_function_answers_monitoring_routes_without_the_numerical_stack(
+    redis_url: str,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
+    env |= {"REDIS_URL": redis_url, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    done = subprocess.run(
+        [sys.executable, "-c", f"HEAVY = {HEAVY!r}\n" + CALL_ROUTES_AND_LIST_MODULES],
+        env=env, capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = orjson.loads(done.stdout.strip().splitlines()[-1])
+    # No windows yet: an empty list; the label names no message: 422.
+    assert answer == {"codes": [200, 422], "heavy": []}

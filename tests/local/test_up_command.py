@@ -93,6 +93,9 @@ def test_up_runs_the_pipeline_and_stops_cleanly(tmp_path: Path) -> None:
         wait_for(lambda: b"status: ingested=" in log_path.read_bytes(), timeout=30, interval=1)
         metrics = httpx.get("http://127.0.0.1:8800/metrics").text
         assert 'streamfn_ingest_records_total{model="svm"}' in metrics
+        # The console's address is printed (and nothing is opened), and it answers.
+        assert b"console: http://127.0.0.1:8800/ui" in log_path.read_bytes()
+        assert httpx.get("http://127.0.0.1:8800/ui/api/status").json()["processed"] >= 3
     finally:
         up.send_signal(signal.SIGINT)
         code = up.wait(timeout=90)

@@ -24,7 +24,7 @@ from streamfn.data.synth import RecordSampler, load_profile
 from streamfn.features import burn_class
 from streamfn.infer import handler
 from streamfn.ingest.app import create_app
-from streamfn.monitor.counts import window_key, window_of
+from streamfn.monitor.keys import window_key, window_of
 from streamfn.poller.loop import redis_poller
 from streamfn.schemas import seed_schema
 from tests.conftest import bucket_rows

@@ -60,3 +60,12 @@ def test_scores_are_scikit_learns_on_the_same_labels() -> None:
     assert accuracy == pytest.approx(accuracy_score(truth, predicted))
     assert macro_f1 == pytest.approx(f1_score(truth, predicted, average="macro"))
     assert stats.scores({}) == (0, None, None)
+
+
+def test_a_class_only_predicted_or_only_true_counts_in_macro_f1_as_scikit_learn_counts_it() -> None:
+    truth = ["0", "0", "1", "1", "3"]
+    predicted = ["0", "2", "1", "0", "1"]  # 2 is never true, 3 never predicted
+    cells = Counter(f"l:{t}:{p}" for t, p in zip(truth, predicted, strict=True))
+    _, accuracy, macro_f1 = stats.scores(cells)
+    assert accuracy == pytest.approx(accuracy_score(truth, predicted))
+    assert macro_f1 == pytest.approx(f1_score(truth, predicted, average="macro"))

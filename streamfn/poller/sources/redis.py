@@ -181,12 +181,17 @@ class RedisSource:
             return
         self._next_trim = now + TRIM_EVERY_S
         keep_from: list[str] = []
+        lag = None
         for group in self.redis.xinfo_groups(self.stream):
             pending = self.redis.xpending(self.stream, group["name"])
             oldest = pending["min"] if pending["pending"] else group["last-delivered-id"]
             keep_from.append(text(oldest))
-            if text(group["name"]) == self.group and group.get("lag") is not None:
-                metrics.POLLER_LAG.set(group["lag"])
+            if text(group["name"]) == self.group:
+                lag = group.get("lag")
         if keep_from:
             self.redis.xtrim(self.stream, minid=min(keep_from, key=stream_ids.order),
                              approximate=False)  # fmt: skip
+        if lag is not None:
+            # Redis can overstate the lag after an AOF reload or on a promoted replica
+            # (redis/redis#10569); what is left in the stream after the trim bounds it.
+            metrics.POLLER_LAG.set(min(lag, self.redis.xlen(self.stream)))

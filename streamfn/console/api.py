@@ -1,0 +1,108 @@
+"""GET /ui: the console page, its static files, and the JSON it reads under /ui/api/.
+
+The page also reads GET /models and GET /monitoring. With INGEST_API_KEY set, every /ui/api/
+route asks for the X-API-Key header (the page prompts for the key and keeps it in the tab's
+session storage; never in a URL). The page itself holds no data and is served to anyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from streamfn.config import Settings
+from streamfn.console import overview
+from streamfn.console.objects import (
+    ObjectMissingError,
+    ObjectReader,
+    ObjectsUnavailableError,
+    is_object_key,
+)
+from streamfn.ingest.deps import RedisDep, SettingsDep
+from streamfn.ingest.refusals import BodyError
+from streamfn.ingest.responses import json_response, unavailable
+from streamfn.ingest.routes.predict import check_api_key
+
+STATIC = Path(__file__).parent / "static"
+ROWS_SHOWN = 25
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Serve the console on this app."""
+    app.state.objects = ObjectReader(settings)
+    app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=STATIC), name="console-static")
+    app.add_exception_handler(ObjectsUnavailableError, _s3_down)  # type: ignore[arg-type]
+    app.add_exception_handler(ObjectMissingError, _missing)  # type: ignore[arg-type]
+
+
+async def _s3_down(request: Request, error: ObjectsUnavailableError) -> Response:
+    return unavailable(f"S3 cannot answer: {error}")
+
+
+async def _missing(request: Request, error: ObjectMissingError) -> Response:
+    return json_response({"detail": str(error)}, status_code=404)
+
+
+@router.get("")
+async def page() -> FileResponse:
+    """The page (no data in it: it reads the JSON routes)."""
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/api/status")
+async def status(request: Request, redis: RedisDep, settings: SettingsDep) -> Response:
+    """Totals and the records/s series, lag, pending, dead letters, pollers, versions served."""
+    check_api_key(request, settings)
+    client, _ = redis.bind()
+    found = await overview.status(client, settings, time.time())
+    found["versions"] = await overview.versions(client, list(settings.models))
+    return json_response(found)
+
+
+@router.get("/api/objects")
+async def objects(request: Request, redis: RedisDep, settings: SettingsDep) -> Response:
+    """The newest partitions (model and date): objects, rows, the newest object."""
+    check_api_key(request, settings)
+    client, _ = redis.bind()
+    return json_response({"partitions": await overview.partitions(client)})
+
+
+@router.get("/api/rows")
+async def rows(
+    request: Request,
+    redis: RedisDep,
+    settings: SettingsDep,
+    model: Annotated[str | None, Query(description="one model (default: every model)")] = None,
+) -> Response:
+    """The newest prediction rows: those of each model's newest object, newest first."""
+    check_api_key(request, settings)
+    if model is not None and model not in settings.models:
+        msg = f"'model' must be one of {', '.join(settings.models)}, not {model!r}"
+        raise BodyError(422, [{"loc": ["query", "model"], "type": "enum", "msg": msg}])
+    client, _ = redis.bind()
+    newest = overview.newest_objects(await overview.partitions(client), model)
+    reader: ObjectReader = request.app.state.objects
+    tables = await asyncio.gather(*(asyncio.to_thread(reader.rows, key) for key in newest))
+    return json_response(overview.merge_rows(tables, ROWS_SHOWN))
+
+
+@router.get("/api/objects/{key:path}")
+async def download(key: str, request: Request, settings: SettingsDep) -> Response:
+    """One object of the bucket, through the API (the browser needs no S3 credentials)."""
+    check_api_key(request, settings)
+    if not is_object_key(key):
+        raise ObjectMissingError(f"{key!r} is not an object the console serves")
+    reader: ObjectReader = request.app.state.objects
+    body = await asyncio.to_thread(reader.body, key)
+    kind = "text/csv; charset=utf-8" if key.endswith(".csv") else "application/json"
+    name = key.rsplit("/", 1)[-1]
+    return Response(body, media_type=kind,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip

@@ -1,0 +1,317 @@
+// The streamfn console: reads the ingest's JSON every few seconds and redraws each section.
+// No framework and no build step; uPlot (vendored) draws the two line charts.
+"use strict";
+
+const REFRESH_MS = 5000;
+const MODELS_EVERY = 6; // /models changes only when a version moves: every 6th refresh
+const WINDOWS = 30;
+const KEY_STORE = "streamfn-api-key";
+const FLAG_MARK = { ok: "", warn: "▲ ", drift: "■ " };
+
+const state = { tick: 0, paused: false, models: null, charts: {}, timer: null };
+const $ = (selector, root = document) => root.querySelector(selector);
+
+class Unauthorized extends Error {}
+
+async function api(path) {
+  const headers = {};
+  const key = sessionStorage.getItem(KEY_STORE);
+  if (key) headers["X-API-Key"] = key;
+  const answer = await fetch(path, { headers });
+  if (answer.status === 401) throw new Unauthorized("the API key is missing or wrong");
+  if (!answer.ok) {
+    let detail = `${answer.status}`;
+    try {
+      const body = await answer.json();
+      detail += `: ${typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)}`;
+    } catch (_) { /* not JSON */ }
+    throw new Error(`${path} answered ${detail}`);
+  }
+  return answer;
+}
+
+const json = async (path) => (await api(path)).json();
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name === "text") node.textContent = value;
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+const count = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en"));
+const utc = (epochS) => new Date(epochS * 1000).toISOString().slice(11, 16);
+const stamp = (epochMs) => new Date(epochMs).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+
+function lineChart(id, title, series, data) {
+  const target = document.getElementById(id);
+  const width = Math.max(target.clientWidth, 280);
+  const chart = state.charts[id];
+  if (chart && chart.series.length === series.length + 1) {
+    chart.setData(data);
+    if (Math.abs(chart.width - width) > 4) chart.setSize({ width, height: 200 });
+    return;
+  }
+  if (chart) chart.destroy();
+  target.replaceChildren();
+  state.charts[id] = new uPlot({
+    title, width, height: 200,
+    scales: { x: { time: true } },
+    axes: [{}, { size: 60 }],
+    series: [{}, ...series],
+  }, data, target);
+}
+
+function renderStatus(status) {
+  const { series } = status;
+  // The newest slot is still filling: leave it out of the chart and of the rate.
+  const slots = series.slots.slice(0, -1);
+  const perS = (values) => values.slice(0, -1).map((v) => v / series.slot_s);
+  const lastMinute = series.processed.slice(-13, -1).reduce((a, b) => a + b, 0) / 60;
+  const figures = {
+    ingested: count(status.ingested),
+    processed: count(status.processed),
+    rate: count(Math.round(lastMinute)),
+    lag: count(status.lag),
+    pending: count(status.pending),
+    dead_letters: count(status.dead_letters),
+    pollers: `${status.pollers.answering} of ${status.pollers.known}`,
+  };
+  for (const [name, value] of Object.entries(figures)) {
+    $(`[data-figure="${name}"]`).textContent = value;
+  }
+  lineChart("rate-chart", "records/s", [
+    { label: "accepted", stroke: "#1a5fd0", width: 2 },
+    { label: "written", stroke: "#1e8a3c", width: 2 },
+  ], [slots, perS(series.ingested), perS(series.processed)]);
+}
+
+function renderModels(models, versions) {
+  const rows = models.map((m) => {
+    const served = (versions[m.model] || []).map((v) => `v${v.version} since ${stamp(v.since)}`);
+    const champion = m.version ? `v${m.version}` : `not served: ${m.error || "unknown"}`;
+    return el("tr", {},
+      el("th", { scope: "row", text: m.model }),
+      el("td", { text: m.registered_name }),
+      el("td", { text: champion, class: m.version ? null : "error" }),
+      el("td", { text: m.challenger ? `v${m.challenger}` : "none", class: "none" }),
+      el("td", { text: served.join("; ") || "none yet" }));
+  });
+  $("#models tbody").replaceChildren(...rows);
+  const select = $("#rows-model");
+  if (select.options.length === 1) {
+    for (const m of models) select.append(el("option", { value: m.model, text: m.model }));
+  }
+}
+
+function heatCell(part, name, win) {
+  if (!part || part.psi === null || part.psi === undefined) {
+    return el("td", { class: "none", text: "·", title: `${name}: no reference` });
+  }
+  // A window too small to flag shows its numbers greyed: its PSI is mostly noise.
+  const few = win.flag === "too few records";
+  const flag = few ? "few" : part.flag;
+  const lines = [`${name}, window ${utc(win.window_start)}–${utc(win.window_end)} UTC`,
+    `PSI ${part.psi.toFixed(3)} (${part.flag})`, `records ${win.records}`];
+  if ("missing_share" in part) {
+    lines.push(`missing ${(100 * part.missing_share).toFixed(1)}% ` +
+      `(reference ${(100 * part.reference_missing_share).toFixed(1)}%)`,
+      `out of range ${part.out_of_range}`);
+  }
+  if (few) lines.push("too few records to flag");
+  const text = lines.join("\n");
+  return el("td", { class: flag, title: text, "aria-label": lines.join(", "),
+    "data-flag": part.flag, "data-feature": name, text: `${FLAG_MARK[flag] || ""}${part.psi.toFixed(2)}` });
+}
+
+function driftTable(model, windows) {
+  const oldestFirst = [...windows].reverse();
+  const names = Object.keys(oldestFirst[oldestFirst.length - 1].features).sort();
+  const head = el("tr", {}, el("th", { scope: "col", text: "input" }),
+    ...oldestFirst.map((w) => el("th", { scope: "col", text: utc(w.window_start) })));
+  const rows = names.map((name) => el("tr", { "data-feature": name },
+    el("th", { scope: "row", text: name }),
+    ...oldestFirst.map((w) => heatCell(w.features[name], name, w))));
+  rows.push(el("tr", { "data-feature": "(prediction)" },
+    el("th", { scope: "row", text: "(prediction)" }),
+    ...oldestFirst.map((w) => heatCell(w.prediction, "prediction", w))));
+  const flags = el("tr", {}, el("th", { scope: "row", text: "window" }),
+    ...oldestFirst.map((w) => el("td", { class: ["ok", "warn", "drift"].includes(w.flag) ? w.flag : "none",
+      text: w.flag === "too few records" ? "few" : w.flag, title: `${w.records} records: ${w.flag}` })));
+  return el("div", { class: "scroll", tabindex: "0", role: "region",
+    "aria-label": `${model}: PSI per input and window` },
+  el("table", { class: "heat" }, el("caption", { class: "muted",
+    text: `${model}: windows of the last ${oldestFirst.length} (UTC)` }),
+  el("thead", {}, head), el("tbody", {}, ...rows, flags)));
+}
+
+function scoresChart(model, windows) {
+  const labelled = [...windows].reverse().filter((w) => w.labelled > 0);
+  const id = `scores-${model}`;
+  if (!labelled.length) {
+    delete state.charts[id];
+    return el("p", { class: "muted", text: "No labels yet: POST /feedback to see live accuracy." });
+  }
+  const box = el("figure", {}, el("div", { id, class: "chart" }),
+    el("figcaption", { text: `${model}: live accuracy and macro F1 per window ` +
+      `(${labelled.reduce((a, w) => a + w.labelled, 0).toLocaleString("en")} labels)` }));
+  requestAnimationFrame(() => lineChart(id, "live scores", [
+    { label: "accuracy", stroke: "#1a5fd0", width: 2 },
+    { label: "macro F1", stroke: "#8a1c12", width: 2 },
+  ], [labelled.map((w) => w.window_start), labelled.map((w) => w.accuracy),
+    labelled.map((w) => w.macro_f1)]));
+  return box;
+}
+
+function renderDrift(monitoring) {
+  // Redraw only what changed: a redraw loses the cell under the pointer or the focus.
+  const seen = JSON.stringify(monitoring.windows);
+  if (seen === state.drawnDrift) return;
+  state.drawnDrift = seen;
+  const byModel = {};
+  for (const w of monitoring.windows) (byModel[w.model] ||= []).push(w);
+  const blocks = Object.entries(byModel).map(([model, windows]) => {
+    const newest = windows[0];
+    const flagged = Object.entries(newest.features).filter(([, f]) => f.flag !== "ok")
+      .map(([name, f]) => `${name} ${f.flag} (PSI ${f.psi.toFixed(2)})`);
+    const summary = newest.flag === "too few records"
+      ? `newest window: ${newest.records} records, too few to flag`
+      : `newest window: ${newest.flag}${flagged.length ? ": " + flagged.join(", ") : ""}`;
+    for (const id of Object.keys(state.charts)) {
+      if (id === `scores-${model}`) { state.charts[id].destroy(); delete state.charts[id]; }
+    }
+    return el("article", { "data-model": model },
+      el("h3", {}, `${model} `, el("span", { class: `flag ${["ok", "warn", "drift"].includes(newest.flag) ? newest.flag : "none"}`,
+        text: `${FLAG_MARK[newest.flag] || ""}${summary}` })),
+      el("div", { class: "model-drift" }, driftTable(model, windows), scoresChart(model, windows)));
+  });
+  if (!blocks.length) blocks.push(el("p", { class: "muted", text: "No windows yet." }));
+  $("#drift-models").replaceChildren(...blocks);
+}
+
+const LEADING = new Set(["message_id", "record_index", "model", "registered_model",
+  "model_version", "prediction", "prediction_label", "received_at", "predicted_at", "imputed"]);
+
+function renderRows(answer) {
+  const rows = answer.rows.map((r) => {
+    const inputs = Object.entries(r).filter(([k]) => !LEADING.has(k) && !k.startsWith("proba_"))
+      .map(([k, v]) => `${k}=${v}`).join(", ");
+    return el("tr", {},
+      el("td", { text: (r.predicted_at || "").replace("T", " ").replace("Z", "") }),
+      el("td", { text: r.model }), el("td", { text: r.model_version }),
+      el("td", { text: r.message_id }), el("td", { class: "number", text: r.record_index }),
+      el("td", { text: r.prediction_label || r.prediction }),
+      el("td", { class: "inputs", text: inputs, title: inputs }));
+  });
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "7", class: "muted", text: "No rows yet." })));
+  $("#predictions tbody").replaceChildren(...rows);
+}
+
+function renderObjects(answer) {
+  const rows = answer.partitions.map((p) => el("tr", {},
+    el("th", { scope: "row", text: p.model }), el("td", { text: p.date }),
+    el("td", { class: "number", text: count(p.objects) }), el("td", { class: "number", text: count(p.rows) }),
+    el("td", {}, p.newest
+      ? el("a", { href: `/ui/api/objects/${p.newest}`, "data-download": p.newest.split("/").pop(),
+        text: `download ${p.newest.split("/").pop()}` })
+      : "")));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "5", class: "muted", text: "No objects yet." })));
+  $("#objects tbody").replaceChildren(...rows);
+}
+
+// A download goes through fetch so that the API key travels in a header, never in the URL.
+document.addEventListener("click", async (event) => {
+  const link = event.target.closest("a[data-download]");
+  if (!link) return;
+  event.preventDefault();
+  try {
+    const blob = await (await api(link.getAttribute("href"))).blob();
+    const url = URL.createObjectURL(blob);
+    const save = el("a", { href: url, download: link.dataset.download });
+    document.body.append(save);
+    save.click();
+    save.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (error) {
+    showProblem(error);
+  }
+});
+
+function showProblem(error) {
+  if (error instanceof Unauthorized) {
+    $("#login").hidden = false;
+    $("#console").hidden = true;
+    $("#login-error").textContent = sessionStorage.getItem(KEY_STORE) ? "That key was refused." : "";
+    return;
+  }
+  const problem = $("#problem");
+  problem.textContent = String(error.message || error);
+  problem.hidden = false;
+}
+
+async function refresh() {
+  const model = $("#rows-model").value;
+  const wantModels = state.models === null || state.tick % MODELS_EVERY === 0;
+  const calls = [
+    json("/ui/api/status"),
+    json(`/monitoring?windows=${WINDOWS}`),
+    json(`/ui/api/rows${model ? `?model=${encodeURIComponent(model)}` : ""}`),
+    json("/ui/api/objects"),
+    wantModels ? json("/models") : Promise.resolve(null),
+  ];
+  const [status, monitoring, rows, objects, models] = await Promise.allSettled(calls);
+  state.tick += 1;
+  const failed = [status, monitoring, rows, objects, models].filter((r) => r.status === "rejected");
+  if (failed.some((r) => r.reason instanceof Unauthorized)) return showProblem(new Unauthorized());
+  $("#problem").hidden = true;
+  if (models.status === "fulfilled" && models.value) state.models = models.value.models;
+  const draw = [
+    [status, (v) => { renderStatus(v); if (state.models) renderModels(state.models, v.versions); }],
+    [monitoring, renderDrift], [rows, renderRows], [objects, renderObjects],
+  ];
+  for (const [result, render] of draw) {
+    if (result.status === "fulfilled") {
+      try { render(result.value); } catch (error) { failed.push({ reason: error }); }
+    }
+  }
+  if (failed.length) showProblem(failed[0].reason);
+  $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}` +
+    (failed.length ? ` (${failed.length} part${failed.length > 1 ? "s" : ""} failed)` : "");
+  document.body.dataset.refreshed = String(state.tick);
+}
+
+function schedule() {
+  clearTimeout(state.timer);
+  if (!state.paused) state.timer = setTimeout(async () => { await refresh(); schedule(); }, REFRESH_MS);
+}
+
+$("#pause").addEventListener("click", (event) => {
+  state.paused = !state.paused;
+  event.target.setAttribute("aria-pressed", String(state.paused));
+  event.target.textContent = state.paused ? "Resume updates" : "Pause updates";
+  if (!state.paused) refresh().then(schedule);
+});
+
+$("#rows-model").addEventListener("change", () => refresh());
+
+$("#login").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(KEY_STORE, $("#key").value);
+  $("#login").hidden = true;
+  $("#console").hidden = false;
+  refresh().then(schedule);
+});
+
+window.addEventListener("resize", () => {
+  for (const [id, chart] of Object.entries(state.charts)) {
+    const target = document.getElementById(id);
+    if (target) chart.setSize({ width: Math.max(target.clientWidth, 280), height: 200 });
+  }
+});
+
+refresh().then(schedule);

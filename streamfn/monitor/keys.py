@@ -1,0 +1,27 @@
+"""The monitoring windows and the Redis keys their counts live under.
+
+Kept apart from the counting (which needs numpy and pandas) so that the ingest's routes, which
+only find a window, import neither.
+"""
+
+from __future__ import annotations
+
+KEY_PREFIX = "streamfn:monitor:"
+OPEN_KEY = f"{KEY_PREFIX}open"  # sorted set of model:version:start, scored by start
+OTHER = "(other)"  # a category or class the reference does not have
+
+
+def window_of(received_at_ms: int, window_s: float) -> int:
+    """The start (epoch seconds) of the window a message received at `received_at_ms` falls in."""
+    size = int(window_s * 1000)
+    return int(received_at_ms // size * size // 1000)
+
+
+def window_key(model: str, version: str, start: int) -> str:
+    """The Redis hash of one window's counts."""
+    return f"{KEY_PREFIX}{model}:{version}:{start}"
+
+
+def index_key(model: str) -> str:
+    """The sorted set of a model's windows (member version:start, score start)."""
+    return f"{KEY_PREFIX}index:{model}"

@@ -1,0 +1,111 @@
+"""The pipeline's running counts in Redis, which the console reads: records accepted and written
+per SLOT_S seconds, objects and rows per model and date (with the newest object), and when each
+model version first wrote a row.
+
+Each is added in the Redis call that does the work it counts: the ingest's append script counts
+the records it appends, and the infer function's done-and-count script counts the rows of the
+messages it records done. A message is recorded done once, so every row is counted once; an
+object is counted with the message its key starts with (`<first message id>_<hash>.csv`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+PREFIX = "streamfn:console:"
+SLOT_S = 5  # the chart's resolution
+SERIES_S = 10 * 60  # how far back the chart goes
+SERIES_TTL_S = SERIES_S + 60
+TOTALS_KEY = f"{PREFIX}totals"  # hash: ingested, written (records, since the data began)
+PARTITIONS_KEY = f"{PREFIX}partitions"  # sorted set of "<model>/<date>", scored by the date
+ACCEPTED, WRITTEN = "ingested", "written"
+
+# predictions/model=<api>/date=<YYYY-MM-DD>/<first message id>_<hash>.csv
+_KEY = re.compile(r"^predictions/model=([^/]+)/date=(\d{4}-\d{2}-\d{2})/(\d+-\d+)_[^/]+\.csv$")
+
+
+def slot_of(epoch_s: float) -> int:
+    """The start (epoch seconds) of the SLOT_S slot an instant falls in."""
+    return int(epoch_s // SLOT_S * SLOT_S)
+
+
+def series_key(kind: str, slot: int) -> str:
+    """The counter of `kind` (ACCEPTED or WRITTEN) records in one slot."""
+    return f"{PREFIX}{kind}:{slot}"
+
+
+def partition_key(model: str, day: str) -> str:
+    """The hash of one model and date: objects, rows, newest (the newest object's key)."""
+    return f"{PREFIX}objects:{model}:{day}"
+
+
+def versions_key(model: str) -> str:
+    """The hash of a model's versions: version -> when it first wrote a row (epoch ms)."""
+    return f"{PREFIX}versions:{model}"
+
+
+def day_score(day: str) -> int:
+    """A date's place in PARTITIONS_KEY (its ordinal)."""
+    return dt.date.fromisoformat(day).toordinal()
+
+
+@dataclass(frozen=True)
+class ObjectPlace:
+    """Where a prediction object sits: its model, date and the message its key starts with."""
+
+    model: str
+    day: str
+    first_message_id: str
+
+
+def place_of(key: str) -> ObjectPlace | None:
+    """The model, date and first message of a prediction object's key (None: not one)."""
+    found = _KEY.match(key)
+    return ObjectPlace(*found.groups()) if found else None
+
+
+@dataclass
+class PartitionTally:
+    """What one recording adds to a model and date."""
+
+    objects: int = 0
+    rows: int = 0
+    newest: str = ""
+
+
+@dataclass
+class Tally:
+    """What one recording of messages done adds to the console's counts."""
+
+    model: str
+    version: str
+    at_ms: int
+    rows: int = 0
+    partitions: dict[str, PartitionTally] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, model: str, version: str, at_ms: int, finished: Sequence[tuple[str, int, str]]
+    ) -> Tally:
+        """From (message id, its records, its object's key) of each message recorded done."""
+        tally = cls(model, version, at_ms)
+        for message_id, records, key in finished:
+            place = place_of(key)
+            if place is None:
+                continue
+            part = tally.partitions.setdefault(place.day, PartitionTally())
+            part.rows += records
+            if place.first_message_id == message_id:  # the object's own message: count it once
+                part.objects += 1
+            part.newest = max(part.newest, key)
+            tally.rows += records
+        return tally
+
+
+def recent_slots(now_s: float) -> list[int]:
+    """The slots of the last SERIES_S seconds, oldest first (the newest is still filling)."""
+    newest = slot_of(now_s)
+    return list(range(newest - SERIES_S + SLOT_S, newest + 1, SLOT_S))

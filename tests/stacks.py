@@ -1,0 +1,56 @@
+"""The real stacks some suites share: one MLflow server per session, moto's S3 server and a
+pipeline of child processes per test (the fault suite's, also driven by the console's page test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from streamfn.local import services
+from streamfn.local.stack import Stack, free_port
+from tests.faults.parts import MotoS3, Registry
+from tests.faults.pipeline import BUCKET, Pipeline
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A real MLflow server (one worker, SQLite, local artifacts) with the models trained once."""
+    from streamfn.data import training  # heavy imports only when the suite runs
+
+    directory = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = Stack(directory)
+    try:
+        server.start(services.mlflow(port, directory))
+        results = training.train(uri, "champion")
+        yield Registry(uri, port, {r.api_name: r.version for r in results})
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_s3() -> Iterator[MotoS3]:
+    """moto's S3 server on a private port, emptied, with the predictions bucket."""
+    server = MotoS3()
+    server.start()
+    # Every moto in this process shares one state: start each case with an empty S3.
+    httpx.post(f"{server.endpoint}/moto-api/reset").raise_for_status()
+    server.client.create_bucket(Bucket=BUCKET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, registry: Registry, moto_s3: MotoS3) -> Iterator[Pipeline]:
+    """A pipeline of this case's own; every child is stopped at the end, whatever happened."""
+    built = Pipeline(tmp_path, registry, moto_s3)
+    try:
+        built.boot()
+        yield built
+    finally:
+        built.close()
