@@ -176,7 +176,8 @@ def run(options: Options, console: Console) -> int:
     local = plan(replace(options, home=home))
     children = stack.Stack(home)
     stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: a closed terminal stops the stack rather than orphaning it.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda *_: stopping.set())
     try:
         children.check_ports(local.services)
@@ -200,8 +201,12 @@ def run(options: Options, console: Console) -> int:
     except stack.StackError as error:
         raise UpError(str(error)) from None
     finally:
-        console.print("stopping …")
-        children.stop()
+        # Output may go to a pipe that is gone (`streamfn up 2>&1 | tee log`: Ctrl-C ends tee too),
+        # and rich then ends the process (SystemExit): the children are stopped whatever it says.
+        try:
+            console.print("stopping …")
+        finally:
+            children.stop()
         console.print("stopped.")
 
 

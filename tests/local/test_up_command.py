@@ -130,3 +130,29 @@ def test_no_redis_server_stops_up_at_once_saying_how_to_install_it(tmp_path: Pat
     assert done.returncode == 2
     assert "redis-server is not on PATH" in done.stderr
     assert "apt-get install -y redis-server" in done.stderr
+
+
+@pytest.mark.slow
+def test_up_stops_its_children_when_its_output_pipe_is_gone(tmp_path: Path) -> None:
+    # `streamfn up 2>&1 | tee up.log`, then Ctrl-C: tee dies first, so every later print fails.
+    busy = [p for p in PORTS if not port_is_free(p)]
+    assert not busy, f"ports {busy} are taken; `streamfn up` needs them"
+    up = subprocess.Popen(
+        up_command(tmp_path / ".streamfn", "--no-producer"),
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert up.stderr is not None  # where `up` writes what it says
+    try:
+        for line in up.stderr:
+            if line.startswith(b"status:"):  # up and watching
+                break
+        children = children_of(up.pid)
+        assert len(children) == 5  # redis, mlflow, s3, ingest, a poller
+        up.stderr.close()
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=90)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    wait_for(lambda: not [pid for pid in children if alive(pid)], timeout=30)
+    assert all(port_is_free(p) for p in PORTS)
