@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     AWS_ENDPOINT_URL_LAMBDA: str | None = None
     RESULT_TTL_S: PositiveInt = 3600
 
-    MONITOR_WINDOW_S: float = Field(60.0, ge=0)  # 0: no monitoring counts
+    MONITOR_WINDOW_S: int = Field(60, ge=0)  # whole seconds (window starts name keys); 0: off
     MONITOR_MIN_RECORDS: PositiveInt = 200
     DRIFT_PSI: float = Field(0.2, gt=0)
 

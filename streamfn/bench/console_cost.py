@@ -19,7 +19,7 @@ import httpx
 # As in streamfn/console/static/console.js.
 REFRESH_S = 5.0
 MODELS_EVERY = 6
-PAGE_CALLS = ("/ui/api/status", "/monitoring?windows=30", "/ui/api/rows", "/ui/api/objects")
+PAGE_CALLS = ("/ui/api/status", "/ui/api/monitoring?windows=30", "/ui/api/rows", "/ui/api/objects")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -30,7 +30,7 @@ def cpu_seconds(pid: int) -> float:
 
 def page_calls(refresh: int) -> Sequence[str]:
     """The paths one refresh of the page asks for."""
-    return (*PAGE_CALLS, "/models") if refresh % MODELS_EVERY == 0 else PAGE_CALLS
+    return (*PAGE_CALLS, "/ui/api/models") if refresh % MODELS_EVERY == 0 else PAGE_CALLS
 
 
 def refresh_cpu_s(url: str, pid: int, renew: Callable[[], None], refreshes: int = 24) -> float:

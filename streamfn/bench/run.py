@@ -241,17 +241,25 @@ class Bench:
             )
 
     def measure_ingest(self, registry: str) -> None:
+        """The ingest and the bare endpoint, each the best of two runs, alternated: one 10 s run
+        of a single worker swings by a fifth here with what the machine is finishing."""
         self.say("ingest alone against a bare FastAPI + XADD endpoint")
-        for design, app in (("ingest", None), ("bare ingest", "streamfn.bench.bare:app")):
-            with pipeline.ingest_only(self.work / design.replace(" ", "-"), registry, app) as url:
-                pipeline.wait_accepting(url, CURVE_MODEL, self.records)
-                for size in REQUEST_SIZES:
-                    self.record(
-                        pipeline.ingest_rate(
+        best: dict[tuple[str, int], Measurement] = {}
+        for round_ in range(2):
+            for design, app in (("ingest", None), ("bare ingest", "streamfn.bench.bare:app")):
+                workdir = self.work / f"{design.replace(' ', '-')}-{round_}"
+                with pipeline.ingest_only(workdir, registry, app) as url:
+                    pipeline.wait_accepting(url, CURVE_MODEL, self.records)
+                    for size in REQUEST_SIZES:
+                        found = pipeline.ingest_rate(
                             url, design, CURVE_MODEL, self.records[:size],
                             self.options.load_seconds, CONNECTIONS[size], self.work,
-                        )
-                    )  # fmt: skip
+                        )  # fmt: skip
+                        kept = best.get((design, size))
+                        if kept is None or found.records_per_s > kept.records_per_s:
+                            best[design, size] = found
+        for measurement in best.values():
+            self.record(measurement)
 
     def measure_mlflow_serve(self, registry: str) -> None:
         for model in self.options.models:

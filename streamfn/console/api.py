@@ -1,8 +1,9 @@
 """GET /ui: the console page, its static files, and the JSON it reads under /ui/api/.
 
-The page also reads GET /models and GET /monitoring. With INGEST_API_KEY set, every /ui/api/
-route asks for the X-API-Key header (the page prompts for the key and keeps it in the tab's
-session storage; never in a URL). The page itself holds no data and is served to anyone.
+With INGEST_API_KEY set, every /ui/api/ route asks for the X-API-Key header (the page prompts
+for the key and keeps it in the tab's session storage; never in a URL), the two that answer as
+GET /models and GET /monitoring do included. The page itself holds no data and is served to
+anyone.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -24,10 +24,12 @@ from streamfn.console.objects import (
     ObjectsUnavailableError,
     is_object_key,
 )
-from streamfn.ingest.deps import RedisDep, SettingsDep
-from streamfn.ingest.refusals import BodyError
+from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
 from streamfn.ingest.responses import json_response, unavailable
-from streamfn.ingest.routes.predict import check_api_key
+from streamfn.ingest.routes import models as models_route
+from streamfn.ingest.routes import monitoring as monitoring_route
+from streamfn.ingest.routes.monitoring import DEFAULT_WINDOWS, ModelQuery, WindowsQuery
+from streamfn.ingest.routes.predict import check_api_key, known_model
 
 STATIC = Path(__file__).parent / "static"
 ROWS_SHOWN = 25
@@ -80,18 +82,42 @@ async def rows(
     request: Request,
     redis: RedisDep,
     settings: SettingsDep,
-    model: Annotated[str | None, Query(description="one model (default: every model)")] = None,
+    model: ModelQuery = None,
 ) -> Response:
     """The newest prediction rows: those of each model's newest object, newest first."""
     check_api_key(request, settings)
-    if model is not None and model not in settings.models:
-        msg = f"'model' must be one of {', '.join(settings.models)}, not {model!r}"
-        raise BodyError(422, [{"loc": ["query", "model"], "type": "enum", "msg": msg}])
+    if model is not None:
+        known_model(model, settings)
     client, _ = redis.bind()
     newest = overview.newest_objects(await overview.partitions(client), model)
     reader: ObjectReader = request.app.state.objects
     tables = await asyncio.gather(*(asyncio.to_thread(reader.rows, key) for key in newest))
     return json_response(overview.merge_rows(tables, ROWS_SHOWN))
+
+
+@router.get("/api/monitoring")
+async def monitoring(
+    request: Request,
+    redis: RedisDep,
+    settings: SettingsDep,
+    schemas: SchemasDep,
+    model: ModelQuery = None,
+    count: WindowsQuery = DEFAULT_WINDOWS,
+) -> Response:
+    """GET /monitoring's answer, behind the key."""
+    check_api_key(request, settings)
+    client, _ = redis.bind()
+    return json_response(await monitoring_route.report(client, settings, schemas, model, count))
+
+
+@router.get("/api/models")
+async def models(
+    request: Request, redis: RedisDep, settings: SettingsDep, schemas: SchemasDep
+) -> Response:
+    """GET /models' answer, behind the key."""
+    check_api_key(request, settings)
+    client, _ = redis.bind()
+    return json_response(await models_route.listing(settings, schemas, client))
 
 
 @router.get("/api/objects/{key:path}")

@@ -24,7 +24,7 @@ KEPT_OBJECTS = 32
 # The keys the console hands out: prediction CSVs and monitoring windows, never anything else.
 _OBJECT_KEY = re.compile(
     r"^(predictions/model=[^/]+/date=\d{4}-\d{2}-\d{2}/[0-9]+-[0-9]+_[0-9a-f]+\.csv"
-    r"|monitoring/model=[^/]+/date=\d{4}-\d{2}-\d{2}/[0-9]+\.json)$"
+    r"|monitoring/model=[^/]+/date=\d{4}-\d{2}-\d{2}/[0-9]+_v[0-9]+\.json)$"
 )
 
 

@@ -1,6 +1,7 @@
 """Closing windows: once a window is MONITOR_WINDOW_S past its end, its counts are final (no
 message of it is still in flight but a redelivery, counted with its done record anyway). The
-infer function writes its statistics once to `monitoring/model=…/date=…/<start>.json`, sets the
+infer function writes its statistics once to `monitoring/model=…/date=…/<start>_v<version>.json`,
+sets the
 Prometheus gauges, and logs a line when it is flagged.
 """
 
@@ -29,10 +30,11 @@ BATCH = 50
 Profiles = Callable[[str, str], dict[str, Any] | None]  # (model, version) -> reference profile
 
 
-def monitoring_key(model: str, start: int) -> str:
-    """monitoring/model=<api name>/date=<YYYY-MM-DD>/<window start>.json"""
+def monitoring_key(model: str, version: str, start: int) -> str:
+    """monitoring/model=<api name>/date=<YYYY-MM-DD>/<window start>_v<version>.json: a window in
+    which the champion moved has counts for two versions, each its own object."""
     day = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%d")
-    return f"{MONITORING.prefix}model={model}/date={day}/{start}{MONITORING.suffix}"
+    return f"{MONITORING.prefix}model={model}/date={day}/{start}_v{version}{MONITORING.suffix}"
 
 
 class WindowCloser:
@@ -84,7 +86,7 @@ class WindowCloser:
         document = {"model": model, "version": version, "window_start": start,
                     "window_end": end, **report, "counts": counts}  # fmt: skip
         self.bucket.put(
-            monitoring_key(model, start), orjson.dumps(document), MONITORING.content_type
+            monitoring_key(model, version, start), orjson.dumps(document), MONITORING.content_type
         )
         publish(document)
         return document

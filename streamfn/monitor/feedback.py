@@ -33,7 +33,11 @@ for i = 1, #KEYS / 2 do
   local index, truth, predicted = ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]
   if redis.call('HSETNX', labels, index, truth) == 1 then
     redis.call('EXPIRE', labels, ttl)
-    redis.call('HINCRBY', window, 'l:' .. truth .. ':' .. predicted, 1)
+    -- A window past its retention, or never counted (monitoring off), gets no cell: one made
+    -- here would have no TTL. The label is still kept, once.
+    if redis.call('EXISTS', window) == 1 then
+      redis.call('HINCRBY', window, 'l:' .. truth .. ':' .. predicted, 1)
+    end
     counted = counted + 1
   end
 end

@@ -9,10 +9,14 @@ from __future__ import annotations
 KEY_PREFIX = "streamfn:monitor:"
 OPEN_KEY = f"{KEY_PREFIX}open"  # sorted set of model:version:start, scored by start
 OTHER = "(other)"  # a category or class the reference does not have
+NO_WINDOW = -1  # monitoring off (MONITOR_WINDOW_S=0): a start no window hash ever has
 
 
 def window_of(received_at_ms: int, window_s: float) -> int:
-    """The start (epoch seconds) of the window a message received at `received_at_ms` falls in."""
+    """The start (epoch seconds) of the window a message received at `received_at_ms` falls in
+    (NO_WINDOW when windows are off)."""
+    if window_s <= 0:
+        return NO_WINDOW
     size = int(window_s * 1000)
     return int(received_at_ms // size * size // 1000)
 

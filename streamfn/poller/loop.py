@@ -90,6 +90,7 @@ class Poller:
             handled += count
             if burst and count == 0:
                 break
+        self.source.leave()
         log.info("poller stopped", extra={"consumer": self.consumer, "handled": handled})
         return handled
 

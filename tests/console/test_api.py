@@ -123,7 +123,9 @@ def test_the_api_key_guards_the_data_but_not_the_empty_page(
         assert page.status_code == 200
         assert "<main" in page.text
         assert client.get("/ui/static/console.js").status_code == 200
-        for path in ("/ui/api/status", "/ui/api/objects", "/ui/api/rows"):
+        paths = ("/ui/api/status", "/ui/api/objects", "/ui/api/rows", "/ui/api/monitoring",
+                 "/ui/api/models")  # fmt: skip
+        for path in paths:
             assert client.get(path).status_code == 401
             assert client.get(path, headers={"X-API-Key": "s3cret"}).status_code == 200
 

@@ -136,13 +136,20 @@ def test_the_console_shows_the_live_pipeline(
     assert saved.startswith("message_id,record_index,model,")
     assert len(saved.splitlines()) > 1
 
-    # Keyboard: the controls and the links are reachable with Tab alone.
+    # Keyboard: the controls, the heat map's cells and the links are reachable with Tab alone,
+    # and a focused cell's numbers show in words (a title would show on hover only).
     page.locator("body").focus()
-    reached = set()
-    for _ in range(60):
+    wanted, reached = {"pause", "TD", "rows-model", "A"}, set()
+    for _ in range(400):
         page.keyboard.press("Tab")
         reached.add(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
-    assert {"pause", "rows-model", "A"} <= reached, reached
+        if wanted <= reached:
+            break
+    assert wanted <= reached, reached
+    cell.focus()
+    detail = drift.locator(".cell-detail").inner_text()
+    assert "Mental Fatigue Score" in detail, detail
+    assert "PSI" in detail, detail
 
     shots = [tmp_path / "console.png", tmp_path / "console-phone.png"]
     page.screenshot(path=shots[0], full_page=True)

@@ -16,6 +16,7 @@ import redis
 from fastapi.testclient import TestClient
 from sklearn.metrics import accuracy_score, f1_score
 
+from streamfn.bucket import Bucket
 from streamfn.config import Settings
 from streamfn.data import producer
 from streamfn.data.plan import Plan
@@ -24,6 +25,7 @@ from streamfn.data.synth import RecordSampler, load_profile
 from streamfn.features import burn_class
 from streamfn.infer import handler
 from streamfn.ingest.app import create_app
+from streamfn.monitor.closer import WindowCloser, monitoring_key
 from streamfn.monitor.keys import window_key, window_of
 from streamfn.poller.loop import redis_poller
 from streamfn.schemas import seed_schema
@@ -193,3 +195,39 @@ def test_the_producers_labels_score_as_the_bucket_rows_say(
     if len(found) == 1:  # unless the run straddled midnight UTC
         assert found[0]["accuracy"] == round(accuracy_score(truth, predicted), 4)
         assert found[0]["macro_f1"] == round(f1_score(truth, predicted, average="macro"), 4)
+
+
+def test_labels_are_kept_once_with_monitoring_off(
+    make_settings: Callable[..., Settings], s3: Any, redis_url: str
+) -> None:
+    off = make_settings(MONITOR_WINDOW_S=0, MODELS="lightgbm=LightGBM_Classifier")
+    ctx = handler.build_context(off)
+    send_window(ctx, past_window(2), RecordSampler(load_profile(), seed=25).records(100))
+    labels = [{"message_id": r["message_id"], "record_index": int(r["record_index"]),
+               "label": "Low"} for r in bucket_rows(s3)]  # fmt: skip
+    with TestClient(create_app(off)) as api:
+        first = api.post("/feedback", json={"labels": labels})
+        assert first.status_code == 202, first.text
+        assert first.json()["counted"] == 100
+        assert api.post("/feedback", json={"labels": labels}).json()["repeated"] == 100
+        assert api.get("/monitoring?model=lightgbm").json()["windows"] == []
+    # No window hash was made up for the labels to land in.
+    assert not redis.Redis.from_url(redis_url).keys("streamfn:monitor:lightgbm:*")
+
+
+def test_two_versions_in_one_window_are_two_objects(
+    monitored: Settings, s3: Any, redis_url: str
+) -> None:
+    # The champion moved mid-window: counts for versions 1 and 2 of the same window.
+    start = past_window(4) // 1000
+    r = redis.Redis.from_url(redis_url)
+    for version in ("1", "2"):
+        r.hset(window_key("lightgbm", version, start), mapping={"records": 5, "p:0": 5})
+    closer = WindowCloser(r, Bucket.from_settings(monitored), lambda model, version: None,
+                          WINDOW_S, monitored.MONITOR_MIN_RECORDS, monitored.DRIFT_PSI)  # fmt: skip
+    for version in ("1", "2"):
+        closer.close("lightgbm", version, start)
+    listed = s3.list_objects_v2(Bucket=monitored.PREDICTIONS_BUCKET, Prefix="monitoring/")
+    keys = [o["Key"] for o in listed["Contents"]]
+    assert sorted(keys) == [monitoring_key("lightgbm", v, start) for v in ("1", "2")]
+    assert keys[0] != keys[1]

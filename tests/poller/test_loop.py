@@ -131,6 +131,26 @@ def test_stop_request_ends_run(
     assert poller.run() == 0
 
 
+def test_a_poller_that_stops_leaves_the_group_unless_it_holds_entries(
+    infer_settings: Settings, r: redis.Redis, ctx: handler.InferContext, s3: Any
+) -> None:
+    # Consumer names are per process: without leaving, every restart would add one for good.
+    [add(r) for _ in range(3)]
+    assert poller_for(infer_settings, r, ctx, BATCH_WINDOW_MS=0).run(burst=True) == 3
+    assert r.xinfo_consumers(STREAM, "workers") == []
+
+    def down(event: dict[str, Any]) -> BatchResponse:
+        raise handler.DependencyError("S3 down")
+
+    holder = redis_poller(infer_settings, r, down, consumer="holder")
+    add(r)
+    with pytest.raises(InvokeError):
+        holder.poll_once(block_ms=None)
+    holder.source.leave()  # its entry must stay claimable: it does not leave
+    [consumer] = r.xinfo_consumers(STREAM, "workers")
+    assert (consumer["name"], consumer["pending"]) == (b"holder", 1)
+
+
 def test_s3_stopped_then_back_loses_and_duplicates_nothing(
     infer_settings: Settings, r: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:

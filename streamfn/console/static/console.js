@@ -72,7 +72,8 @@ function renderStatus(status) {
   // The newest slot is still filling: leave it out of the chart and of the rate.
   const slots = series.slots.slice(0, -1);
   const perS = (values) => values.slice(0, -1).map((v) => v / series.slot_s);
-  const lastMinute = series.processed.slice(-13, -1).reduce((a, b) => a + b, 0) / 60;
+  const minute = Math.round(60 / series.slot_s);
+  const lastMinute = series.processed.slice(-(minute + 1), -1).reduce((a, b) => a + b, 0) / 60;
   const figures = {
     ingested: count(status.ingested),
     processed: count(status.processed),
@@ -125,7 +126,7 @@ function heatCell(part, name, win) {
   }
   if (few) lines.push("too few records to flag");
   const text = lines.join("\n");
-  return el("td", { class: flag, title: text, "aria-label": lines.join(", "),
+  return el("td", { class: flag, title: text, "aria-label": lines.join(", "), tabindex: "0",
     "data-flag": part.flag, "data-feature": name, text: `${FLAG_MARK[flag] || ""}${part.psi.toFixed(2)}` });
 }
 
@@ -150,9 +151,8 @@ function driftTable(model, windows) {
   el("thead", {}, head), el("tbody", {}, ...rows, flags)));
 }
 
-function scoresChart(model, windows) {
+function scoresChart(model, id, windows) {
   const labelled = [...windows].reverse().filter((w) => w.labelled > 0);
-  const id = `scores-${model}`;
   if (!labelled.length) {
     delete state.charts[id];
     return el("p", { class: "muted", text: "No labels yet: POST /feedback to see live accuracy." });
@@ -173,22 +173,25 @@ function renderDrift(monitoring) {
   const seen = JSON.stringify(monitoring.windows);
   if (seen === state.drawnDrift) return;
   state.drawnDrift = seen;
-  const byModel = {};
-  for (const w of monitoring.windows) (byModel[w.model] ||= []).push(w);
-  const blocks = Object.entries(byModel).map(([model, windows]) => {
+  // One block per model and version: a version's windows compare it with its own training data.
+  const byVersion = {};
+  for (const w of monitoring.windows) (byVersion[`${w.model} v${w.version}`] ||= []).push(w);
+  const blocks = Object.entries(byVersion).map(([name, windows]) => {
     const newest = windows[0];
+    const { model, version } = newest;
     const flagged = Object.entries(newest.features).filter(([, f]) => f.flag !== "ok")
       .map(([name, f]) => `${name} ${f.flag} (PSI ${f.psi.toFixed(2)})`);
     const summary = newest.flag === "too few records"
       ? `newest window: ${newest.records} records, too few to flag`
       : `newest window: ${newest.flag}${flagged.length ? ": " + flagged.join(", ") : ""}`;
-    for (const id of Object.keys(state.charts)) {
-      if (id === `scores-${model}`) { state.charts[id].destroy(); delete state.charts[id]; }
-    }
-    return el("article", { "data-model": model },
-      el("h3", {}, `${model} `, el("span", { class: `flag ${["ok", "warn", "drift"].includes(newest.flag) ? newest.flag : "none"}`,
+    const chartId = `scores-${model}-${version}`;
+    if (state.charts[chartId]) { state.charts[chartId].destroy(); delete state.charts[chartId]; }
+    return el("article", { "data-model": model, "data-version": version },
+      el("h3", {}, `${name} `, el("span", { class: `flag ${["ok", "warn", "drift"].includes(newest.flag) ? newest.flag : "none"}`,
         text: `${FLAG_MARK[newest.flag] || ""}${summary}` })),
-      el("div", { class: "model-drift" }, driftTable(model, windows), scoresChart(model, windows)));
+      el("div", { class: "model-drift" }, driftTable(name, windows), scoresChart(name, chartId, windows)),
+      el("p", { class: "cell-detail muted", "aria-live": "polite",
+        text: "Hover or focus a cell for its numbers." }));
   });
   if (!blocks.length) blocks.push(el("p", { class: "muted", text: "No windows yet." }));
   $("#drift-models").replaceChildren(...blocks);
@@ -242,8 +245,18 @@ document.addEventListener("click", async (event) => {
   }
 });
 
+// A cell's numbers in its block's detail line: a title shows on hover only, not on focus or touch.
+function showCell(event) {
+  const cell = event.target.closest("#drift-models td[title]");
+  if (!cell) return;
+  const detail = cell.closest("article").querySelector(".cell-detail");
+  detail.textContent = cell.getAttribute("title").replaceAll("\n", " · ");
+}
+for (const kind of ["focusin", "mouseover", "click"]) document.addEventListener(kind, showCell);
+
 function showProblem(error) {
   if (error instanceof Unauthorized) {
+    clearTimeout(state.timer); // nothing to fetch until a key is given
     $("#login").hidden = false;
     $("#console").hidden = true;
     $("#login-error").textContent = sessionStorage.getItem(KEY_STORE) ? "That key was refused." : "";
@@ -259,10 +272,10 @@ async function refresh() {
   const wantModels = state.models === null || state.tick % MODELS_EVERY === 0;
   const calls = [
     json("/ui/api/status"),
-    json(`/monitoring?windows=${WINDOWS}`),
+    json(`/ui/api/monitoring?windows=${WINDOWS}`),
     json(`/ui/api/rows${model ? `?model=${encodeURIComponent(model)}` : ""}`),
     json("/ui/api/objects"),
-    wantModels ? json("/models") : Promise.resolve(null),
+    wantModels ? json("/ui/api/models") : Promise.resolve(null),
   ];
   const [status, monitoring, rows, objects, models] = await Promise.allSettled(calls);
   state.tick += 1;
@@ -287,14 +300,15 @@ async function refresh() {
 
 function schedule() {
   clearTimeout(state.timer);
-  if (!state.paused) state.timer = setTimeout(async () => { await refresh(); schedule(); }, REFRESH_MS);
+  if (!state.paused && $("#login").hidden) state.timer = setTimeout(async () => { await refresh(); schedule(); }, REFRESH_MS);
 }
 
 $("#pause").addEventListener("click", (event) => {
   state.paused = !state.paused;
   event.target.setAttribute("aria-pressed", String(state.paused));
   event.target.textContent = state.paused ? "Resume updates" : "Pause updates";
-  if (!state.paused) refresh().then(schedule);
+  if (state.paused) clearTimeout(state.timer);
+  else refresh().then(schedule);
 });
 
 $("#rows-model").addEventListener("change", () => refresh());

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from streamfn import metrics
+from streamfn.config import Settings
 from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
 from streamfn.ingest.openapi import FEEDBACK_BODY, FEEDBACK_DOC, MONITORING_DOC, REDIS_DOWN
 from streamfn.ingest.refusals import BodyError
 from streamfn.ingest.responses import json_response
-from streamfn.ingest.routes.predict import check_api_key, read_body
-from streamfn.ingest.schema_cache import ModelUnavailableError
+from streamfn.ingest.routes.predict import check_api_key, known_model, read_body
+from streamfn.ingest.schema_cache import ModelUnavailableError, SchemaCache
 from streamfn.monitor import feedback, windows
+from streamfn.schemas import ModelSchema
 
 router = APIRouter()
 DEFAULT_WINDOWS = 60
+ModelQuery = Annotated[str | None, Query(description="one model (default: every model)")]
+WindowsQuery = Annotated[int, Query(alias="windows", ge=1, le=1440)]
 
 
 @router.get("/monitoring", summary="Drift and live accuracy per window, newest first",
@@ -28,20 +32,24 @@ async def monitoring(
     redis: RedisDep,
     settings: SettingsDep,
     schemas: SchemasDep,
-    model: Annotated[str | None, Query(description="one model (default: every model)")] = None,
-    count: Annotated[int, Query(alias="windows", ge=1, le=1440)] = DEFAULT_WINDOWS,
+    model: ModelQuery = None,
+    count: WindowsQuery = DEFAULT_WINDOWS,
 ) -> Response:
     """Each window's records, PSI and flag per input and for the predictions, accuracy, macro F1."""
-    if model is not None and model not in settings.models:
-        valid = ", ".join(repr(m) for m in settings.models)
-        msg = f"'model' must be one of {valid}, not {model!r}"
-        raise BodyError(422, [{"loc": ["query", "model"], "type": "enum", "msg": msg}])
     client, _ = redis.bind()
+    return json_response(await report(client, settings, schemas, model, count))
+
+
+async def report(
+    client: Any, settings: Settings, schemas: SchemaCache, model: str | None, count: int
+) -> dict[str, Any]:
+    """The newest `count` windows of one model (None: of every model), newest first."""
+    names = [known_model(model, settings)] if model is not None else list(settings.models)
     found = []
-    for name in [model] if model else list(settings.models):
+    for name in names:
         found += await windows.reports(client, name, count, settings, schemas.profile)
     found.sort(key=lambda w: w["window_start"], reverse=True)
-    return json_response({"window_s": settings.MONITOR_WINDOW_S, "windows": found})
+    return {"window_s": settings.MONITOR_WINDOW_S, "windows": found}
 
 
 @router.post("/feedback", status_code=202, summary="Ground truth for stored predictions",
@@ -59,14 +67,10 @@ async def post_feedback(request: Request, schemas: SchemasDep) -> Response:
     except feedback.FeedbackError as error:
         raise BodyError(422, error.errors) from None
     client, _ = request.app.state.redis.bind()
-    known = {}
-    for model in settings.models:
-        try:
-            known[model] = (await schemas.validator(model, client)).schema
-        except ModelUnavailableError:
-            continue
     try:
-        joined = await feedback.join(client, labels, known, settings)
+        joined = await feedback.join(
+            client, labels, await served(client, schemas, settings), settings
+        )
     except feedback.FeedbackError as error:
         raise BodyError(422, error.errors) from None
     counted = await feedback.count_once(client, joined, settings.RESULT_TTL_S)
@@ -75,3 +79,15 @@ async def post_feedback(request: Request, schemas: SchemasDep) -> Response:
     return json_response({"joined": len(joined), "counted": counted,
                           "repeated": len(joined) - counted, "at": int(time.time())},
                          status_code=202)  # fmt: skip
+
+
+async def served(client: Any, schemas: SchemaCache, settings: Settings) -> dict[str, ModelSchema]:
+    """The schema each model is served with now (a model the registry cannot give is left out:
+    its labels are refused as not a class of it)."""
+    known = {}
+    for model in settings.models:
+        try:
+            known[model] = (await schemas.validator(model, client)).schema
+        except ModelUnavailableError:
+            continue
+    return known

@@ -35,12 +35,18 @@ def check_api_key(request: Request, settings: Settings) -> None:
 def model_of(request: Request, settings: Settings) -> str:
     """The `model` query value, or a 422 that lists the valid names."""
     value = request.query_params.get("model")
+    if value is None:
+        valid = ", ".join(repr(name) for name in settings.models)
+        error = {"loc": ["query", "model"], "msg": f"'model' is required: one of {valid}"}
+        raise BodyError(422, [{**error, "type": "missing"}])
+    return known_model(value, settings)
+
+
+def known_model(value: str, settings: Settings) -> str:
+    """A configured model's API name, or a 422 that lists the valid names."""
     if value in settings.models:
         return value
     valid = ", ".join(repr(name) for name in settings.models)
-    if value is None:
-        error = {"loc": ["query", "model"], "msg": f"'model' is required: one of {valid}"}
-        raise BodyError(422, [{**error, "type": "missing"}])
     error = {"loc": ["query", "model"], "msg": f"'model' must be one of {valid}, not {value!r}"}
     raise BodyError(422, [{**error, "type": "enum", "input": value[:200]}])
 
