@@ -12,7 +12,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -24,16 +24,27 @@ from streamfn.console.objects import (
     ObjectsUnavailableError,
     is_object_key,
 )
-from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
+from streamfn.ingest.deps import RedisDep, SettingsDep
 from streamfn.ingest.responses import json_response, unavailable
 from streamfn.ingest.routes import models as models_route
 from streamfn.ingest.routes import monitoring as monitoring_route
-from streamfn.ingest.routes.monitoring import DEFAULT_WINDOWS, ModelQuery, WindowsQuery
+from streamfn.ingest.routes.monitoring import ModelQuery
 from streamfn.ingest.routes.predict import check_api_key, known_model
 
 STATIC = Path(__file__).parent / "static"
 ROWS_SHOWN = 25
 router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+async def key_required(request: Request) -> None:
+    """INGEST_API_KEY, when set, for the answers the console shares with the API's open GETs."""
+    check_api_key(request, request.app.state.settings)
+
+
+# The same endpoints as GET /monitoring and GET /models, behind the key.
+for path, endpoint in (("/api/monitoring", monitoring_route.monitoring),
+                       ("/api/models", models_route.models)):  # fmt: skip
+    router.add_api_route(path, endpoint, methods=["GET"], dependencies=[Depends(key_required)])
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -93,31 +104,6 @@ async def rows(
     reader: ObjectReader = request.app.state.objects
     tables = await asyncio.gather(*(asyncio.to_thread(reader.rows, key) for key in newest))
     return json_response(overview.merge_rows(tables, ROWS_SHOWN))
-
-
-@router.get("/api/monitoring")
-async def monitoring(
-    request: Request,
-    redis: RedisDep,
-    settings: SettingsDep,
-    schemas: SchemasDep,
-    model: ModelQuery = None,
-    count: WindowsQuery = DEFAULT_WINDOWS,
-) -> Response:
-    """GET /monitoring's answer, behind the key."""
-    check_api_key(request, settings)
-    client, _ = redis.bind()
-    return json_response(await monitoring_route.report(client, settings, schemas, model, count))
-
-
-@router.get("/api/models")
-async def models(
-    request: Request, redis: RedisDep, settings: SettingsDep, schemas: SchemasDep
-) -> Response:
-    """GET /models' answer, behind the key."""
-    check_api_key(request, settings)
-    client, _ = redis.bind()
-    return json_response(await models_route.listing(settings, schemas, client))
 
 
 @router.get("/api/objects/{key:path}")

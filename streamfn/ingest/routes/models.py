@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from streamfn.config import Settings
 from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
 from streamfn.ingest.openapi import REDIS_DOWN
 from streamfn.ingest.responses import json_response
@@ -37,12 +36,7 @@ async def describe(model: str, registered: str, schemas: SchemaCache, redis: Any
 async def models(settings: SettingsDep, schemas: SchemasDep, redis: RedisDep) -> Response:
     """Every model of MODELS, in order, looked up concurrently."""
     client, _ = redis.bind()
-    return json_response(await listing(settings, schemas, client))
-
-
-async def listing(settings: Settings, schemas: SchemaCache, redis: Any) -> dict[str, Any]:
-    """The alias served and every model of MODELS, in order."""
     found = await asyncio.gather(
-        *(describe(m, r, schemas, redis) for m, r in settings.models.items())
+        *(describe(m, r, schemas, client) for m, r in settings.models.items())
     )
-    return {"alias": settings.MODEL_ALIAS, "models": found}
+    return json_response({"alias": settings.MODEL_ALIAS, "models": found})

@@ -36,20 +36,13 @@ async def monitoring(
     count: WindowsQuery = DEFAULT_WINDOWS,
 ) -> Response:
     """Each window's records, PSI and flag per input and for the predictions, accuracy, macro F1."""
-    client, _ = redis.bind()
-    return json_response(await report(client, settings, schemas, model, count))
-
-
-async def report(
-    client: Any, settings: Settings, schemas: SchemaCache, model: str | None, count: int
-) -> dict[str, Any]:
-    """The newest `count` windows of one model (None: of every model), newest first."""
     names = [known_model(model, settings)] if model is not None else list(settings.models)
+    client, _ = redis.bind()
     found = []
     for name in names:
         found += await windows.reports(client, name, count, settings, schemas.profile)
     found.sort(key=lambda w: w["window_start"], reverse=True)
-    return {"window_s": settings.MONITOR_WINDOW_S, "windows": found}
+    return json_response({"window_s": settings.MONITOR_WINDOW_S, "windows": found})
 
 
 @router.post("/feedback", status_code=202, summary="Ground truth for stored predictions",
