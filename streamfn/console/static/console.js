@@ -45,7 +45,9 @@ function el(tag, attributes = {}, ...children) {
 }
 
 const count = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en"));
-const utc = (epochS) => new Date(epochS * 1000).toISOString().slice(11, 16);
+const records = (n) => `${count(n)} record${n === 1 ? "" : "s"}`;
+// HH:MM, with the seconds when the time is not on a minute (windows shorter than a minute).
+const utc = (epochS) => new Date(epochS * 1000).toISOString().slice(11, epochS % 60 ? 19 : 16);
 const stamp = (epochMs) => new Date(epochMs).toISOString().replace("T", " ").slice(0, 19) + " UTC";
 
 function lineChart(id, title, series, data) {
@@ -118,7 +120,7 @@ function heatCell(part, name, win) {
   const few = win.flag === "too few records";
   const flag = few ? "few" : part.flag;
   const lines = [`${name}, window ${utc(win.window_start)}–${utc(win.window_end)} UTC`,
-    `PSI ${part.psi.toFixed(3)} (${part.flag})`, `records ${win.records}`];
+    `PSI ${part.psi.toFixed(3)} (${part.flag})`, records(win.records)];
   if ("missing_share" in part) {
     lines.push(`missing ${(100 * part.missing_share).toFixed(1)}% ` +
       `(reference ${(100 * part.reference_missing_share).toFixed(1)}%)`,
@@ -143,7 +145,7 @@ function driftTable(model, windows) {
     ...oldestFirst.map((w) => heatCell(w.prediction, "prediction", w))));
   const flags = el("tr", {}, el("th", { scope: "row", text: "window" }),
     ...oldestFirst.map((w) => el("td", { class: ["ok", "warn", "drift"].includes(w.flag) ? w.flag : "none",
-      text: w.flag === "too few records" ? "few" : w.flag, title: `${w.records} records: ${w.flag}` })));
+      text: w.flag === "too few records" ? "few" : w.flag, title: `${records(w.records)}: ${w.flag}` })));
   return el("div", { class: "scroll", tabindex: "0", role: "region",
     "aria-label": `${model}: PSI per input and window` },
   el("table", { class: "heat" }, el("caption", { class: "muted",
@@ -182,7 +184,7 @@ function renderDrift(monitoring) {
     const flagged = Object.entries(newest.features).filter(([, f]) => f.flag !== "ok")
       .map(([name, f]) => `${name} ${f.flag} (PSI ${f.psi.toFixed(2)})`);
     const summary = newest.flag === "too few records"
-      ? `newest window: ${newest.records} records, too few to flag`
+      ? `newest window: ${records(newest.records)}, too few to flag`
       : `newest window: ${newest.flag}${flagged.length ? ": " + flagged.join(", ") : ""}`;
     const chartId = `scores-${model}-${version}`;
     if (state.charts[chartId]) { state.charts[chartId].destroy(); delete state.charts[chartId]; }
