@@ -13,7 +13,7 @@ from streamfn import pipeline_counts as pc
 
 # One round trip: read the group's lag (Redis 7; XLEN where lag is unknown: Redis 6.2, a group
 # not created yet, or a lag Redis cannot compute) and XADD only if it is within the limit.
-# Returns the new entry's id and receive time (Redis's clock, so it agrees with the id), or the
+# Returns the new entry's id and receive time (Redis's clock, the id's time part), or the
 # lag as an integer when the stream is too far behind.
 # Redis can overstate a group's lag for good after an AOF reload or on a promoted replica: the
 # replayed XCLAIM ... LASTID moves the group on without its read counter (redis/redis#10569).
@@ -36,8 +36,15 @@ if lag >= tonumber(ARGV[2]) then
 end
 local now = redis.call('TIME')
 local received_at = tostring(now[1] * 1000 + math.floor(now[2] / 1000))
-local id = redis.call('XADD', KEYS[1], '*', 'model', ARGV[3], 'data', ARGV[4],
-  'received_at', received_at)
+-- The id's time part is received_at itself (Redis 7's "<ms>-*"): with '*', Redis reads its clock
+-- again and can land a millisecond later. Where that is refused (Redis 6.2, or a clock behind the
+-- stream's last id) '*' it is, and the two may differ by that millisecond.
+local ok, id = pcall(redis.call, 'XADD', KEYS[1], received_at .. '-*', 'model', ARGV[3],
+  'data', ARGV[4], 'received_at', received_at)
+if not ok then
+  id = redis.call('XADD', KEYS[1], '*', 'model', ARGV[3], 'data', ARGV[4],
+    'received_at', received_at)
+end
 -- The console's counts: records accepted in this slot, and since the data began.
 redis.call('INCRBY', KEYS[2], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
