@@ -55,6 +55,7 @@ class ObjectKind:
 
 
 PREDICTIONS = ObjectKind("predictions/", ".csv", "text/csv; charset=utf-8")
+SHADOW = ObjectKind("shadow/", ".csv", "text/csv; charset=utf-8")
 MONITORING = ObjectKind("monitoring/", ".json", "application/json")
 
 

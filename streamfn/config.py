@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     MODEL_REFRESH_S: float = Field(30.0, ge=0)
     MODELS: str = ",".join(f"{api}={name}" for api, name in SEED_MODELS.items())
     OUTPUT_PROBABILITIES: bool = False
+    CHALLENGER_ALIAS: str = Field("challenger", min_length=1)
+    SHADOW_SHARE: float = Field(1.0, ge=0, le=1)  # of each batch's messages, scored in shadow
 
     PREDICTIONS_BUCKET: str = Field("predictions", min_length=3, max_length=63)
     AWS_ENDPOINT_URL_S3: str | None = None

@@ -18,6 +18,7 @@ def is_seed_model(api_name: str, registered_name: str) -> bool:
 
 DLQ_SUFFIX = ":dlq"
 RESULT_PREFIX = "streamfn:result:"
+SHADOW_PREFIX = "streamfn:shadow:"
 SCHEMA_PREFIX = "streamfn:schema:"
 
 
@@ -29,6 +30,11 @@ def dlq_key(stream_key: str) -> str:
 def result_key(message_id: str) -> str:
     """The Redis key holding one message's result."""
     return RESULT_PREFIX + message_id
+
+
+def shadow_key(message_id: str) -> str:
+    """The Redis key holding one message's shadow result (the challenger's rows)."""
+    return SHADOW_PREFIX + message_id
 
 
 def schema_key(api_name: str) -> str:

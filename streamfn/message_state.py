@@ -6,7 +6,7 @@ poller records dead letters, and ingest reads it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypedDict
 
 import orjson
@@ -33,17 +33,25 @@ class MessageState(TypedDict, total=False):
     received_at: int | None  # epoch ms it was accepted: the window its labels count in
 
 
-def stage(pipe: Pipeline, message_id: str, state: MessageState, ttl_s: int) -> None:
+KeyOf = Callable[[str], str]  # message id -> the Redis key of its state
+
+
+def stage(
+    pipe: Pipeline, message_id: str, state: MessageState, ttl_s: int, key: KeyOf = result_key
+) -> None:
     """Queue the SET of one message's state (compact: no null fields) on a pipeline."""
     compact: dict[str, Any] = {k: v for k, v in state.items() if v is not None}
-    pipe.set(result_key(message_id), orjson.dumps(compact), ex=ttl_s)
+    pipe.set(key(message_id), orjson.dumps(compact), ex=ttl_s)
 
 
-def save(client: Redis, states: Iterable[tuple[str, MessageState]], ttl_s: int) -> None:
-    """Store the states of several messages in one round trip, each expiring after ttl_s."""
+def save(
+    client: Redis, states: Iterable[tuple[str, MessageState]], ttl_s: int, key: KeyOf = result_key
+) -> None:
+    """Store the states of several messages in one round trip, each expiring after ttl_s (under
+    their result keys, or the shadow's)."""
     with client.pipeline(transaction=False) as pipe:
         for message_id, state in states:
-            stage(pipe, message_id, state, ttl_s)
+            stage(pipe, message_id, state, ttl_s, key)
         pipe.execute()
 
 

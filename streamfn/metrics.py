@@ -68,6 +68,32 @@ FLAGGED_WINDOWS = Counter(
     ["model", "version", "flag"],
 )
 
+SHADOW_RECORDS = Counter(
+    "streamfn_shadow_records_total",
+    "Records the challenger scored, written as shadow rows",
+    ["model"],
+)
+SHADOW_FAILURES = Counter(
+    "streamfn_shadow_failures_total",
+    "Challenger versions that failed to load, or batches whose shadow predict failed",
+    ["model", "stage"],
+)
+SHADOW_AGREEMENT = Gauge(
+    "streamfn_shadow_agreement",
+    "Share of the shadow-scored rows of the last closed window where challenger and champion agree",
+    ["model", "version", "challenger"],
+)
+CHALLENGER_PREDICTION_PSI = Gauge(
+    "streamfn_challenger_prediction_psi",
+    "PSI of the challenger's predictions in the last closed window, against its reference",
+    ["model", "challenger"],
+)
+CHALLENGER_MACRO_F1 = Gauge(
+    "streamfn_challenger_macro_f1",
+    "Macro F1 of the challenger on the labelled shadow rows of the last closed window",
+    ["model", "challenger"],
+)
+
 FEEDBACK_LABELS = Counter(
     "streamfn_feedback_labels_total",
     "Labels joined by POST /feedback: counted, or repeated",

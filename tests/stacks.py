@@ -10,8 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from streamfn.constants import SEED_MODELS
 from streamfn.local import services
 from streamfn.local.stack import Stack, free_port
+from tests import challengers
 from tests.faults.parts import MotoS3, Registry
 from tests.faults.pipeline import BUCKET, Pipeline
 
@@ -31,6 +33,30 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
         yield Registry(uri, port, {r.api_name: r.version for r in results})
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def challenger_version(registry: Registry) -> str:
+    """A genuinely different lightgbm version, registered once (the alias is per case)."""
+    version = challengers.train_challenger(registry.uri)
+    challengers.set_challenger(registry.uri, None)
+    return version
+
+
+@pytest.fixture
+def challenged(registry: Registry, challenger_version: str, pipeline: Pipeline) -> Iterator[str]:
+    """The challenger alias set for this case; afterwards both aliases as they were."""
+    from mlflow import MlflowClient
+
+    challengers.set_challenger(registry.uri, challenger_version)
+    pipeline.challenged.add(challengers.CHALLENGED)
+    try:
+        yield challenger_version
+    finally:  # later cases share the registry
+        challengers.set_challenger(registry.uri, None)
+        client = MlflowClient(registry.uri, registry.uri)
+        name, champion = SEED_MODELS[challengers.CHALLENGED], registry.champions["lightgbm"]
+        client.set_registered_model_alias(name, "champion", champion)
 
 
 @pytest.fixture

@@ -41,6 +41,8 @@ from streamfn.local import services, stack
 from streamfn.local.status import scrape
 
 DRAIN_TIMEOUT_S = 300.0
+# An alias no version has: no shadow scoring, unless a measurement asks for the challenger.
+NO_CHALLENGER = "bench-no-challenger"
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
@@ -78,6 +80,7 @@ def pipeline(
         "MLFLOW_TRACKING_URI": registry,
         "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{s3_port}",
         "MAX_LAG": str(max_lag),
+        "CHALLENGER_ALIAS": NO_CHALLENGER,
         **CREDENTIALS,
         **extra,
     }

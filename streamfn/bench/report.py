@@ -32,6 +32,9 @@ class Findings:
     curve: list[CurvePoint] = field(default_factory=list)
     monitoring: dict[str, float] = field(default_factory=dict)  # on/off -> records/s
     console: dict[str, float] = field(default_factory=dict)  # refresh_ms, ingest_cores, share
+    # on/off -> records/s with a challenger in shadow or none; floor -> the challenger's own
+    # in-process records/s (frame + predict + CSV)
+    challenger: dict[str, float] = field(default_factory=dict)
 
     def find(self, design: str, model: str, size: int) -> Measurement | None:
         """The measurement of one design, model and records per request, if any."""
@@ -170,6 +173,7 @@ def targets_table(findings: Findings) -> list[str]:
     rows.append((f"monitoring costs ≤ 10% of the records/s, {TARGET_MODEL}, 100 records/request",
                  "—" if cost is None else f"{cost:.1%} ({on:,.0f} on, {off:,.0f} off)",
                  None if cost is None else cost <= 0.10))  # fmt: skip
+    rows.append(shadow_row(findings.challenger))
     share = findings.console.get("share")
     rows.append(("the console's data calls ≤ 5% of the ingest's CPU at the bench's load",
                  "—" if share is None else
@@ -189,6 +193,19 @@ def targets_table(findings: Findings) -> list[str]:
     lines = ["| target | measured | |", "|---|---:|---|"]
     lines += [f"| {name} | {value} | {verdict[ok]} |" for name, value, ok in rows]
     return lines
+
+
+def shadow_row(found: dict[str, float]) -> tuple[str, str, bool | None]:
+    """Shadow scoring's cost per record against the challenger's own in-process cost."""
+    name = (f"shadow scoring costs ≤ the challenger's own frame + predict + CSV, {TARGET_MODEL}, "
+            "100 records/request")  # fmt: skip
+    on, off, floor = found.get("on"), found.get("off"), found.get("floor")
+    if not (on and off and floor):
+        return name, "—", None
+    added_us, own_us = (1 / on - 1 / off) * 1e6, 1e6 / floor
+    value = (f"{added_us:.1f} µs/record added, own {own_us:.1f} µs/record ({on:,.0f} records/s "
+             f"with, {off:,.0f} without)")  # fmt: skip
+    return name, value, added_us <= own_us
 
 
 def markdown(findings: Findings, chart: str, latency_chart: str | None = None) -> str:

@@ -71,6 +71,23 @@ class Options:
         return 5 if self.quick else 20
 
 
+# The challenger the bench scores in shadow: more trees than the champion's 60.
+CHALLENGER_PARAMS: dict[str, object] = {"n_estimators": 120}
+
+
+def challenger_version(registry: str) -> str:
+    """The LightGBM challenger of the bench's registry, trained once."""
+    from streamfn.registry import open_registry
+
+    name = SEED_MODELS[CURVE_MODEL]
+    found = open_registry(registry).alias_target(name, "challenger")
+    if found is not None:
+        return found
+    [result] = training.train(registry, "challenger", (CURVE_MODEL,), params=CHALLENGER_PARAMS,
+                              compete=False)  # fmt: skip
+    return result.version
+
+
 class Bench:
     """One benchmark run: measure every design, then write the report and chart."""
 
@@ -125,6 +142,7 @@ class Bench:
         self.measure_floor(registry)
         self.measure_pipeline(registry)
         self.measure_monitoring_cost(registry)
+        self.measure_challenger_cost(registry)
         self.measure_ingest(registry)
         self.measure_mlflow_serve(registry)
         self.measure_seed(registry)
@@ -195,6 +213,33 @@ class Bench:
         cost = 1 - best["on"] / best["off"] if best["off"] else float("nan")
         self.say(f"  monitoring on {best['on']:,.0f}, off {best['off']:,.0f} records/s: "
                  f"{cost:+.1%} of the throughput")  # fmt: skip
+
+    def measure_challenger_cost(self, registry: str) -> None:
+        """LightGBM at 100 records/request with a challenger in shadow (more trees: SHADOW_SHARE
+        1, every record scored twice) and without one, best of two alternated; beside it, the
+        challenger's own in-process cost, which shadow scoring should not exceed."""
+        from streamfn.infer.models import ModelCache
+
+        self.say("(b) the pipeline with a challenger in shadow and without, lightgbm, 100/req")
+        version = challenger_version(registry)
+        records, best = self.records[:100], {"on": 0.0, "off": 0.0}
+        for round_ in range(2):
+            for state, extra in (("on", {"CHALLENGER_ALIAS": "challenger"}), ("off", {})):
+                workdir = self.work / f"challenger-{state}-{round_}"
+                with pipeline.pipeline(workdir, registry, self.options.pollers, MAX_LAG[100],
+                                       **extra) as bench:  # fmt: skip
+                    pipeline.warm_up(bench, CURVE_MODEL, records, self.work)
+                    rate = pipeline.throughput(bench, CURVE_MODEL, records,
+                                               self.options.load_seconds, CONNECTIONS[100],
+                                               self.work)  # fmt: skip
+                best[state] = max(best[state], rate)
+        challenger = ModelCache(
+            registry, "challenger", 3600, {CURVE_MODEL: SEED_MODELS[CURVE_MODEL]}
+        )
+        own = floor.measure(challenger.get(CURVE_MODEL), records, self.options.load_seconds / 3)
+        self.findings.challenger = {**best, "floor": own.records_per_s}
+        self.say(f"  challenger v{version} in shadow {best['on']:,.0f}, none {best['off']:,.0f} "
+                 f"records/s; its own floor {own.records_per_s:,.0f} records/s")  # fmt: skip
 
     def measure_console_cost(self, bench: pipeline.PipelineStack, ingest_cores: float) -> None:
         """The ingest CPU of the console's refreshes, against the ingest's CPU at that load."""

@@ -1,7 +1,8 @@
 """The `streamfn` console script: one subcommand per stage of the pipeline.
 
 Each module of this package adds the subcommands of one part: `serve` (ingest, poll), `data`
-(dataset, train, produce) and `local` (up, buckets, results, bench).
+(dataset, train, produce), `local` (up, buckets, results, bench) and `champion` (backtest,
+promote, rollback).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from streamfn.config import ConfigError, Settings, get_settings
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from streamfn.cli import data, local, serve
+    from streamfn.cli import champion, data, local, serve
 
     parser = argparse.ArgumentParser(prog="streamfn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for part in (data, serve, local):
+    for part in (data, serve, local, champion):
         part.register(commands)
     return parser
 

@@ -37,13 +37,24 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     alias = args.alias or settings.MODEL_ALIAS
     check_mlflow(uri)
     models = tuple(args.model or training.TRAINABLE)
+    try:
+        params = training.parse_params(args.params or [])
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    if params and len(models) != 1:
+        raise CommandError("--params are one model's hyper-parameters: give one --model")
+    # A challenger does not compete: it is registered as such, and proves itself in shadow.
+    compete = alias != settings.CHALLENGER_ALIAS
     if args.if_missing:
-        models = training.missing_models(uri, models)
+        models = training.missing_models(uri, models, alias)
         if not models:
             console.print(f"every model is registered at {uri}: nothing to train")
             return 0
     console.print(f"training {', '.join(models)} against {uri} (about a minute) …")
-    results = training.train(uri, alias, models, args.data)
+    try:
+        results = training.train(uri, alias, models, args.data, params, compete)
+    except (TypeError, ValueError) as error:  # a hyper-parameter the classifier refuses
+        raise CommandError(f"training refused {params}: {error}") from None
     table = Table(title=f"streamfn train → {uri}")
     for column in ("model", "registered", "version", "macro F1", "precision", "recall", alias, "s"):
         table.add_column(column)
@@ -234,7 +245,17 @@ def register(commands: Commands) -> None:
     """Add `train`, `dataset` and `produce`."""
     train = commands.add_parser("train", help="train, log and register the three models")
     train.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI")
-    train.add_argument("--alias", help="default: MODEL_ALIAS")
+    train.add_argument(
+        "--alias",
+        help="default: MODEL_ALIAS; CHALLENGER_ALIAS (challenger) registers the new version as "
+        "the challenger, scored in shadow, without competing for champion",
+    )
+    train.add_argument(
+        "--params",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="hyper-parameters of the classifier (with one --model), e.g. n_estimators=200",
+    )
     train.add_argument(
         "--model",
         action="append",

@@ -43,7 +43,7 @@ from streamfn.constants import SEED_MODELS
 from streamfn.data import dataset
 from streamfn.data.artifacts import log_json_files
 from streamfn.features import CATEGORICAL, CLASS_LABELS, FEATURE_NAMES, NUMERIC, TARGET, burn_class
-from streamfn.registry import ClientRegistry, open_registry
+from streamfn.registry import ClientRegistry, NotRegisteredError, open_registry
 
 matplotlib.use("Agg")  # no display here; figures go straight to MLflow
 log = logging.getLogger(__name__)
@@ -89,9 +89,9 @@ HYPERPARAMETERS: dict[str, dict[str, object]] = {
 }
 
 
-def make_classifier(api_name: str) -> object:
-    """A fresh, unfitted classifier for one API name."""
-    params = HYPERPARAMETERS[api_name]
+def make_classifier(api_name: str, overrides: dict[str, object] | None = None) -> object:
+    """A fresh, unfitted classifier for one API name (its hyper-parameters, with overrides)."""
+    params = {**HYPERPARAMETERS[api_name], **(overrides or {})}
     if api_name == "svm":
         return SVC(**params)
     if api_name == "knn":
@@ -245,15 +245,18 @@ def ensure_experiment(client: MlflowClient, tracking_uri: str) -> str:
 
 
 def train_one(
-    client: MlflowClient, experiment_id: str, split: Split, api_name: str, alias: str
-) -> TrainResult:
-    """Fit, evaluate, log, register and maybe promote one model."""
+    client: MlflowClient, experiment_id: str, split: Split, api_name: str, alias: str,
+    params: dict[str, object] | None = None, compete: bool = True,
+) -> TrainResult:  # fmt: skip
+    """Fit, evaluate, log, register and maybe promote one model (`compete`: only if it scores
+    at least the alias's version; else the alias moves to it whatever it scores)."""
     started = time.perf_counter()
-    pipeline = build_pipeline(make_classifier(api_name))
+    pipeline = build_pipeline(make_classifier(api_name, params))
     with mlflow.start_run(experiment_id=experiment_id, run_name=api_name):
         mlflow.log_params(
             {
                 **HYPERPARAMETERS[api_name],
+                **(params or {}),
                 "classifier": type(pipeline[-1]).__name__,
                 "numeric_imputer": "IterativeImputer",
                 "seed": SEED,
@@ -272,23 +275,33 @@ def train_one(
         info = log_model(pipeline, api_name, split, predicted)
     name = SEED_MODELS[api_name]
     version = register(client, info, name)
-    champion, promoted = promote(client, name, version, metrics[SCORE], alias)
+    if compete:
+        champion, promoted = promote(client, name, version, metrics[SCORE], alias)
+    else:
+        client.set_registered_model_alias(name, alias, version)
+        champion, promoted = version, True
     return TrainResult(
         api_name, name, version, metrics, champion, promoted, time.perf_counter() - started
     )
 
 
-def missing_models(tracking_uri: str, models: tuple[str, ...] = TRAINABLE) -> tuple[str, ...]:
-    """The models among `models` with no version at the tracking URI, or whose latest version an
-    older streamfn logged (no constraints beside it, so records could not be validated)."""
+def missing_models(
+    tracking_uri: str, models: tuple[str, ...] = TRAINABLE, alias: str = "champion"
+) -> tuple[str, ...]:
+    """The models among `models` with no version at the tracking URI, or whose served version
+    (the alias's, else the latest) an older streamfn logged (no constraints beside it, so records
+    could not be validated). Other versions, a challenger's say, do not count."""
     found = open_registry(tracking_uri)
     missing = []
     for api_name in models:
         name = SEED_MODELS[api_name]
         # An outage raises RegistryError: it is not a missing model.
-        versions = found.versions(name)
-        latest = str(max(int(v) for v in versions)) if versions else None
-        if latest is None or found.file(name, latest, schemas.CONSTRAINTS_FILE) is None:
+        try:
+            served = found.alias_version(name, alias).version
+        except NotRegisteredError:
+            missing.append(api_name)
+            continue
+        if found.file(name, served, schemas.CONSTRAINTS_FILE) is None:
             missing.append(api_name)
     return tuple(missing)
 
@@ -298,10 +311,36 @@ def train(
     alias: str,
     models: tuple[str, ...] = TRAINABLE,
     data_path: Path | None = None,
+    params: dict[str, object] | None = None,
+    compete: bool = True,
 ) -> list[TrainResult]:
     """Train, log and register each model against the tracking URI (server or SQLite)."""
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     experiment_id = ensure_experiment(client, tracking_uri)
     split = load_split(data_path)
-    return [train_one(client, experiment_id, split, name, alias) for name in models]
+    return [
+        train_one(client, experiment_id, split, name, alias, params, compete) for name in models
+    ]
+
+
+def parse_params(pairs: list[str]) -> dict[str, object]:
+    """`key=value` hyper-parameters: numbers as numbers, true/false/none, else strings."""
+    found: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{pair!r} is not key=value (e.g. n_estimators=200)")
+        value: object = text
+        lowered = text.strip().lower()
+        if lowered in ("true", "false", "none"):
+            value = {"true": True, "false": False, "none": None}[lowered]
+        else:
+            for kind in (int, float):
+                try:
+                    value = kind(text)
+                    break
+                except ValueError:
+                    continue
+        found[key.strip()] = value
+    return found

@@ -9,7 +9,7 @@ through the protocol of `streamfn.infer.sink`.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,8 @@ from redis.exceptions import RedisError
 from streamfn import connections, crash, events, message_state, metrics, stream_ids
 from streamfn.bucket import PREDICTIONS, Bucket, BucketUnavailableError
 from streamfn.config import Settings
+from streamfn.constants import shadow_key
+from streamfn.infer.challengers import ChallengerCache
 from streamfn.infer.messages import Message, MessageError, decode
 from streamfn.infer.models import (
     LoadedModel,
@@ -29,9 +31,10 @@ from streamfn.infer.models import (
 )
 from streamfn.infer.predicting import Errors, Predicted, predict, rows_of
 from streamfn.infer.rows import encode_csv
+from streamfn.infer.shadow import Shadow, ShadowScorer
 from streamfn.infer.sink import OnceWriter
 from streamfn.monitor.closer import WindowCloser
-from streamfn.monitor.counts import batch_fields
+from streamfn.monitor.counts import batch_fields, shadow_fields
 from streamfn.monitor.keys import window_of
 from streamfn.monitor.recorder import DoneRecorder, Window
 from streamfn.pipeline_counts import Tally
@@ -57,6 +60,7 @@ class InferContext:
     checkpoint: crash.Checkpoint = crash.no_crash
     probabilities: bool = False  # OUTPUT_PROBABILITIES
     window_s: float = 0.0  # MONITOR_WINDOW_S
+    shadow: ShadowScorer | None = None  # scores with each model's challenger
 
 
 def build_context(settings: Settings) -> InferContext:
@@ -73,6 +77,12 @@ def build_context(settings: Settings) -> InferContext:
     if window_s:
         closer = WindowCloser(redis, bucket, models.profile, window_s,
                               settings.MONITOR_MIN_RECORDS, settings.DRIFT_PSI)  # fmt: skip
+    challengers = ChallengerCache(
+        settings.MLFLOW_TRACKING_URI, settings.CHALLENGER_ALIAS, settings.MODEL_REFRESH_S,
+        settings.models,
+    )  # fmt: skip
+    models.reuse = challengers.loaded
+    shadow_writer = OnceWriter(bucket, redis, settings.RESULT_TTL_S, key=shadow_key)
     return InferContext(
         models=models,
         writer=OnceWriter(bucket, redis, settings.RESULT_TTL_S, checkpoint),
@@ -83,6 +93,9 @@ def build_context(settings: Settings) -> InferContext:
         checkpoint=checkpoint,
         probabilities=settings.OUTPUT_PROBABILITIES,
         window_s=window_s,
+        shadow=ShadowScorer(
+            challengers, shadow_writer, settings.SHADOW_SHARE, settings.RESULT_TTL_S
+        ),
     )
 
 
@@ -95,12 +108,18 @@ def warm(ctx: InferContext) -> None:
     """Load every model now, before the first batch: a cold load inside a batch slows it.
 
     An unreachable registry is not fatal here: the models load with the first batch instead.
+    The challengers load on their own thread meanwhile, and are waited for too, so that a new
+    process (a replaced poller) scores its first batches in shadow as well.
     """
     for api_name in ctx.models.models:
+        if ctx.shadow is not None:
+            ctx.shadow.challengers.get(api_name)
         try:
             ctx.models.get(api_name)
         except ModelUnavailableError as error:
             log.warning("model not loaded ahead", extra={"model": api_name, "error": str(error)})
+    if ctx.shadow is not None:
+        ctx.shadow.challengers.settle()
 
 
 class DependencyError(RuntimeError):
@@ -131,6 +150,8 @@ def write_model_group(ctx: InferContext, api_name: str, messages: list[Message])
     # Done only once: a message recorded done before (a redelivery) is left as it is.
     fresh_ids = {m.message_id for m in fresh}
     finishing = [m for m in ok if not found.get(m.message_id, ("", False))[1]]
+    # Shadow rows before the done record: a message recorded done has both kinds of rows.
+    shadow = ctx.shadow.score(model, finishing, predicted) if ctx.shadow else None
     states = {
         m.message_id: message_state.done(
             api_name, model.version, predicted.values[m.message_id], objects[m.message_id],
@@ -138,7 +159,7 @@ def write_model_group(ctx: InferContext, api_name: str, messages: list[Message])
         )
         for m in finishing
     }  # fmt: skip
-    record_done(ctx, model, finishing, predicted, states)
+    record_done(ctx, model, finishing, predicted, states, shadow)
     failed = [(i, message_state.failed(api_name, error)) for i, error in predicted.errors.items()]
     if failed:
         message_state.save(ctx.redis, failed, ctx.result_ttl_s)
@@ -148,14 +169,14 @@ def write_model_group(ctx: InferContext, api_name: str, messages: list[Message])
 
 def record_done(
     ctx: InferContext, model: LoadedModel, messages: list[Message], predicted: Predicted,
-    states: dict[str, message_state.MessageState],
+    states: dict[str, message_state.MessageState], shadow: Shadow | None = None,
 ) -> None:  # fmt: skip
     """Record the messages done with their window counts and the console's counts, in one step;
     a message another poller recorded done meanwhile is left out, and the others counted again
     without it."""
     key_of = ctx.writer.bucket.key_of
     for _ in range(MAX_DONE_ATTEMPTS):
-        windows = count_windows(model, messages, predicted, ctx.window_s)
+        windows = count_windows(model, messages, predicted, ctx.window_s, shadow)
         finished = [(m.message_id, len(m.records), key_of(str(states[m.message_id]["object"])))
                     for m in messages]  # fmt: skip
         tally = Tally.of(model.api_name, model.version, now_ms(), finished)
@@ -168,9 +189,11 @@ def record_done(
 
 
 def count_windows(
-    model: LoadedModel, messages: list[Message], predicted: Predicted, window_s: float
-) -> list[Window]:
-    """The monitoring counts of these messages' rows, per window (none when monitoring is off)."""
+    model: LoadedModel, messages: list[Message], predicted: Predicted, window_s: float,
+    shadow: Shadow | None = None,
+) -> list[Window]:  # fmt: skip
+    """The monitoring counts of these messages' rows (and shadow rows), per window (none when
+    monitoring is off)."""
     if not window_s or not messages:
         return []
     by_window: dict[int, list[Message]] = defaultdict(list)
@@ -180,8 +203,24 @@ def count_windows(
     for start, group in by_window.items():
         frame, values = rows_in(predicted, group)
         fields = batch_fields(model.schema, frame, values, model.profile)
+        if shadow is not None:
+            fields.update(compared(model, group, predicted, shadow))
         windows.append(Window(model.api_name, model.version, start, fields))
     return windows
+
+
+def compared(
+    model: LoadedModel, messages: list[Message], predicted: Predicted, shadow: Shadow
+) -> Counter[str]:
+    """The comparison counts of these messages' shadow rows (none if none was scored)."""
+    scored = [m for m in messages if m.message_id in shadow.values]
+    if not scored:
+        return Counter()
+    ours = [v for m in scored for v in predicted.values[m.message_id]]
+    theirs = [v for m in scored for v in shadow.values[m.message_id]]
+    challenger = shadow.challenger
+    return shadow_fields(challenger.version, ours, theirs, challenger.profile,
+                         model.schema.output == "class")  # fmt: skip
 
 
 def rows_in(predicted: Predicted, messages: list[Message]) -> tuple[pd.DataFrame, list[Any]]:

@@ -169,6 +169,33 @@ def fail_fast_http() -> None:
             variable.set(value)
 
 
+def load_version(
+    client: MlflowClient, uri: str, api_name: str, registered: str, version: str
+) -> LoadedModel:
+    """Download one version's artifacts and load them as a pyfunc model."""
+    started = time.perf_counter()
+    # An explicit tracking URI, not the process-global one, and a private copy that is
+    # deleted once the model is in memory (the sklearn flavour reads the file fully).
+    source = client.get_model_version_download_uri(registered, version)
+    with tempfile.TemporaryDirectory(prefix="streamfn-model-") as directory:
+        path = mlflow.artifacts.download_artifacts(source, dst_path=directory, tracking_uri=uri)
+        schema = schema_in(Path(path), api_name, registered, version)  # refused: no load
+        profile = json_in(Path(path), schemas.REFERENCE_FILE)
+        model = mlflow.pyfunc.load_model(path)
+    estimator, schema = estimator_of(model, schema)
+    metrics.MODEL_LOADS.labels(api_name, version).inc()
+    log.info(
+        "model loaded",
+        extra={
+            "model": api_name,
+            "registered_model": registered,
+            "version": version,
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    )
+    return LoadedModel(schema, model, estimator, profile)
+
+
 class ModelCache:
     """Serves each model's alias version, re-resolving it at most every `refresh_s` seconds."""
 
@@ -197,6 +224,8 @@ class ModelCache:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-refresh")
         self._refreshing: dict[str, Future[None]] = {}
         self._profiles: dict[tuple[str, str], dict[str, Any] | None] = {}
+        # A version already in memory elsewhere (the challenger promoted): taken, not loaded.
+        self.reuse: Callable[[str, str], LoadedModel | None] = lambda _api, _version: None
 
     @property
     def loads(self) -> int:
@@ -281,7 +310,7 @@ class ModelCache:
         version = self._resolve(registered)
         if served is not None and served.version == version:
             return served
-        loaded = self._load(api_name, registered, version)
+        loaded = self.reuse(api_name, version) or self._load(api_name, registered, version)
         with self._lock:
             self._served[api_name] = loaded  # the previous version, if any, is dropped
         return loaded
@@ -298,31 +327,9 @@ class ModelCache:
         return found.version
 
     def _load(self, api_name: str, registered: str, version: str) -> LoadedModel:
-        """Download one version's artifacts and load them as a pyfunc model."""
-        started = time.perf_counter()
-        # An explicit tracking URI, not the process-global one, and a private copy that is
-        # deleted once the model is in memory (the sklearn flavour reads the file fully).
-        source = self._client.get_model_version_download_uri(registered, version)
-        with tempfile.TemporaryDirectory(prefix="streamfn-model-") as directory:
-            path = mlflow.artifacts.download_artifacts(
-                source, dst_path=directory, tracking_uri=self._uri
-            )
-            schema = schema_in(Path(path), api_name, registered, version)  # refused: no load
-            profile = json_in(Path(path), schemas.REFERENCE_FILE)
-            model = mlflow.pyfunc.load_model(path)
-        estimator, schema = estimator_of(model, schema)
+        loaded = load_version(self._client, self._uri, api_name, registered, version)
         self._loads += 1
-        metrics.MODEL_LOADS.labels(api_name, version).inc()
-        log.info(
-            "model loaded",
-            extra={
-                "model": api_name,
-                "registered_model": registered,
-                "version": version,
-                "seconds": round(time.perf_counter() - started, 3),
-            },
-        )
-        return LoadedModel(schema, model, estimator, profile)
+        return loaded
 
     def _log_failed_refresh(self, served: LoadedModel, error: Exception) -> None:
         """One structured line for a refresh that failed while a cached version serves."""

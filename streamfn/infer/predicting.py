@@ -33,12 +33,13 @@ class Predicted:
 def predict(model: LoadedModel, messages: Sequence[Message], probabilities: bool) -> Predicted:
     """Predictions per message in one call; on a failure, per message to find the culprit."""
     try:
-        return _predict_all(model, messages, probabilities)
+        return predict_all(model, messages, probabilities)
     except Exception:  # any model error: isolate the culprit below
         return predict_each(model, messages, probabilities)
 
 
-def _predict_all(model: LoadedModel, messages: Sequence[Message], probabilities: bool) -> Predicted:
+def predict_all(model: LoadedModel, messages: Sequence[Message], probabilities: bool) -> Predicted:
+    """Predictions per message in one call; the model's error, if any, is raised."""
     frame = model.frame([r for m in messages for r in m.records])
     flat = model.predict(frame)
     shares = model.probabilities(frame).tolist() if probabilities else []
@@ -59,7 +60,7 @@ def predict_each(model: LoadedModel, messages: Sequence[Message], probabilities:
     out = Predicted()
     for m in messages:
         try:
-            one = _predict_all(model, [m], probabilities)
+            one = predict_all(model, [m], probabilities)
         except Exception as error:  # the model's error becomes the message's
             out.errors[m.message_id] = f"prediction failed: {type(error).__name__}: {error}"
             continue

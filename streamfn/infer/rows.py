@@ -5,7 +5,8 @@ A seed model (its inputs are the burn-out feature table) keeps the seed's column
   prediction_label, received_at, predicted_at, imputed, Employee ID, then the 13 features.
 Any other model: the same leading columns without the prediction, its inputs in signature
 order, then prediction and prediction_label. With OUTPUT_PROBABILITIES, one `proba_<label>`
-column per class ends the row.
+column per class follows. A challenger's shadow rows end with `champion_version` and
+`champion_prediction`.
 
 Rows are encoded by the C `csv` writer from prebuilt lists (RFC 4180: CRLF line ends, fields
 quoted only when needed), so that any Employee ID survives a round trip. Times are written as
@@ -27,6 +28,7 @@ IDENTITY = ("message_id", "record_index", "model", "registered_model", "model_ve
 PREDICTION = ("prediction", "prediction_label")
 TIMES = ("received_at", "predicted_at", "imputed", EMPLOYEE_ID)
 CSV_COLUMNS: tuple[str, ...] = (*IDENTITY, *PREDICTION, *TIMES, *FEATURE_NAMES)
+CHAMPION = ("champion_version", "champion_prediction")
 IMPUTED_SEPARATOR = "|"
 
 
@@ -43,14 +45,17 @@ class Row(NamedTuple):
     predicted_at: int  # epoch ms
     record: Mapping[str, object]  # canonical: the model's inputs and optionally "Employee ID"
     probabilities: Sequence[float] = ()  # per class, when probabilities are written
+    champion: tuple[str, Any] | tuple[()] = ()  # a shadow row's champion version and prediction
 
 
-def columns(schema: ModelSchema, proba_labels: Sequence[str] = ()) -> tuple[str, ...]:
-    """The header of a model's objects."""
-    probabilities = tuple(f"proba_{label}" for label in proba_labels)
+def columns(
+    schema: ModelSchema, proba_labels: Sequence[str] = (), shadow: bool = False
+) -> tuple[str, ...]:
+    """The header of a model's objects (of its shadow objects with `shadow`)."""
+    extra = (*(f"proba_{label}" for label in proba_labels), *(CHAMPION if shadow else ()))
     if schema.seed_layout:
-        return (*CSV_COLUMNS, *probabilities)
-    return (*IDENTITY, *TIMES, *schema.names, *PREDICTION, *probabilities)
+        return (*CSV_COLUMNS, *extra)
+    return (*IDENTITY, *TIMES, *schema.names, *PREDICTION, *extra)
 
 
 def _label(schema: ModelSchema, row: Row) -> str:
@@ -83,16 +88,18 @@ def _cells(schema: ModelSchema, rows: Sequence[Row]) -> Iterator[list[object]]:
         times = (received_s, predicted_s, imputed, get(EMPLOYEE_ID))
         prediction = (row.prediction, _label(schema, row))
         if seed:
-            yield [*identity, *prediction, *times, *inputs, *row.probabilities]
+            yield [*identity, *prediction, *times, *inputs, *row.probabilities, *row.champion]
         else:
-            yield [*identity, *times, *inputs, *prediction, *row.probabilities]
+            yield [*identity, *times, *inputs, *prediction, *row.probabilities, *row.champion]
 
 
-def encode_csv(schema: ModelSchema, rows: Sequence[Row], proba_labels: Sequence[str] = ()) -> bytes:
+def encode_csv(
+    schema: ModelSchema, rows: Sequence[Row], proba_labels: Sequence[str] = (), shadow: bool = False
+) -> bytes:
     """Header plus one CSV line per row, UTF-8."""
     buffer = io.StringIO()
     # CRLF (RFC 4180, the csv default) is also what makes the writer quote a lone CR in a field.
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(columns(schema, proba_labels))
+    writer.writerow(columns(schema, proba_labels, shadow))
     writer.writerows(_cells(schema, rows))
     return buffer.getvalue().encode("utf-8")

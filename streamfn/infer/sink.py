@@ -8,7 +8,9 @@ A message delivered again finds its state. Done: its rows are written. Pending, 
 it names exists: its rows are written too (the crash came between 2 and 3), whatever batch the
 message is in now. Pending and no object: the crash came between 1 and 2, so it is written anew.
 
-Every kind of object (`streamfn.bucket.ObjectKind`) goes through the same protocol.
+Every kind of object (`streamfn.bucket.ObjectKind`) goes through the same protocol. The
+challenger's shadow rows keep their states under keys of their own (`streamfn:shadow:<id>`), so a
+message's champion rows and shadow rows are each written once, independently.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from streamfn import message_state
 from streamfn.bucket import Bucket, ObjectKind, object_key
 from streamfn.constants import result_key
 from streamfn.crash import Checkpoint, no_crash
+from streamfn.message_state import KeyOf
 from streamfn.times import now_ms
 
 
@@ -38,19 +41,21 @@ class OnceWriter:
     """Steps 1 and 2 of the protocol, and the check a redelivered message goes through."""
 
     def __init__(
-        self, bucket: Bucket, redis: Redis, ttl_s: int, checkpoint: Checkpoint = no_crash
-    ) -> None:
+        self, bucket: Bucket, redis: Redis, ttl_s: int, checkpoint: Checkpoint = no_crash,
+        key: KeyOf = result_key,
+    ) -> None:  # fmt: skip
         self.bucket = bucket
         self.redis = redis
         self.ttl_s = ttl_s
         self.checkpoint = checkpoint
+        self.key = key  # where each message's state is kept
 
     def already_written(self, message_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
         """Each message whose rows are in the bucket already: its object, and whether it was
         also recorded done (False: the crash came between the PUT and the done record)."""
         if not message_ids:
             return {}
-        stored = self.redis.mget([result_key(i) for i in message_ids])
+        stored = self.redis.mget([self.key(i) for i in message_ids])
         written: dict[str, tuple[str, bool]] = {}
         for message_id, raw in zip(message_ids, stored, strict=True):
             state = message_state.decode(raw)
@@ -71,7 +76,7 @@ class OnceWriter:
         key = object_key(kind, api_name, day, message_ids)
         uri = self.bucket.url(key)
         intent = message_state.pending(api_name, uri)
-        message_state.save(self.redis, [(i, intent) for i in message_ids], self.ttl_s)
+        message_state.save(self.redis, [(i, intent) for i in message_ids], self.ttl_s, self.key)
         self.checkpoint("after_intent")
         self.bucket.put(key, body, kind.content_type)
         self.checkpoint("after_put")

@@ -1,5 +1,6 @@
 """`streamfn monitor`: GET /monitoring drawn as tables, one per model: each input's PSI in the
-newest window with its flag in colour and words, and a sparkline of its PSI over the windows."""
+newest window with its flag in colour and words, a sparkline of its PSI over the windows, and a
+challenger's comparison with the champion when one is scored in shadow."""
 
 from __future__ import annotations
 
@@ -63,7 +64,30 @@ def model_table(model: str, windows: list[dict[str, Any]], drift_psi: float) -> 
         history = [w["prediction"]["psi"] for w in oldest_first]
         table.add_row(Text("predictions", style="bold"), f"{prediction['psi']:.3f}",
                       flag(prediction["flag"]), sparkline(history, top), "", "", "")  # fmt: skip
+    for challenger in newest.get("challengers", []):
+        add_challenger(table, challenger, oldest_first, top)
     return table
+
+
+def add_challenger(
+    table: Table, challenger: dict[str, Any], oldest_first: list[dict[str, Any]], top: float
+) -> None:
+    """A row for a challenger's predictions, and a caption line comparing it with the champion."""
+    version = challenger["version"]
+    prediction = challenger["prediction"]
+    history = [next((c["prediction"]["psi"] for c in w.get("challengers", [])
+                     if c["version"] == version), None) for w in oldest_first]  # fmt: skip
+    psi = "—" if prediction["psi"] is None else f"{prediction['psi']:.3f}"
+    table.add_row(Text(f"challenger v{version}", style="bold"), psi, flag(prediction["flag"]),
+                  sparkline(history, top), "", "", "")  # fmt: skip
+    share = "—" if challenger["agreement"] is None else f"{challenger['agreement']:.1%}"
+    line = (f"challenger v{version}: agrees with the champion on {share} of "
+            f"{challenger['compared']:,} rows")  # fmt: skip
+    if challenger["labelled"]:
+        line += (f" · {challenger['labelled']:,} labelled: macro F1 {challenger['macro_f1']:.3f}, "
+                 f"champion {challenger['champion_macro_f1']:.3f} on the same rows")  # fmt: skip
+    table.caption = "\n".join(filter(None, [table.caption, line]))  # type: ignore[list-item]
+    table.caption_justify = "left"
 
 
 def tables(answer: dict[str, Any], drift_psi: float) -> list[Table]:

@@ -79,8 +79,9 @@ class WindowCloser:
         """Write one window's statistics (idempotent: the same key and content), report it."""
         raw = self.redis.hgetall(window_key(model, version, start))
         counts = {k.decode(): int(v) for k, v in raw.items()}
+        challengers = {v: self.profiles(model, v) for v in stats.challenger_versions(counts)}
         report = stats.window_report(
-            counts, self.profiles(model, version), self.min_records, self.drift_psi
+            counts, self.profiles(model, version), self.min_records, self.drift_psi, challengers
         )
         end = start + int(self.window_s)
         document = {"model": model, "version": version, "window_start": start,
@@ -101,6 +102,15 @@ def publish(window: dict[str, Any]) -> None:
         metrics.PREDICTION_PSI.labels(model, version).set(window["prediction"]["psi"])
     if window["macro_f1"] is not None:
         metrics.LIVE_MACRO_F1.labels(model, version).set(window["macro_f1"])
+    for challenger in window.get("challengers", []):
+        other = challenger["version"]
+        if challenger["agreement"] is not None:
+            metrics.SHADOW_AGREEMENT.labels(model, version, other).set(challenger["agreement"])
+        if challenger["prediction"]["psi"] is not None:
+            psi = challenger["prediction"]["psi"]
+            metrics.CHALLENGER_PREDICTION_PSI.labels(model, other).set(psi)
+        if challenger["macro_f1"] is not None:
+            metrics.CHALLENGER_MACRO_F1.labels(model, other).set(challenger["macro_f1"])
     if window["flag"] in ("warn", "drift"):
         metrics.FLAGGED_WINDOWS.labels(model, version, window["flag"]).inc()
         drifted = sorted(n for n, f in window["features"].items() if f["flag"] != "ok")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from streamfn import reference
-from streamfn.monitor.keys import OTHER
+from streamfn.monitor.keys import OTHER, shadow_prefix
 from streamfn.schemas import ModelSchema
 
 
@@ -57,6 +57,25 @@ def _prediction_fields(predictions: list[Any], spread: dict[str, Any] | None) ->
         return Counter({f"p:{i}": int(n) for i, n in enumerate(np.bincount(index)) if n})
     classes = pd.Series([str(p) for p in predictions]).value_counts()
     return Counter({f"p:{c}": int(n) for c, n in classes.items()})
+
+
+def shadow_fields(
+    challenger_version: str, champion: list[Any], challenger: list[Any],
+    profile: dict[str, Any] | None, classes: bool,
+) -> Counter[str]:  # fmt: skip
+    """The counts of a batch's shadow rows (all in one window): rows compared, rows agreeing,
+    for classifiers the champion x challenger confusion cells, the challenger's predictions."""
+    prefix = shadow_prefix(challenger_version)
+    ours = np.asarray([str(v) for v in champion], dtype=object)
+    theirs = np.asarray([str(v) for v in challenger], dtype=object)
+    agreeing = int(np.count_nonzero(ours == theirs))
+    counts: Counter[str] = Counter({f"{prefix}n": len(ours), f"{prefix}a": agreeing})
+    if classes:
+        cells = pd.Series(list(zip(ours, theirs, strict=True))).value_counts()
+        counts.update({f"{prefix}c:{a}:{b}": int(n) for (a, b), n in cells.items()})
+    spread = (profile or {}).get("prediction")
+    counts.update({prefix + k: n for k, n in _prediction_fields(challenger, spread).items()})
+    return counts
 
 
 def batch_fields(

@@ -17,26 +17,34 @@ from redis.asyncio import Redis
 
 from streamfn import message_state, stream_ids
 from streamfn.config import Settings
-from streamfn.constants import result_key
+from streamfn.constants import result_key, shadow_key
 from streamfn.features import burn_class
-from streamfn.monitor.keys import window_key, window_of
+from streamfn.monitor.keys import shadow_prefix, window_key, window_of
 from streamfn.schemas import ModelSchema
 
 LABELS_PREFIX = "streamfn:labels:"
 
 # KEYS: per label, its message's labels hash and its window hash. ARGV: ttl, then per label:
-# record index, true class, predicted class. Returns how many were counted (not seen before).
+# record index, true class, predicted class, and for a shadow-scored record the challenger's
+# field prefix (s:<version>:) and its predicted class ('' and '' otherwise). Returns how many
+# were counted (not seen before).
 _COUNT_ONCE = """
 local ttl, counted = tonumber(ARGV[1]), 0
 for i = 1, #KEYS / 2 do
   local labels, window = KEYS[2 * i - 1], KEYS[2 * i]
-  local index, truth, predicted = ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]
+  local at = 5 * i - 3
+  local index, truth, predicted = ARGV[at], ARGV[at + 1], ARGV[at + 2]
+  local shadow, challenged = ARGV[at + 3], ARGV[at + 4]
   if redis.call('HSETNX', labels, index, truth) == 1 then
     redis.call('EXPIRE', labels, ttl)
     -- A window past its retention, or never counted (monitoring off), gets no cell: one made
     -- here would have no TTL. The label is still kept, once.
     if redis.call('EXISTS', window) == 1 then
       redis.call('HINCRBY', window, 'l:' .. truth .. ':' .. predicted, 1)
+      if shadow ~= '' then
+        redis.call('HINCRBY', window, shadow .. 'l:' .. truth .. ':' .. challenged, 1)
+        redis.call('HINCRBY', window, shadow .. 'k:' .. truth .. ':' .. predicted, 1)
+      end
     end
     counted = counted + 1
   end
@@ -62,6 +70,7 @@ class Joined:
     truth: str
     predicted: str
     window: str  # the window hash of the prediction
+    shadow: tuple[str, str] = ("", "")  # the challenger's field prefix and prediction, if any
 
 
 def _error(index: int, field: str, msg: str, type_: str) -> dict[str, Any]:
@@ -113,13 +122,14 @@ async def join(
     redis: Redis, labels: list[dict[str, Any]], schemas: dict[str, ModelSchema], settings: Settings
 ) -> list[Joined]:
     """Each label joined to its stored prediction; FeedbackError naming those that cannot be."""
-    states = [message_state.decode(raw) for raw in
-              await redis.mget([result_key(item["message_id"]) for item in labels])]  # fmt: skip
+    ids = [item["message_id"] for item in labels]
+    states = [message_state.decode(raw) for raw in await redis.mget([result_key(i) for i in ids])]
+    shadows = [message_state.decode(raw) for raw in await redis.mget([shadow_key(i) for i in ids])]
     unknown = [item["message_id"] for item, state in zip(labels, states, strict=True) if not state]
     models = await message_state.queued(redis, settings.STREAM_KEY, unknown) if unknown else []
     queued = dict(zip(unknown, models, strict=True))
     joined, errors = [], []
-    for i, (item, state) in enumerate(zip(labels, states, strict=True)):
+    for i, (item, state, shadow) in enumerate(zip(labels, states, shadows, strict=True)):
         predictions = state.get("predictions")
         if queued.get(item["message_id"]):
             state = {"status": "pending"}
@@ -145,10 +155,19 @@ async def join(
         window = window_key(state["model"], str(state["model_version"]),
                             window_of(received, settings.MONITOR_WINDOW_S))  # fmt: skip
         joined.append(Joined(item["message_id"], item["record_index"], truth,
-                             str(predictions[item["record_index"]]), window))  # fmt: skip
+                             str(predictions[item["record_index"]]), window,
+                             challenged(shadow, item["record_index"])))  # fmt: skip
     if errors:
         raise FeedbackError(errors)
     return joined
+
+
+def challenged(shadow: message_state.MessageState, record_index: int) -> tuple[str, str]:
+    """The challenger's field prefix and prediction of a record, ("", "") if it was not scored."""
+    predictions = shadow.get("predictions") or []
+    if shadow.get("status") != "done" or record_index >= len(predictions):
+        return "", ""
+    return shadow_prefix(str(shadow["model_version"])), str(predictions[record_index])
 
 
 async def count_once(redis: Redis, joined: list[Joined], ttl_s: int) -> int:
@@ -156,5 +175,5 @@ async def count_once(redis: Redis, joined: list[Joined], ttl_s: int) -> int:
     keys, args = [], [ttl_s]
     for label in joined:
         keys += [LABELS_PREFIX + label.message_id, label.window]
-        args += [label.record_index, label.truth, label.predicted]
+        args += [label.record_index, label.truth, label.predicted, *label.shadow]
     return int(await redis.eval(_COUNT_ONCE, len(keys), *keys, *args))

@@ -26,6 +26,11 @@ def window_key(model: str, version: str, start: int) -> str:
     return f"{KEY_PREFIX}{model}:{version}:{start}"
 
 
+def shadow_prefix(challenger_version: str) -> str:
+    """Where a window's hash keeps what it counts of a challenger version's shadow rows."""
+    return f"s:{challenger_version}:"
+
+
 def index_key(model: str) -> str:
     """The sorted set of a model's windows (member version:start, score start)."""
     return f"{KEY_PREFIX}index:{model}"

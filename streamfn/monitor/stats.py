@@ -106,13 +106,62 @@ def scores(counts: Mapping[str, int]) -> tuple[int, float | None, float | None]:
     return labelled, sum(hits.values()) / labelled, math.fsum(f1) / len(f1)
 
 
+def challenger_versions(counts: Mapping[str, int]) -> list[str]:
+    """The challenger versions a window's counts compare with its champion."""
+    return sorted({k.split(":", 2)[1] for k in counts if k.startswith("s:")}, key=_as_number)
+
+
+def _as_number(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (0, version)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def challenger_report(
+    counts: Mapping[str, int], version: str, profile: Mapping[str, Any] | None, drift_psi: float
+) -> dict[str, Any]:
+    """One challenger version against the champion on the same rows: agreement, the champion x
+    challenger confusion counts, its prediction PSI, and both versions' scores on the labelled
+    shadow rows."""
+    prefix = f"s:{version}:"
+    own = {k.removeprefix(prefix): int(v) for k, v in counts.items() if k.startswith(prefix)}
+    compared, agreeing = own.get("n", 0), own.get("a", 0)
+    confusion: dict[str, dict[str, int]] = {}
+    for key, n in sorted(own.items()):
+        if key.startswith("c:"):
+            champion, challenger = key[2:].split(":", 1)
+            confusion.setdefault(champion, {})[challenger] = n
+    spread = None if profile is None else profile.get("prediction")
+    prediction = prediction_report(own, spread, drift_psi)
+    labelled, accuracy, macro_f1 = scores(own)  # the challenger's cells: l:<true>:<predicted>
+    _, champion_accuracy, champion_f1 = scores(
+        {"l:" + k[2:]: n for k, n in own.items() if k.startswith("k:")}
+    )  # the champion's cells on the same rows: k:<true>:<predicted>
+    return {
+        "version": version,
+        "compared": compared,
+        "agreement": round(agreeing / compared, 4) if compared else None,
+        "confusion": confusion,
+        "prediction": prediction,
+        "labelled": labelled,
+        "accuracy": _rounded(accuracy),
+        "macro_f1": _rounded(macro_f1),
+        "champion_accuracy": _rounded(champion_accuracy),
+        "champion_macro_f1": _rounded(champion_f1),
+    }
+
+
 def window_report(
     counts: Mapping[str, int],
     profile: Mapping[str, Any] | None,
     min_records: int,
     drift_psi: float,
+    challengers: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
-    """The statistics of one window; flags only when it holds MONITOR_MIN_RECORDS records."""
+    """The statistics of one window; flags only when it holds MONITOR_MIN_RECORDS records.
+    `challengers` gives the reference profile of each challenger version the counts hold."""
     records = int(counts.get("records", 0))
     if profile is None:
         features: dict[str, Any] = {}
@@ -131,6 +180,10 @@ def window_report(
         "labelled": labelled,
         "accuracy": None if accuracy is None else round(accuracy, 4),
         "macro_f1": None if macro_f1 is None else round(macro_f1, 4),
+        "challengers": [
+            challenger_report(counts, v, (challengers or {}).get(v), drift_psi)
+            for v in challenger_versions(counts)
+        ],
     }
     if profile is None:
         report["flag"] = "no reference"

@@ -38,9 +38,10 @@ async def reports(
     """The statistics of a model's newest windows, newest first."""
     found = []
     for version, start, counts in await recent(redis, model, count):
+        challengers = {v: await profiles(model, v) for v in stats.challenger_versions(counts)}
         report = stats.window_report(
             counts, await profiles(model, version), settings.MONITOR_MIN_RECORDS,
-            settings.DRIFT_PSI,
+            settings.DRIFT_PSI, challengers,
         )  # fmt: skip
         found.append({"model": model, "version": version, "window_start": start,
                       "window_end": start + int(settings.MONITOR_WINDOW_S), **report})  # fmt: skip

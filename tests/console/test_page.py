@@ -74,9 +74,11 @@ def drifted_window(url: str) -> dict[str, Any] | None:
 
 
 @pytest.fixture
-def running(pipeline: Pipeline) -> Pipeline:
-    """A pipeline that has served plain records, then drifted ones, all with ground truth."""
+def running(pipeline: Pipeline, challenged: str) -> Pipeline:
+    """A pipeline that has served plain records, then drifted ones, all with ground truth, and
+    a lightgbm challenger in shadow."""
     pipeline.start("p1", MONITOR_WINDOW_S=WINDOW_S, MONITOR_MIN_RECORDS="100")
+    pipeline.wait_challenger("lightgbm", challenged, "p1")
     produce(pipeline, "plain", 1200, 3)
     produce(pipeline, "drifted", 9000, 4, "--drift", DRIFT)
     pipeline.drain()
@@ -86,7 +88,7 @@ def running(pipeline: Pipeline) -> Pipeline:
 
 
 def test_the_console_shows_the_live_pipeline(
-    running: Pipeline, browser: Any, tmp_path: Path
+    running: Pipeline, challenged: str, browser: Any, tmp_path: Path
 ) -> None:
     url = running.env["INGEST_URL"]
     processed = int(running.r.hget(pc.TOTALS_KEY, pc.WRITTEN) or 0)
@@ -111,6 +113,7 @@ def test_the_console_shows_the_live_pipeline(
     # Models: each served version, and when it first wrote.
     lightgbm = page.locator("#models tbody tr", has_text="lightgbm")
     assert re.search(r"v1 since \d{4}-\d\d-\d\d", lightgbm.inner_text())
+    assert lightgbm.locator("td").nth(2).inner_text() == f"v{challenged}"  # the challenger
 
     # Drift: the drifted input's cell carries the flag in words, not only in colour.
     drift = page.locator('#drift article[data-model="lightgbm"]')
@@ -118,6 +121,10 @@ def test_the_console_shows_the_live_pipeline(
     assert cell.inner_text().startswith("■ ")
     assert "PSI" in (cell.get_attribute("title") or "")
     assert "macro F1" in drift.locator("figcaption").inner_text()
+    # The challenger in shadow: agreement, prediction PSI and both scores on the same rows.
+    shadow = drift.locator("[data-challenger]").first.inner_text()
+    assert re.search(r"challenger v\d+ in shadow: agrees with the champion on \d+\.\d% of", shadow)
+    assert re.search(r"labelled: macro F1 \d\.\d{3} against the champion's \d\.\d{3}", shadow)
 
     # Predictions: the newest rows, and the model filter.
     page.select_option("#rows-model", "lightgbm")

@@ -113,3 +113,22 @@ def test_train_if_missing_trains_nothing_when_all_are_registered(sqlite_registry
     assert "nothing to train" in done.stderr
     client = MlflowClient(sqlite_registry)
     assert [str(v.version) for v in client.search_model_versions("name = 'SVC'")] == ["1"]
+
+
+def test_params_are_typed_and_bad_ones_are_named() -> None:
+    assert training.parse_params(["n_estimators=120", "learning_rate=0.05", "boost=gbdt",
+                                  "verbose=false"]) == {  # fmt: skip
+        "n_estimators": 120, "learning_rate": 0.05, "boost": "gbdt", "verbose": False,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="'trees' is not key=value"):
+        training.parse_params(["trees"])
+
+
+def test_params_need_one_model(sqlite_registry: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "streamfn.cli", "train", "--alias", "challenger",
+         "--tracking-uri", sqlite_registry, "--params", "n_estimators=5"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "give one --model" in done.stderr

@@ -58,6 +58,7 @@ class Pipeline:
         self.retired: list[Process] = []  # killed or replaced: their logs still tell the story
         self.metrics_ports: dict[str, int] = {}
         self.accepted: dict[str, str] = {}  # Employee ID -> model, of every record answered 202
+        self.challenged: set[str] = set()  # models whose every row must have one shadow row
         self.redis_port = free_port()
         self.ingest_port = free_port()
         self.redis_dir = tmp_path / "redis"
@@ -203,6 +204,7 @@ class Pipeline:
         models: Sequence[str] = tuple(SEED_MODELS),
         rate: float | None = None,
         concurrency: int = 4,
+        labels: bool = False,
     ) -> Production:
         """Start `streamfn produce` for `count` records (its records are known in advance)."""
         records = planned_records(count, batch, seed, models)
@@ -213,6 +215,8 @@ class Pipeline:
         command += [arg for model in models for arg in ("--model", model)]
         if rate is not None:
             command += ["--rate", str(rate)]
+        if labels:
+            command.append("--labels")
         return Production(self.spawn(f"producer-{seed}", command), records)
 
     def finish(self, production: Production, timeout: float = 120) -> dict[str, Any]:
@@ -342,6 +346,36 @@ class Pipeline:
         actual = {name: getattr(tally, name) for name in expected}
         assert actual == expected, self.explain(tally)
         self.check_monitoring()
+        if self.challenged:
+            self.check_shadow()
+
+    def shadow_rows(self) -> list[dict[str, str]]:
+        """Every row of every shadow object in the bucket."""
+        return bucket_rows(self.s3.client, BUCKET, prefix="shadow/")
+
+    def check_shadow(self) -> None:
+        """Each row of a challenged model has exactly one shadow row, which names the champion's
+        version and prediction; no other shadow row exists."""
+        champion = {(r["message_id"], r["record_index"]): r for r in self.rows()
+                    if r["model"] in self.challenged}  # fmt: skip
+        shadow = Counter((r["message_id"], r["record_index"]) for r in self.shadow_rows())
+        missing = sorted(set(champion) - set(shadow))[:5]
+        twice = sorted(k for k, n in shadow.items() if n > 1)[:5]
+        extra = sorted(set(shadow) - set(champion))[:5]
+        assert (missing, twice, extra) == ([], [], []), (
+            f"shadow rows: missing {missing}, twice {twice}, unexpected {extra}\n{self.logs()}"
+        )
+        for row in self.shadow_rows():
+            ours = champion[(row["message_id"], row["record_index"])]
+            assert (row["champion_version"], row["champion_prediction"]) == (
+                ours["model_version"], ours["prediction"],
+            ), f"shadow row {row} does not name its champion row {ours}"  # fmt: skip
+
+    def wait_challenger(self, model: str, version: str, *pollers: str) -> None:
+        """Wait until each poller named has loaded the challenger version."""
+        for poller in pollers:
+            self.wait(lambda p=poller: (model, version) in self.model_loads(p), 60,
+                      f"{poller} loaded challenger v{version}")  # fmt: skip
 
     def check_monitoring(self) -> None:
         """The monitoring counts are the bucket's rows exactly: records per model, version and

@@ -170,6 +170,22 @@ function scoresChart(model, id, windows) {
   return box;
 }
 
+// A challenger scored in shadow: how often it agrees with the champion, its prediction PSI, and
+// both versions' scores on the same labelled rows; one line per challenger version.
+function challengerLines(newest) {
+  return (newest.challengers || []).map((c) => {
+    const parts = [`agrees with the champion on ${c.agreement === null ? "—" : (c.agreement * 100).toFixed(1) + "%"} ` +
+      `of ${records(c.compared)}`];
+    if (c.prediction.psi !== null) parts.push(`prediction PSI ${c.prediction.psi.toFixed(3)} (${c.prediction.flag})`);
+    parts.push(c.labelled
+      ? `${c.labelled.toLocaleString("en")} labelled: macro F1 ${c.macro_f1.toFixed(3)} against the champion's ` +
+        `${c.champion_macro_f1.toFixed(3)} on the same rows`
+      : "no labels yet");
+    return el("p", { class: "challenger", "data-challenger": c.version },
+      el("strong", { text: `challenger v${c.version} in shadow: ` }), parts.join(" · "));
+  });
+}
+
 function renderDrift(monitoring) {
   // Redraw only what changed: a redraw loses the cell under the pointer or the focus.
   const seen = JSON.stringify(monitoring.windows);
@@ -191,6 +207,7 @@ function renderDrift(monitoring) {
     return el("article", { "data-model": model, "data-version": version },
       el("h3", {}, `${name} `, el("span", { class: `flag ${["ok", "warn", "drift"].includes(newest.flag) ? newest.flag : "none"}`,
         text: `${FLAG_MARK[newest.flag] || ""}${summary}` })),
+      ...challengerLines(newest),
       el("div", { class: "model-drift" }, driftTable(name, windows), scoresChart(name, chartId, windows)),
       el("p", { class: "cell-detail muted", "aria-live": "polite",
         text: "Hover or focus a cell for its numbers." }));

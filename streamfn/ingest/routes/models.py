@@ -1,4 +1,5 @@
-"""GET /models: every configured model, the version it serves and the records it takes."""
+"""GET /models: every configured model, the version it serves, its challenger (scored in
+shadow) and the records it takes."""
 
 from __future__ import annotations
 
@@ -12,13 +13,26 @@ from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
 from streamfn.ingest.openapi import REDIS_DOWN
 from streamfn.ingest.responses import json_response
 from streamfn.ingest.schema_cache import ModelUnavailableError, SchemaCache
+from streamfn.registry import RegistryError
 
 router = APIRouter()
 
 
-async def describe(model: str, registered: str, schemas: SchemaCache, redis: Any) -> dict:
+async def challenger_of(schemas: SchemaCache, registered: str, alias: str) -> str | None:
+    """The version CHALLENGER_ALIAS names, None when none does (or the registry is down)."""
+    try:
+        return await asyncio.to_thread(schemas.registry.alias_target, registered, alias)
+    except RegistryError:
+        return None
+
+
+async def describe(
+    model: str, registered: str, schemas: SchemaCache, redis: Any, challenger_alias: str
+) -> dict:
     """One model: its registered name, the version served and its columns, or why not."""
-    entry: dict[str, Any] = {"model": model, "registered_name": registered, "version": None}
+    entry: dict[str, Any] = {"model": model, "registered_name": registered, "version": None,
+                             "challenger": await challenger_of(schemas, registered,
+                                                               challenger_alias)}  # fmt: skip
     try:
         schema = (await schemas.validator(model, redis)).schema
     except ModelUnavailableError as error:
@@ -37,6 +51,9 @@ async def models(settings: SettingsDep, schemas: SchemasDep, redis: RedisDep) ->
     """Every model of MODELS, in order, looked up concurrently."""
     client, _ = redis.bind()
     found = await asyncio.gather(
-        *(describe(m, r, schemas, client) for m, r in settings.models.items())
+        *(
+            describe(m, r, schemas, client, settings.CHALLENGER_ALIAS)
+            for m, r in settings.models.items()
+        )
     )
     return json_response({"alias": settings.MODEL_ALIAS, "models": found})

@@ -1,0 +1,159 @@
+"""`streamfn promote` and `streamfn rollback`: move the champion alias on evidence, and back.
+
+The evidence is live: the windows' counts of the shadow rows that got a label through
+POST /feedback, where champion and challenger judged the same records. The gate passes when the
+challenger's macro F1 on at least `min_labelled` of them is not below the champion's minus
+`min_delta`. Every decision, refusals included, is kept as tags on both versions (and promotion
+removes the challenger alias: the challenger is the champion now), so the registry tells the
+story, and `rollback` finds the previous champion there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from mlflow import MlflowClient
+from redis import Redis
+
+from streamfn.monitor import stats
+from streamfn.monitor.keys import index_key, shadow_prefix, window_key
+from streamfn.registry import ClientRegistry
+
+TAG = "streamfn."
+
+
+class GateError(RuntimeError):
+    """The promotion or rollback cannot be decided (no challenger, nothing to roll back to)."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Champion and challenger on the same labelled live rows, summed over the kept windows."""
+
+    champion: str
+    challenger: str
+    compared: int
+    agreement: float | None
+    labelled: int
+    champion_f1: float | None
+    challenger_f1: float | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the gate decided, and the sentence that says why."""
+
+    promote: bool
+    reason: str
+    evidence: Evidence
+
+
+def evidence(redis: Redis, model: str, champion: str, challenger: str) -> Evidence:
+    """The challenger's shadow counts beside this champion, summed over every window kept."""
+    prefix = shadow_prefix(challenger)
+    summed: Counter[str] = Counter()
+    for member in redis.zrange(index_key(model), 0, -1):
+        version, start = member.decode().rsplit(":", 1)
+        if version != champion:
+            continue
+        counts = redis.hgetall(window_key(model, version, int(start)))
+        summed.update({k.decode(): int(v) for k, v in counts.items()
+                       if k.decode().startswith(prefix)})  # fmt: skip
+    report = stats.challenger_report(summed, challenger, None, drift_psi=1.0)
+    return Evidence(
+        champion, challenger, report["compared"], report["agreement"], report["labelled"],
+        report["champion_macro_f1"], report["macro_f1"],
+    )  # fmt: skip
+
+
+def decide(found: Evidence, min_labelled: int, min_delta: float) -> Decision:
+    """The gate: enough labelled shadow rows, and a macro F1 not below the champion's minus D."""
+    a, b = f"v{found.challenger}", f"v{found.champion}"
+    if found.labelled < min_labelled:
+        why = (f"refused: challenger {a} has {found.labelled:,} labelled live rows scored beside "
+               f"champion {b}, and the gate needs {min_labelled:,} (--min-labelled); send more "
+               "labels to POST /feedback and try again")  # fmt: skip
+        return Decision(False, why, found)
+    ours, theirs = found.champion_f1 or 0.0, found.challenger_f1 or 0.0
+    scored = f"on {found.labelled:,} labelled live rows"
+    if theirs < ours - min_delta:
+        why = (f"refused: challenger {a} scores macro F1 {theirs:.3f} {scored}, below champion "
+               f"{b}'s {ours:.3f} minus {min_delta:g} (--min-delta)")  # fmt: skip
+        return Decision(False, why, found)
+    why = (f"promoted: challenger {a} scores macro F1 {theirs:.3f} {scored}, champion {b} "
+           f"{ours:.3f} (gate: not below {ours - min_delta:.3f})")  # fmt: skip
+    return Decision(True, why, found)
+
+
+class Gate:
+    """One registered model's champion and challenger aliases, and the tags of decisions."""
+
+    def __init__(self, client: MlflowClient, name: str, champion: str, challenger: str) -> None:
+        self.client = client
+        self.name = name
+        self.champion_alias = champion
+        self.challenger_alias = challenger
+        self._aliases = ClientRegistry(client.tracking_uri)
+
+    def versions(self) -> tuple[str, str]:
+        """(champion, challenger) versions; GateError naming what is missing."""
+        champion = self._aliases.alias_target(self.name, self.champion_alias)
+        challenger = self._aliases.alias_target(self.name, self.challenger_alias)
+        if champion is None:
+            raise GateError(f"{self.name} has no @{self.champion_alias}: run `streamfn train`")
+        if challenger is None:
+            raise GateError(
+                f"{self.name} has no @{self.challenger_alias}: register one with "
+                f"`streamfn train --model … --alias {self.challenger_alias}`"
+            )
+        return champion, challenger
+
+    def record(self, decision: Decision, dry_run: bool) -> None:
+        """Apply a decision (unless a dry run): tags on both versions, aliases if promoted."""
+        if dry_run:
+            return
+        found = decision.evidence
+        outcome = "promoted" if decision.promote else "refused"
+        tags = {"decision": outcome, "decided_at": now_iso(), "labelled": found.labelled,
+                "champion_macro_f1": found.champion_f1, "challenger_macro_f1": found.challenger_f1,
+                "agreement": found.agreement, "champion": found.champion,
+                "challenger": found.challenger, "reason": decision.reason}  # fmt: skip
+        self._tag(found.champion, {**tags, "decision": f"challenger {outcome}"})
+        if decision.promote:  # on the new champion only: where `rollback` looks
+            tags["previous_champion"] = found.champion
+        self._tag(found.challenger, tags)
+        if decision.promote:
+            self.client.set_registered_model_alias(self.name, self.champion_alias, found.challenger)
+            self.client.delete_registered_model_alias(self.name, self.challenger_alias)
+
+    def rollback(self, dry_run: bool) -> tuple[str, str]:
+        """Point the champion alias back at the version it replaced: (from, to)."""
+        current = self._aliases.alias_target(self.name, self.champion_alias)
+        if current is None:
+            raise GateError(f"{self.name} has no @{self.champion_alias}: nothing to roll back")
+        tags = self.client.get_model_version(self.name, current).tags
+        previous = tags.get(TAG + "previous_champion")
+        if not previous or previous == current:
+            raise GateError(
+                f"{self.name} v{current} did not become @{self.champion_alias} through "
+                "`streamfn promote`: there is no previous champion to go back to"
+            )
+        if not dry_run:
+            done = {"decided_at": now_iso(), "champion": previous, "challenger": current}
+            self._tag(current, {**done, "decision": "rolled back", "previous_champion": ""})
+            self._tag(previous, {**done, "decision": "restored by rollback"})
+            self.client.set_registered_model_alias(self.name, self.champion_alias, previous)
+        return current, previous
+
+    def _tag(self, version: str, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            text = "" if value is None else str(value)
+            self.client.set_model_version_tag(self.name, version, TAG + key, text)
+
+
+def now_iso() -> str:
+    """Now, UTC, to the second."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

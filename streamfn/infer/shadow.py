@@ -1,0 +1,98 @@
+"""Shadow scoring: the challenger predicts a share of each batch beside the champion.
+
+Its rows go to `shadow/model=<api name>/date=<day>/…` with the champion's version and prediction,
+through the same exactly-once protocol as the champion's rows (states under shadow keys), and
+before the messages are recorded done: a message done has its shadow rows too. A challenger that
+fails never fails the batch or touches a champion row: the batch goes on without shadow rows.
+Which messages are scored depends only on their ids, so a redelivery is scored again or not.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streamfn import message_state, metrics
+from streamfn.bucket import SHADOW
+from streamfn.constants import shadow_key
+from streamfn.infer.challengers import ChallengerCache
+from streamfn.infer.messages import Message
+from streamfn.infer.models import LoadedModel
+from streamfn.infer.predicting import Predicted, predict_all
+from streamfn.infer.rows import Row, encode_csv
+from streamfn.infer.sink import OnceWriter
+from streamfn.times import now_ms
+
+HASH_RANGE = 2**32
+
+
+def selected(message_id: str, share: float) -> bool:
+    """Whether a message falls in the shadow share (by a hash of its id)."""
+    return share >= 1 or zlib.crc32(message_id.encode()) < share * HASH_RANGE
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """What the challenger said of the messages it scored: for the window counts."""
+
+    challenger: LoadedModel
+    values: dict[str, list[Any]]  # message id -> one prediction per record
+
+
+class ShadowScorer:
+    """Scores a model's messages with its challenger and writes the shadow rows once."""
+
+    def __init__(
+        self, challengers: ChallengerCache, writer: OnceWriter, share: float, ttl_s: int
+    ) -> None:
+        self.challengers = challengers
+        self.writer = writer
+        self.share = share
+        self.ttl_s = ttl_s
+
+    def score(
+        self, champion: LoadedModel, messages: Sequence[Message], predicted: Predicted
+    ) -> Shadow | None:
+        """Shadow rows for the chosen messages not written yet; None without a challenger (or
+        when it failed). An outage of S3 or Redis is raised, as for the champion's rows."""
+        challenger = self.challengers.get(champion.api_name)
+        chosen = [m for m in messages if selected(m.message_id, self.share)]
+        if challenger is None or challenger.version == champion.version or not chosen:
+            return None
+        found = self.writer.already_written([m.message_id for m in chosen])
+        fresh = [m for m in chosen if m.message_id not in found]
+        at_ms = now_ms()
+        try:
+            # All chosen messages, not only the fresh ones: the window counts need them all.
+            values = predict_all(challenger, chosen, probabilities=False).values
+            rows = shadow_rows(champion, challenger, fresh, predicted, values, at_ms)
+            body = encode_csv(challenger.schema, rows, shadow=True)
+        except Exception as error:  # the challenger's own failure: never the batch's
+            self.challengers.drop(challenger, error)
+            return None
+        if fresh:
+            ids = [m.message_id for m in fresh]
+            written = self.writer.write(SHADOW, champion.api_name, ids, body, at_ms)
+            states = [(m.message_id, message_state.done(champion.api_name, challenger.version,
+                                                        values[m.message_id], written.uri))
+                      for m in fresh]  # fmt: skip
+            message_state.save(self.writer.redis, states, self.ttl_s, shadow_key)
+            metrics.SHADOW_RECORDS.labels(champion.api_name).inc(sum(len(m.records) for m in fresh))
+        return Shadow(challenger, values)
+
+
+def shadow_rows(
+    champion: LoadedModel, challenger: LoadedModel, messages: Sequence[Message],
+    predicted: Predicted, values: dict[str, list[Any]], at_ms: int,
+) -> list[Row]:  # fmt: skip
+    """One row per record: the challenger's prediction, then the champion's version and one."""
+    rows = []
+    for m in messages:
+        pairs = zip(m.records, values[m.message_id], predicted.values[m.message_id], strict=True)
+        for index, (record, value, champion_value) in enumerate(pairs):
+            rows.append(Row(m.message_id, index, champion.api_name, challenger.registered_name,
+                            challenger.version, value, m.received_at, at_ms, record, (),
+                            (champion.version, champion_value)))  # fmt: skip
+    return rows

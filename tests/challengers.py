@@ -1,0 +1,72 @@
+"""Challenger versions for the tests, registered beside the seed's champions: one genuinely
+different (fewer, smaller trees), one whose artifacts are gone, one whose predict raises."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from streamfn.constants import SEED_MODELS
+
+CHALLENGED = "lightgbm"
+# Few shallow trees: a model that disagrees with the champion on a share of the records.
+WEAKER = {"n_estimators": 3, "num_leaves": 4}
+RAISING_MODEL = Path(__file__).parent / "challenger" / "raising_model.py"
+
+
+def train_challenger(uri: str, params: dict[str, object] | None = None) -> str:
+    """`streamfn train --model lightgbm --alias challenger --params …`'s code; the version."""
+    from streamfn.data import training
+
+    [result] = training.train(uri, "challenger", (CHALLENGED,), params=params or WEAKER,
+                              compete=False)  # fmt: skip
+    return result.version
+
+
+def register_without_artifacts(uri: str) -> str:
+    """A version registered from a copy of the champion's artifacts, then the copy deleted."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri, uri)
+    name = SEED_MODELS[CHALLENGED]
+    champion = client.get_model_version_by_alias(name, "champion")
+    copy = Path(tempfile.mkdtemp(prefix="streamfn-gone-"))
+    source = client.get_model_version_download_uri(name, champion.version)
+    mlflow.artifacts.download_artifacts(source, dst_path=str(copy), tracking_uri=uri)
+    created = client.create_model_version(name, copy.as_uri(), run_id=champion.run_id)
+    shutil.rmtree(copy)
+    return str(created.version)
+
+
+def register_raising(uri: str) -> str:
+    """A version with the champion's signature whose predict raises."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from streamfn.data.training import ensure_experiment
+
+    client = MlflowClient(uri, uri)
+    name = SEED_MODELS[CHALLENGED]
+    signature = mlflow.models.get_model_info(f"models:/{name}@champion").signature
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(experiment_id=ensure_experiment(client, uri)):
+        info = mlflow.pyfunc.log_model(
+            name="raising", python_model=str(RAISING_MODEL), signature=signature,
+            pip_requirements=["mlflow"],
+        )  # fmt: skip
+    return str(mlflow.register_model(f"models:/{info.model_id}", name).version)
+
+
+def set_challenger(uri: str, version: str | None) -> None:
+    """Point the challenger alias at `version`, or remove it (None)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri, uri)
+    name = SEED_MODELS[CHALLENGED]
+    if version is None:
+        if "challenger" in client.get_registered_model(name).aliases:
+            client.delete_registered_model_alias(name, "challenger")
+    else:
+        client.set_registered_model_alias(name, "challenger", version)
