@@ -116,10 +116,9 @@ def test_train_if_missing_trains_nothing_when_all_are_registered(sqlite_registry
 
 
 def test_params_are_typed_and_bad_ones_are_named() -> None:
-    assert training.parse_params(["n_estimators=120", "learning_rate=0.05", "boost=gbdt",
-                                  "verbose=false"]) == {  # fmt: skip
-        "n_estimators": 120, "learning_rate": 0.05, "boost": "gbdt", "verbose": False,
-    }  # fmt: skip
+    given = ["n_estimators=120", "learning_rate=0.05", "boost=gbdt", "verbose=false"]
+    wanted = {"n_estimators": 120, "learning_rate": 0.05, "boost": "gbdt", "verbose": False}
+    assert training.parse_params(given) == wanted
     with pytest.raises(ValueError, match="'trees' is not key=value"):
         training.parse_params(["trees"])
 
