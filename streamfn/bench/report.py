@@ -174,6 +174,7 @@ def targets_table(findings: Findings) -> list[str]:
                  "—" if cost is None else f"{cost:.1%} ({on:,.0f} on, {off:,.0f} off)",
                  None if cost is None else cost <= 0.10))  # fmt: skip
     rows.append(shadow_row(findings.challenger))
+    rows.append(backtest_row(findings.challenger))
     share = findings.console.get("share")
     rows.append(("the console's data calls ≤ 5% of the ingest's CPU at the bench's load",
                  "—" if share is None else
@@ -206,6 +207,17 @@ def shadow_row(found: dict[str, float]) -> tuple[str, str, bool | None]:
     value = (f"{added_us:.1f} µs/record added, own {own_us:.1f} µs/record ({on:,.0f} records/s "
              f"with, {off:,.0f} without)")  # fmt: skip
     return name, value, added_us <= own_us
+
+
+def backtest_row(found: dict[str, float]) -> tuple[str, str, bool | None]:
+    """`streamfn backtest` against the pipeline run that wrote the rows it reads."""
+    name = f"backtest faster than the pipeline that wrote the rows, {TARGET_MODEL} challenger"
+    per_s, written = found.get("backtest"), found.get("written")
+    if not (per_s and written):
+        return name, "—", None
+    value = (f"{per_s:,.0f} rows/s over {found['backtest_rows']:,.0f} rows in "
+             f"{found['backtest_objects']:,.0f} objects (written at {written:,.0f})")  # fmt: skip
+    return name, value, per_s > written
 
 
 def markdown(findings: Findings, chart: str, latency_chart: str | None = None) -> str:

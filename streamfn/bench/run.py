@@ -18,6 +18,7 @@ from streamfn.config import defaults
 from streamfn.constants import SEED_MODELS
 from streamfn.data import training
 from streamfn.data.synth import RecordSampler, load_profile
+from streamfn.infer.models import LoadedModel
 
 DEFAULTS = defaults()
 FLOOR_SIZES = (1, 100, 1000)
@@ -223,6 +224,8 @@ class Bench:
         self.say("(b) the pipeline with a challenger in shadow and without, lightgbm, 100/req")
         version = challenger_version(registry)
         records, best = self.records[:100], {"on": 0.0, "off": 0.0}
+        alone = ModelCache(registry, "challenger", 3600, {CURVE_MODEL: SEED_MODELS[CURVE_MODEL]})
+        candidate = alone.get(CURVE_MODEL)
         for round_ in range(2):
             for state, extra in (("on", {"CHALLENGER_ALIAS": "challenger"}), ("off", {})):
                 workdir = self.work / f"challenger-{state}-{round_}"
@@ -232,14 +235,36 @@ class Bench:
                     rate = pipeline.throughput(bench, CURVE_MODEL, records,
                                                self.options.load_seconds, CONNECTIONS[100],
                                                self.work)  # fmt: skip
+                    if state == "off" and round_ == 1:
+                        self.measure_backtest(bench, candidate, rate)
                 best[state] = max(best[state], rate)
-        challenger = ModelCache(
-            registry, "challenger", 3600, {CURVE_MODEL: SEED_MODELS[CURVE_MODEL]}
-        )
-        own = floor.measure(challenger.get(CURVE_MODEL), records, self.options.load_seconds / 3)
-        self.findings.challenger = {**best, "floor": own.records_per_s}
+        own = floor.measure(candidate, records, self.options.load_seconds / 3)
+        self.findings.challenger |= {**best, "floor": own.records_per_s}
         self.say(f"  challenger v{version} in shadow {best['on']:,.0f}, none {best['off']:,.0f} "
                  f"records/s; its own floor {own.records_per_s:,.0f} records/s")  # fmt: skip
+
+    def measure_backtest(
+        self, bench: pipeline.PipelineStack, candidate: LoadedModel, written_per_s: float
+    ) -> None:
+        """`streamfn backtest`'s work on the rows a pipeline run just wrote, against the records/s
+        at which that run wrote them."""
+        import datetime as dt
+
+        from streamfn.bucket import Bucket
+        from streamfn.challenger import backtest
+        from streamfn.config import load_settings
+
+        bucket = Bucket.from_settings(load_settings(**bench.env))
+        started = time.perf_counter()
+        today = dt.datetime.now(dt.UTC).date()
+        keys = backtest.object_keys(bucket, CURVE_MODEL, [today, today + dt.timedelta(days=1)])
+        outcome = backtest.backtest(candidate, bucket, keys, bench.redis)
+        per_s = outcome.rows / (time.perf_counter() - started)
+        self.findings.challenger |= {"backtest": per_s, "written": written_per_s,
+                                     "backtest_rows": outcome.rows,
+                                     "backtest_objects": outcome.objects}  # fmt: skip
+        self.say(f"  backtest: {outcome.rows:,} rows of {outcome.objects:,} objects at "
+                 f"{per_s:,.0f} rows/s, written at {written_per_s:,.0f}")  # fmt: skip
 
     def measure_console_cost(self, bench: pipeline.PipelineStack, ingest_cores: float) -> None:
         """The ingest CPU of the console's refreshes, against the ingest's CPU at that load."""

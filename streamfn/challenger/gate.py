@@ -3,14 +3,17 @@
 The evidence is live: the windows' counts of the shadow rows that got a label through
 POST /feedback, where champion and challenger judged the same records. The gate passes when the
 challenger's macro F1 on at least `min_labelled` of them is not below the champion's minus
-`min_delta`. Every decision, refusals included, is kept as tags on both versions (and promotion
-removes the challenger alias: the challenger is the champion now), so the registry tells the
-story, and `rollback` finds the previous champion there.
+`min_delta`. Every decision, refusals and rollbacks included, is kept as tags on both versions:
+`streamfn.decision` and `streamfn.decided_at` say the latest, and one
+`streamfn.decision.<UTC time>` per decision holds its evidence as JSON, so the registry keeps the
+whole story. Promotion removes the challenger alias (the challenger is the champion now) and
+tags the new champion `streamfn.previous_champion`, which `rollback` reads.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -117,15 +120,14 @@ class Gate:
             return
         found = decision.evidence
         outcome = "promoted" if decision.promote else "refused"
-        tags = {"decision": outcome, "decided_at": now_iso(), "labelled": found.labelled,
-                "champion_macro_f1": found.champion_f1, "challenger_macro_f1": found.challenger_f1,
-                "agreement": found.agreement, "champion": found.champion,
-                "challenger": found.challenger, "reason": decision.reason}  # fmt: skip
-        self._tag(found.champion, {**tags, "decision": f"challenger {outcome}"})
+        entry = {"decision": outcome, "decided_at": now_iso(), "champion": found.champion,
+                 "challenger": found.challenger, "labelled": found.labelled,
+                 "champion_macro_f1": found.champion_f1, "challenger_macro_f1": found.challenger_f1,
+                 "agreement": found.agreement, "reason": decision.reason}  # fmt: skip
+        self._decided(found.champion, f"challenger {outcome}", entry)
+        self._decided(found.challenger, outcome, entry)
         if decision.promote:  # on the new champion only: where `rollback` looks
-            tags["previous_champion"] = found.champion
-        self._tag(found.challenger, tags)
-        if decision.promote:
+            self._tag(found.challenger, {"previous_champion": found.champion})
             self.client.set_registered_model_alias(self.name, self.champion_alias, found.challenger)
             self.client.delete_registered_model_alias(self.name, self.challenger_alias)
 
@@ -142,11 +144,19 @@ class Gate:
                 "`streamfn promote`: there is no previous champion to go back to"
             )
         if not dry_run:
-            done = {"decided_at": now_iso(), "champion": previous, "challenger": current}
-            self._tag(current, {**done, "decision": "rolled back", "previous_champion": ""})
-            self._tag(previous, {**done, "decision": "restored by rollback"})
+            entry = {"decision": "rolled back", "decided_at": now_iso(), "champion": previous,
+                     "replaced": current}  # fmt: skip
+            self._decided(current, "rolled back", entry)
+            self._decided(previous, "restored by rollback", entry)
+            self._tag(current, {"previous_champion": ""})  # rolled back once, not twice
             self.client.set_registered_model_alias(self.name, self.champion_alias, previous)
         return current, previous
+
+    def _decided(self, version: str, decision: str, entry: dict[str, Any]) -> None:
+        """The latest decision on a version, and this one's entry in its history."""
+        stamp = str(entry["decided_at"]).replace("-", "").replace(":", "").replace(".", "")
+        self._tag(version, {"decision": decision, "decided_at": entry["decided_at"],
+                            f"decision.{stamp}": json.dumps(entry)})  # fmt: skip
 
     def _tag(self, version: str, tags: dict[str, Any]) -> None:
         for key, value in tags.items():
@@ -155,5 +165,5 @@ class Gate:
 
 
 def now_iso() -> str:
-    """Now, UTC, to the second."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Now, UTC, to the microsecond (two decisions of one command never share a history key)."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -65,9 +65,8 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     console.print(prefix + decision.reason)
     if decision.promote and not args.dry_run:
         console.print(
-            f"{name}@{settings.MODEL_ALIAS} → v{challenger}; pollers serve it within "
-            f"MODEL_REFRESH_S ({settings.MODEL_REFRESH_S:g} s). Undo: streamfn rollback "
-            f"--model {args.model}"
+            f"{name}@{settings.MODEL_ALIAS} → v{challenger}; pollers serve it within their "
+            f"MODEL_REFRESH_S. Undo: streamfn rollback --model {args.model}"
         )
     return 0 if decision.promote else 1
 
@@ -89,7 +88,7 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     verb = "would move" if args.dry_run else "moved"
     console.print(
         f"{name}@{settings.MODEL_ALIAS} {verb} from v{current} back to v{previous}"
-        + ("" if args.dry_run else f"; pollers follow within {settings.MODEL_REFRESH_S:g} s")
+        + ("" if args.dry_run else "; pollers follow within their MODEL_REFRESH_S")
     )
     return 0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -61,6 +62,11 @@ def tags(uri: str, version: str) -> dict[str, str]:
     return {k.removeprefix(gate.TAG): v for k, v in found.items() if k.startswith(gate.TAG)}
 
 
+def history(found: dict[str, str]) -> list[dict[str, Any]]:
+    """The decisions recorded on a version, oldest first."""
+    return [json.loads(v) for k, v in sorted(found.items()) if k.startswith("decision.")]
+
+
 def aliases(uri: str) -> dict[str, str]:
     found = MlflowClient(uri, uri).get_registered_model(NAME).aliases
     return {alias: str(version) for alias, version in found.items()}
@@ -100,8 +106,9 @@ def test_promote_refuses_below_the_gate_then_promotes_and_rollback_restores(
     promoted = tags(sqlite_registry, challenge.weaker)
     assert promoted["decision"] == "promoted"
     assert promoted["previous_champion"] == champion_kept
-    assert float(promoted["challenger_macro_f1"]) == 1.0
-    assert float(promoted["challenger_macro_f1"]) > float(promoted["champion_macro_f1"])
+    evidence = history(promoted)[-1]
+    assert (evidence["decision"], evidence["labelled"]) == ("promoted", 200)
+    assert evidence["challenger_macro_f1"] == 1.0 > evidence["champion_macro_f1"]
 
     # The infer function follows the alias at its next refresh: new rows carry the new version.
     ctx.models._refresh_s = 0  # the next batch re-resolves (the poller's MODEL_REFRESH_S)
@@ -117,6 +124,10 @@ def test_promote_refuses_below_the_gate_then_promotes_and_rollback_restores(
     assert main(["rollback", "--model", CHALLENGED]) == 0
     assert aliases(sqlite_registry) == {"champion": champion_kept}
     assert tags(sqlite_registry, challenge.weaker)["decision"] == "rolled back"
+    # Every decision stays in the registry, oldest first, on both versions.
+    told = ["refused", "promoted", "rolled back"]
+    assert [e["decision"] for e in history(tags(sqlite_registry, challenge.weaker))] == told
+    assert [e["decision"] for e in history(tags(sqlite_registry, champion_kept))] == told
     assert main(["rollback", "--model", CHALLENGED]) == 2  # nothing more to roll back to
     assert "no previous champion" in capsys.readouterr().err
 
