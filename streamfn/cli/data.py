@@ -66,7 +66,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             f"{r.metrics[training.SCORE]:.3f}",
             f"{r.metrics['precision_macro']:.3f}",
             f"{r.metrics['recall_macro']:.3f}",
-            f"v{r.champion_version}" + (" (moved)" if r.promoted else " (kept)"),
+            f"v{r.champion_version}"
+            + (" (set)" if not compete else " (moved)" if r.promoted else " (kept)"),
             f"{r.seconds:.1f}",
         )
     Console().print(table)
