@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -108,19 +109,29 @@ def drift_lines(ingest_url: str) -> dict[str, str]:
         answer.raise_for_status()
     except httpx.HTTPError:
         return {}
-    lines = {}
-    for window in answer.json()["windows"]:
-        moved = sorted(((f["psi"], n) for n, f in window["features"].items() if f["flag"] != "ok"),
-                       reverse=True)  # fmt: skip
-        words = f"{window['flag']} · {window['records']:,} records"
-        if moved:
-            words += " · " + ", ".join(f"{n} PSI {p:.2f}" for p, n in moved[:3])
-        if window["prediction"]["psi"] is not None:
-            words += f" · predictions PSI {window['prediction']['psi']:.2f}"
-        if window["macro_f1"] is not None:
-            words += f" · macro F1 {window['macro_f1']:.3f} ({window['labelled']:,} labelled)"
-        lines[window["model"]] = words
-    return lines
+    return {window["model"]: window_words(window) for window in answer.json()["windows"]}
+
+
+def window_words(window: dict[str, Any]) -> str:
+    """A window in words: flag, records, the inputs that drift, accuracy, and a challenger's
+    agreement with the champion and both scores."""
+    moved = sorted(((f["psi"], n) for n, f in window["features"].items() if f["flag"] != "ok"),
+                   reverse=True)  # fmt: skip
+    words = f"{window['flag']} · {window['records']:,} records"
+    if moved:
+        words += " · " + ", ".join(f"{n} PSI {p:.2f}" for p, n in moved[:3])
+    if window["prediction"]["psi"] is not None:
+        words += f" · predictions PSI {window['prediction']['psi']:.2f}"
+    if window["macro_f1"] is not None:
+        words += f" · macro F1 {window['macro_f1']:.3f} ({window['labelled']:,} labelled)"
+    for challenger in window.get("challengers", []):
+        if challenger["agreement"] is None:
+            continue
+        words += f" · challenger v{challenger['version']} agrees {challenger['agreement']:.1%}"
+        if challenger["macro_f1"] is not None:
+            words += (f", macro F1 {challenger['macro_f1']:.3f} against "
+                      f"{challenger['champion_macro_f1']:.3f}")  # fmt: skip
+    return words
 
 
 def collect(

@@ -97,3 +97,19 @@ def test_throughput_is_the_difference_of_two_readings() -> None:
     assert at(12.0, 700).throughput(at(10.0, 100)) == 300.0
     assert at(12.0, 700).throughput(None) is None
     assert at(12.0, None).throughput(at(10.0, 100)) is None
+
+
+def test_a_window_in_words_names_what_moved_and_the_challenger() -> None:
+    window = {
+        "flag": "drift", "records": 13_800,
+        "features": {"Mental Fatigue Score": {"psi": 1.5, "flag": "drift"},
+                     "Sleep Hours": {"psi": 0.01, "flag": "ok"}},
+        "prediction": {"psi": 0.47}, "macro_f1": 0.545, "labelled": 13_083,
+        "challengers": [{"version": "2", "agreement": 0.961, "macro_f1": 0.87,
+                         "champion_macro_f1": 0.876}],
+    }  # fmt: skip
+    assert status.window_words(window) == (
+        "drift · 13,800 records · Mental Fatigue Score PSI 1.50 · predictions PSI 0.47 · "
+        "macro F1 0.545 (13,083 labelled) · challenger v2 agrees 96.1%, macro F1 0.870 against "
+        "0.876"
+    )
