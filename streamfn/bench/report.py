@@ -198,8 +198,8 @@ def targets_table(findings: Findings) -> list[str]:
 
 def shadow_row(found: dict[str, float]) -> tuple[str, str, bool | None]:
     """Shadow scoring's cost per record against the challenger's own in-process cost."""
-    name = (f"shadow scoring costs ≤ the challenger's own frame + predict + CSV, {TARGET_MODEL}, "
-            "100 records/request")  # fmt: skip
+    name = (f"shadow scoring costs ≤ the challenger's own frame + predict + CSV (1,000 records "
+            f"a call), {TARGET_MODEL}, 100 records/request")  # fmt: skip
     on, off, floor = found.get("on"), found.get("off"), found.get("floor")
     if not (on and off and floor):
         return name, "—", None

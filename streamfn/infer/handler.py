@@ -13,7 +13,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 from redis import Redis
 from redis.exceptions import RedisError
 
@@ -29,7 +28,7 @@ from streamfn.infer.models import (
     ModelRefusedError,
     ModelUnavailableError,
 )
-from streamfn.infer.predicting import Errors, Predicted, predict, rows_of
+from streamfn.infer.predicting import Errors, Predicted, predict, rows_in, rows_of
 from streamfn.infer.rows import encode_csv
 from streamfn.infer.shadow import Shadow, ShadowScorer
 from streamfn.infer.sink import OnceWriter
@@ -221,19 +220,6 @@ def compared(
     challenger = shadow.challenger
     return shadow_fields(challenger.version, ours, theirs, challenger.profile,
                          model.schema.output == "class")  # fmt: skip
-
-
-def rows_in(predicted: Predicted, messages: list[Message]) -> tuple[pd.DataFrame, list[Any]]:
-    """The frame rows and predictions of these messages (the whole frame when they are all)."""
-    places = [predicted.rows[m.message_id] for m in messages]
-    values = [v for m in messages for v in predicted.values[m.message_id]]
-    frame_index = {f for f, _, _ in places}
-    if len(frame_index) == 1:
-        frame = predicted.frames[frame_index.pop()]
-        if sum(end - start for _, start, end in places) == len(frame):
-            return frame, values
-    parts = [predicted.frames[f].iloc[start:end] for f, start, end in places]
-    return pd.concat(parts, ignore_index=True), values
 
 
 def handle(event: dict[str, Any], ctx: InferContext) -> events.BatchResponse:

@@ -83,3 +83,16 @@ def rows_of(
             rows.append(Row(m.message_id, index, model.api_name, model.registered_name,
                             model.version, value, m.received_at, at_ms, record, proba))  # fmt: skip
     return rows
+
+
+def rows_in(predicted: Predicted, messages: list[Message]) -> tuple[pd.DataFrame, list[Any]]:
+    """The frame rows and predictions of these messages (the whole frame when they are all)."""
+    places = [predicted.rows[m.message_id] for m in messages]
+    values = [v for m in messages for v in predicted.values[m.message_id]]
+    frame_index = {f for f, _, _ in places}
+    if len(frame_index) == 1:
+        frame = predicted.frames[frame_index.pop()]
+        if sum(end - start for _, start, end in places) == len(frame):
+            return frame, values
+    parts = [predicted.frames[f].iloc[start:end] for f, start, end in places]
+    return pd.concat(parts, ignore_index=True), values

@@ -20,7 +20,7 @@ from streamfn.constants import shadow_key
 from streamfn.infer.challengers import ChallengerCache
 from streamfn.infer.messages import Message
 from streamfn.infer.models import LoadedModel
-from streamfn.infer.predicting import Predicted, predict_all
+from streamfn.infer.predicting import Predicted, predict_all, rows_in
 from streamfn.infer.rows import Row, encode_csv
 from streamfn.infer.sink import OnceWriter
 from streamfn.times import now_ms
@@ -66,7 +66,7 @@ class ShadowScorer:
         at_ms = now_ms()
         try:
             # All chosen messages, not only the fresh ones: the window counts need them all.
-            values = predict_all(challenger, chosen, probabilities=False).values
+            values = challenger_values(challenger, champion, chosen, predicted)
             rows = shadow_rows(champion, challenger, fresh, predicted, values, at_ms)
             body = encode_csv(challenger.schema, rows, shadow=True)
         except Exception as error:  # the challenger's own failure: never the batch's
@@ -81,6 +81,24 @@ class ShadowScorer:
             message_state.save(self.writer.redis, states, self.ttl_s, shadow_key)
             metrics.SHADOW_RECORDS.labels(champion.api_name).inc(sum(len(m.records) for m in fresh))
         return Shadow(challenger, values)
+
+
+def challenger_values(
+    challenger: LoadedModel, champion: LoadedModel, messages: Sequence[Message],
+    predicted: Predicted,
+) -> dict[str, list[Any]]:  # fmt: skip
+    """The challenger's predictions per message: on the champion's own frame when both take the
+    same inputs (shadow scoring then costs the challenger's predict, not a second frame), else
+    on a frame of its own inputs."""
+    if challenger.schema.columns != champion.schema.columns:
+        return predict_all(challenger, messages, probabilities=False).values
+    frame, _ = rows_in(predicted, list(messages))
+    flat = challenger.predict(frame)
+    values, start = {}, 0
+    for m in messages:
+        values[m.message_id] = flat[start : start + len(m.records)]
+        start += len(m.records)
+    return values
 
 
 def shadow_rows(
