@@ -43,6 +43,7 @@ def registered_name(settings: Settings, model: str) -> str:
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     """Move the champion alias to the challenger when the live evidence passes the gate."""
     from mlflow import MlflowClient
+    from redis.exceptions import RedisError
 
     from streamfn import connections
     from streamfn.challenger import gate
@@ -56,7 +57,13 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     except gate.GateError as error:
         raise CommandError(str(error)) from None
     redis = connections.worker_client(settings.REDIS_URL)
-    found = gate.evidence(redis, args.model, champion, challenger)
+    try:
+        found = gate.evidence(redis, args.model, champion, challenger)
+    except RedisError as error:
+        raise CommandError(
+            f"the live evidence is in Redis at REDIS_URL={settings.REDIS_URL}, which did not "
+            f"answer ({error}): nothing was decided"
+        ) from None
     decision = gate.decide(found, args.min_labelled, args.min_delta)
     doors.record(decision, args.dry_run)
     agreement = "—" if found.agreement is None else f"{found.agreement:.1%}"

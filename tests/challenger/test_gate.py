@@ -174,3 +174,15 @@ def test_backtest_agrees_with_the_shadow_rows_of_the_same_records(
     said = capsys.readouterr().out
     assert f"agreement {agreeing / 500:.2%}" in said
     assert "500 labelled rows" in said
+
+
+def test_promote_without_redis_decides_nothing_and_says_where_it_looked(
+    sqlite_registry: str, challenge: Versions, champion_kept: str, cli_env: None,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    set_challenger(sqlite_registry, challenge.weaker)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    get_settings.cache_clear()
+    assert main(["promote", "--model", CHALLENGED, "--min-labelled", "1"]) == 2
+    assert "REDIS_URL=redis://127.0.0.1:1/0, which did not answer" in capsys.readouterr().err
+    assert aliases(sqlite_registry) == {"champion": champion_kept, "challenger": challenge.weaker}
