@@ -3,8 +3,6 @@ different (fewer, smaller trees), one whose artifacts are gone, one whose predic
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from streamfn.constants import SEED_MODELS
@@ -26,18 +24,9 @@ def train_challenger(uri: str, params: dict[str, object] | None = None) -> str:
 
 def register_without_artifacts(uri: str) -> str:
     """A version registered from a copy of the champion's artifacts, then the copy deleted."""
-    import mlflow
-    from mlflow import MlflowClient
+    from streamfn.bench.challengers import register_without_artifacts as gone
 
-    client = MlflowClient(uri, uri)
-    name = SEED_MODELS[CHALLENGED]
-    champion = client.get_model_version_by_alias(name, "champion")
-    copy = Path(tempfile.mkdtemp(prefix="streamfn-gone-"))
-    source = client.get_model_version_download_uri(name, champion.version)
-    mlflow.artifacts.download_artifacts(source, dst_path=str(copy), tracking_uri=uri)
-    created = client.create_model_version(name, copy.as_uri(), run_id=champion.run_id)
-    shutil.rmtree(copy)
-    return str(created.version)
+    return gone(uri, SEED_MODELS[CHALLENGED])
 
 
 def register_raising(uri: str) -> str:

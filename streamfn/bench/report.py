@@ -174,6 +174,7 @@ def targets_table(findings: Findings) -> list[str]:
                  "—" if cost is None else f"{cost:.1%} ({on:,.0f} on, {off:,.0f} off)",
                  None if cost is None else cost <= 0.10))  # fmt: skip
     rows.append(shadow_row(findings.challenger))
+    rows.append(broken_row(findings.challenger))
     rows.append(backtest_row(findings.challenger))
     share = findings.console.get("share")
     rows.append(("the console's data calls ≤ 5% of the ingest's CPU at the bench's load",
@@ -207,6 +208,19 @@ def shadow_row(found: dict[str, float]) -> tuple[str, str, bool | None]:
     value = (f"{added_us:.1f} µs/record added, own {own_us:.1f} µs/record ({on:,.0f} records/s "
              f"with, {off:,.0f} without)")  # fmt: skip
     return name, value, added_us <= own_us
+
+
+def broken_row(found: dict[str, float]) -> tuple[str, str, bool | None]:
+    """A broken challenger against none: throughput, and the p99 at one rate."""
+    name = (f"a broken challenger (artifacts gone) keeps ≥ 90% of the records/s and a p99 "
+            f"≤ 1.5 times none's, {TARGET_MODEL}, 100 records/request")  # fmt: skip
+    broken, off = found.get("broken", 0.0), found.get("off", 0.0)
+    p99_broken, p99_off = found.get("p99_broken", 0.0), found.get("p99_off", 0.0)
+    if not (broken and off and p99_broken and p99_off):
+        return name, "—", None
+    value = (f"{broken:,.0f} against {off:,.0f} records/s; p99 {p99_broken:.0f} against "
+             f"{p99_off:.0f} ms")  # fmt: skip
+    return name, value, broken >= 0.9 * off and p99_broken <= 1.5 * p99_off
 
 
 def backtest_row(found: dict[str, float]) -> tuple[str, str, bool | None]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from streamfn.bench import Measurement, console_cost, floor, peers, pipeline, report
+from streamfn.bench import Measurement, challengers, console_cost, floor, peers, pipeline, report
 from streamfn.bench.load import require_wrk
 from streamfn.config import defaults
 from streamfn.constants import SEED_MODELS
@@ -70,23 +70,6 @@ class Options:
     def seed_messages(self) -> int:
         """Messages the seed's worker handles (it manages a few per second)."""
         return 5 if self.quick else 20
-
-
-# The challenger the bench scores in shadow: more trees than the champion's 60.
-CHALLENGER_PARAMS: dict[str, object] = {"n_estimators": 120}
-
-
-def challenger_version(registry: str) -> str:
-    """The LightGBM challenger of the bench's registry, trained once."""
-    from streamfn.registry import open_registry
-
-    name = SEED_MODELS[CURVE_MODEL]
-    found = open_registry(registry).alias_target(name, "challenger")
-    if found is not None:
-        return found
-    [result] = training.train(registry, "challenger", (CURVE_MODEL,), params=CHALLENGER_PARAMS,
-                              compete=False)  # fmt: skip
-    return result.version
 
 
 class Bench:
@@ -216,19 +199,23 @@ class Bench:
                  f"{cost:+.1%} of the throughput")  # fmt: skip
 
     def measure_challenger_cost(self, registry: str) -> None:
-        """LightGBM at 100 records/request with a challenger in shadow (more trees: SHADOW_SHARE
-        1, every record scored twice) and without one, best of two alternated; beside it, the
-        challenger's own in-process cost (frame + predict + CSV, 1,000 records a call), which
-        shadow scoring should not exceed."""
+        """LightGBM at 100 records/request with a challenger in shadow (more trees; SHADOW_SHARE
+        1, every record scored twice), with a broken one (its artifacts gone) and with none, best
+        of two alternated; the p99 at one rate with the broken one and with none; beside them the
+        working challenger's own in-process cost (frame + predict + CSV, 1,000 records a call),
+        which shadow scoring should not exceed."""
         from streamfn.infer.models import ModelCache
 
-        self.say("(b) the pipeline with a challenger in shadow and without, lightgbm, 100/req")
-        version = challenger_version(registry)
-        records, best = self.records[:100], {"on": 0.0, "off": 0.0}
-        alone = ModelCache(registry, "challenger", 3600, {CURVE_MODEL: SEED_MODELS[CURVE_MODEL]})
+        self.say("(b) the pipeline with a challenger in shadow, a broken one and none, lightgbm")
+        version, gone = challengers.working(registry), challengers.broken(registry)
+        records, best = self.records[:100], {"on": 0.0, "off": 0.0, "broken": 0.0}
+        alone = ModelCache(registry, challengers.WORKING, 3600,
+                           {CURVE_MODEL: SEED_MODELS[CURVE_MODEL]})  # fmt: skip
         candidate = alone.get(CURVE_MODEL)
+        states = (("on", challengers.WORKING), ("off", None), ("broken", challengers.BROKEN))
         for round_ in range(2):
-            for state, extra in (("on", {"CHALLENGER_ALIAS": "challenger"}), ("off", {})):
+            for state, alias in states:
+                extra = {"CHALLENGER_ALIAS": alias} if alias else {}
                 workdir = self.work / f"challenger-{state}-{round_}"
                 with pipeline.pipeline(workdir, registry, self.options.pollers, MAX_LAG[100],
                                        **extra) as bench:  # fmt: skip
@@ -236,6 +223,12 @@ class Bench:
                     rate = pipeline.throughput(bench, CURVE_MODEL, records,
                                                self.options.load_seconds, CONNECTIONS[100],
                                                self.work)  # fmt: skip
+                    if round_ == 1 and state != "on":  # one rate for both: half of none's best
+                        point = pipeline.latency_at(
+                            bench, CURVE_MODEL, records, best["off"] / 2 / len(records),
+                            self.options.load_seconds, CONNECTIONS[100], self.work,
+                        )  # fmt: skip
+                        self.findings.challenger[f"p99_{state}"] = point.p99_ms
                     if state == "off" and round_ == 1:
                         self.measure_backtest(bench, candidate, rate)
                 best[state] = max(best[state], rate)
@@ -244,8 +237,9 @@ class Bench:
         calls = self.records[: FLOOR_SIZES[-1]]
         own = floor.measure(candidate, calls, self.options.load_seconds / 3)
         self.findings.challenger |= {**best, "floor": own.records_per_s}
-        self.say(f"  challenger v{version} in shadow {best['on']:,.0f}, none {best['off']:,.0f} "
-                 f"records/s; its own floor {own.records_per_s:,.0f} records/s")  # fmt: skip
+        self.say(f"  challenger v{version} in shadow {best['on']:,.0f}, broken v{gone} "
+                 f"{best['broken']:,.0f}, none {best['off']:,.0f} records/s; its own floor "
+                 f"{own.records_per_s:,.0f} records/s")  # fmt: skip
 
     def measure_backtest(
         self, bench: pipeline.PipelineStack, candidate: LoadedModel, written_per_s: float

@@ -96,3 +96,21 @@ def test_the_light_traffic_targets_come_from_the_curve(tmp_path: Path) -> None:
     text = report.markdown(data, "bench.png", "latency.png")
     assert "## Latency under load" in text
     assert "![latency under load](latency.png)" in text
+
+
+def test_the_challengers_rows_are_judged_on_their_own_numbers() -> None:
+    found = {"on": 25_000.0, "off": 50_000.0, "floor": 40_000.0, "broken": 48_000.0,
+             "p99_off": 100.0, "p99_broken": 140.0, "backtest": 90_000.0, "written": 50_000.0,
+             "backtest_rows": 500_000.0, "backtest_objects": 30.0}  # fmt: skip
+    # 20 µs a record added against 25 µs of its own: met; then a costlier shadow: missed.
+    assert report.shadow_row(found)[1:] == (
+        "20.0 µs/record added, own 25.0 µs/record (25,000 records/s with, 50,000 without)",
+        True,
+    )
+    assert report.shadow_row({**found, "on": 20_000.0})[2] is False
+    assert report.broken_row(found)[2] is True
+    assert report.broken_row({**found, "broken": 44_000.0})[2] is False  # below 90%
+    assert report.broken_row({**found, "p99_broken": 160.0})[2] is False  # above 1.5 times
+    assert report.backtest_row(found)[2] is True
+    assert report.backtest_row({**found, "backtest": 40_000.0})[2] is False
+    assert report.backtest_row({})[1:] == ("—", None)
