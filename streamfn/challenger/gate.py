@@ -57,12 +57,15 @@ class Decision:
 def evidence(redis: Redis, model: str, champion: str, challenger: str) -> Evidence:
     """The challenger's shadow counts beside this champion, summed over every window kept."""
     prefix = shadow_prefix(challenger)
+    starts = [int(start) for version, start in
+              (m.decode().rsplit(":", 1) for m in redis.zrange(index_key(model), 0, -1))
+              if version == champion]  # fmt: skip
+    with redis.pipeline(transaction=False) as pipe:
+        for start in starts:
+            pipe.hgetall(window_key(model, champion, start))
+        windows = pipe.execute()
     summed: Counter[str] = Counter()
-    for member in redis.zrange(index_key(model), 0, -1):
-        version, start = member.decode().rsplit(":", 1)
-        if version != champion:
-            continue
-        counts = redis.hgetall(window_key(model, version, int(start)))
+    for counts in windows:
         summed.update({k.decode(): int(v) for k, v in counts.items()
                        if k.decode().startswith(prefix)})  # fmt: skip
     report = stats.challenger_report(summed, challenger, None, drift_psi=1.0)
@@ -75,7 +78,7 @@ def evidence(redis: Redis, model: str, champion: str, challenger: str) -> Eviden
 def decide(found: Evidence, min_labelled: int, min_delta: float) -> Decision:
     """The gate: enough labelled shadow rows, and a macro F1 not below the champion's minus D."""
     a, b = f"v{found.challenger}", f"v{found.champion}"
-    if found.labelled < min_labelled:
+    if found.labelled < max(min_labelled, 1):  # no labels at all is never evidence
         why = (f"refused: challenger {a} has {found.labelled:,} labelled live rows scored beside "
                f"champion {b}, and the gate needs {min_labelled:,} (--min-labelled); send more "
                "labels to POST /feedback and try again")  # fmt: skip
