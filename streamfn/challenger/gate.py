@@ -78,9 +78,10 @@ def evidence(redis: Redis, model: str, champion: str, challenger: str) -> Eviden
 def decide(found: Evidence, min_labelled: int, min_delta: float) -> Decision:
     """The gate: enough labelled shadow rows, and a macro F1 not below the champion's minus D."""
     a, b = f"v{found.challenger}", f"v{found.champion}"
-    if found.labelled < max(min_labelled, 1):  # no labels at all is never evidence
+    needed = max(min_labelled, 1)  # no labels at all is never evidence
+    if found.labelled < needed:
         why = (f"refused: challenger {a} has {found.labelled:,} labelled live rows scored beside "
-               f"champion {b}, and the gate needs {min_labelled:,} (--min-labelled); send more "
+               f"champion {b}, and the gate needs {needed:,} (--min-labelled); send more "
                "labels to POST /feedback and try again")  # fmt: skip
         return Decision(False, why, found)
     ours, theirs = found.champion_f1 or 0.0, found.challenger_f1 or 0.0
