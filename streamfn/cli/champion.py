@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from redis import Redis
 
     from streamfn.challenger.backtest import Outcome
+    from streamfn.challenger.gate import Gate
 
 _HOURS = re.compile(r"(\d+(?:\.\d+)?)([hd])")
 
@@ -40,18 +41,26 @@ def registered_name(settings: Settings, model: str) -> str:
     return name
 
 
+def open_gate(settings: Settings, model: str) -> Gate:
+    """The champion and challenger aliases of a model of MODELS, in the registry."""
+    from mlflow import MlflowClient
+
+    from streamfn.challenger.gate import Gate
+
+    check_mlflow(settings.MLFLOW_TRACKING_URI)
+    name = registered_name(settings, model)
+    client = MlflowClient(settings.MLFLOW_TRACKING_URI, settings.MLFLOW_TRACKING_URI)
+    return Gate(client, name, settings.MODEL_ALIAS, settings.CHALLENGER_ALIAS)
+
+
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     """Move the champion alias to the challenger when the live evidence passes the gate."""
-    from mlflow import MlflowClient
     from redis.exceptions import RedisError
 
     from streamfn import connections
     from streamfn.challenger import gate
 
-    check_mlflow(settings.MLFLOW_TRACKING_URI)
-    name = registered_name(settings, args.model)
-    client = MlflowClient(settings.MLFLOW_TRACKING_URI, settings.MLFLOW_TRACKING_URI)
-    doors = gate.Gate(client, name, settings.MODEL_ALIAS, settings.CHALLENGER_ALIAS)
+    doors = open_gate(settings, args.model)
     try:
         champion, challenger = doors.versions()
     except gate.GateError as error:
@@ -72,7 +81,7 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     console.print(prefix + decision.reason)
     if decision.promote and not args.dry_run:
         console.print(
-            f"{name}@{settings.MODEL_ALIAS} → v{challenger}; pollers serve it within their "
+            f"{doors.name}@{settings.MODEL_ALIAS} → v{challenger}; pollers serve it within their "
             f"MODEL_REFRESH_S. Undo: streamfn rollback --model {args.model}"
         )
     return 0 if decision.promote else 1
@@ -80,21 +89,16 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     """Move the champion alias back to the version the last promotion replaced."""
-    from mlflow import MlflowClient
-
     from streamfn.challenger import gate
 
-    check_mlflow(settings.MLFLOW_TRACKING_URI)
-    name = registered_name(settings, args.model)
-    client = MlflowClient(settings.MLFLOW_TRACKING_URI, settings.MLFLOW_TRACKING_URI)
-    doors = gate.Gate(client, name, settings.MODEL_ALIAS, settings.CHALLENGER_ALIAS)
+    doors = open_gate(settings, args.model)
     try:
         current, previous = doors.rollback(args.dry_run)
     except gate.GateError as error:
         raise CommandError(str(error)) from None
     verb = "would move" if args.dry_run else "moved"
     console.print(
-        f"{name}@{settings.MODEL_ALIAS} {verb} from v{current} back to v{previous}"
+        f"{doors.name}@{settings.MODEL_ALIAS} {verb} from v{current} back to v{previous}"
         + ("" if args.dry_run else "; pollers follow within their MODEL_REFRESH_S")
     )
     return 0

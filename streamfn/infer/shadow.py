@@ -58,8 +58,10 @@ class ShadowScorer:
         """Shadow rows for the chosen messages not written yet; None without a challenger (or
         when it failed). An outage of S3 or Redis is raised, as for the champion's rows."""
         challenger = self.challengers.get(champion.api_name)
+        if challenger is None or challenger.version == champion.version:
+            return None
         chosen = [m for m in messages if selected(m.message_id, self.share)]
-        if challenger is None or challenger.version == champion.version or not chosen:
+        if not chosen:
             return None
         found = self.writer.already_written([m.message_id for m in chosen])
         fresh = [m for m in chosen if m.message_id not in found]

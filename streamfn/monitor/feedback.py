@@ -123,8 +123,10 @@ async def join(
 ) -> list[Joined]:
     """Each label joined to its stored prediction; FeedbackError naming those that cannot be."""
     ids = [item["message_id"] for item in labels]
-    states = [message_state.decode(raw) for raw in await redis.mget([result_key(i) for i in ids])]
-    shadows = [message_state.decode(raw) for raw in await redis.mget([shadow_key(i) for i in ids])]
+    # Each message's result and its shadow result (the challenger's), in one round trip.
+    found = await redis.mget([result_key(i) for i in ids] + [shadow_key(i) for i in ids])
+    states = [message_state.decode(raw) for raw in found[: len(ids)]]
+    shadows = [message_state.decode(raw) for raw in found[len(ids) :]]
     unknown = [item["message_id"] for item, state in zip(labels, states, strict=True) if not state]
     models = await message_state.queued(redis, settings.STREAM_KEY, unknown) if unknown else []
     queued = dict(zip(unknown, models, strict=True))

@@ -22,10 +22,10 @@ from streamfn.infer import handler
 from streamfn.monitor import stats
 from tests.challenger.conftest import Versions
 from tests.challenger.test_shadow import (
-    context,
     messages,
     send_labels,
     shadow_of,
+    shadowed,
     window_counts,
 )
 from tests.challengers import CHALLENGED, set_challenger
@@ -84,9 +84,7 @@ def test_promote_refuses_below_the_gate_then_promotes_and_rollback_restores(
     sqlite_registry: str, challenge: Versions, champion_kept: str, infer_settings: Settings,
     s3: Any, redis_url: str, cli_env: None, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    set_challenger(sqlite_registry, challenge.weaker)
-    ctx = context(infer_settings, challenge.weaker)
-    assert handler.handle(batch_event(*messages(5, 40, seed=21)), ctx)["batchItemFailures"] == []
+    ctx = shadowed(sqlite_registry, challenge.weaker, infer_settings, messages(5, 40, seed=21))
     assert label_as_challenger(ctx, infer_settings, redis_url, s3) == 200
 
     assert main(["promote", "--model", CHALLENGED, "--min-labelled", "1000"]) == 1
@@ -148,13 +146,8 @@ def test_backtest_agrees_with_the_shadow_rows_of_the_same_records(
     sqlite_registry: str, challenge: Versions, infer_settings: Settings, s3: Any, redis_url: str,
     cli_env: None, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    set_challenger(sqlite_registry, challenge.weaker)
-    ctx = context(infer_settings, challenge.weaker)
-    assert handler.handle(batch_event(*messages(8, 50, seed=23)), ctx)["batchItemFailures"] == []
-    assert (
-        handler.handle(batch_event(*messages(4, 25, seed=24, start=50)), ctx)["batchItemFailures"]
-        == []
-    )
+    ctx = shadowed(sqlite_registry, challenge.weaker, infer_settings,
+                   messages(8, 50, seed=23), messages(4, 25, seed=24, start=50))  # fmt: skip
     label_as_challenger(ctx, infer_settings, redis_url, s3)
     shadow = shadow_of(s3)
     agreeing = sum(r["prediction"] == r["champion_prediction"] for r in shadow)

@@ -40,6 +40,18 @@ def context(settings: Settings, version: str | None) -> handler.InferContext:
     return ctx
 
 
+def shadowed(
+    uri: str, version: str, settings: Settings, *batches: list[dict[str, Any]]
+) -> handler.InferContext:
+    """Set the challenger alias, start an infer context with it loaded, handle the batches
+    (each without a failure); the context."""
+    set_challenger(uri, version)
+    ctx = context(settings, version)
+    for batch in batches:
+        assert handler.handle(batch_event(*batch), ctx)["batchItemFailures"] == []
+    return ctx
+
+
 def messages(count: int, per_message: int, seed: int, start: int = 0) -> list[dict[str, Any]]:
     """SQS-shaped records of `count` lightgbm messages of sampled records."""
     records = sampled_records(count * per_message, seed)
@@ -66,10 +78,7 @@ def failures(stage: str) -> float:
 def test_every_champion_row_has_one_shadow_row_with_the_champions_prediction(
     sqlite_registry: str, challenge: Versions, infer_settings: Settings, s3: Any, redis_url: str
 ) -> None:
-    set_challenger(sqlite_registry, challenge.weaker)
-    ctx = context(infer_settings, challenge.weaker)
-    batch = messages(6, 40, seed=11)
-    assert handler.handle(batch_event(*batch), ctx)["batchItemFailures"] == []
+    shadowed(sqlite_registry, challenge.weaker, infer_settings, messages(6, 40, seed=11))
     champion, shadow = by_record(bucket_rows(s3)), shadow_of(s3)
     assert Counter((r["message_id"], r["record_index"]) for r in shadow) == Counter(
         dict.fromkeys(champion, 1)
@@ -106,8 +115,7 @@ def window_counts(redis_url: str) -> Counter[str]:
 def test_a_crash_while_writing_shadow_rows_then_redelivery_writes_each_once(
     sqlite_registry: str, challenge: Versions, infer_settings: Settings, s3: Any, step: crash.Step
 ) -> None:
-    set_challenger(sqlite_registry, challenge.weaker)
-    ctx = context(infer_settings, challenge.weaker)
+    ctx = shadowed(sqlite_registry, challenge.weaker, infer_settings)
     assert ctx.shadow is not None
     ctx.shadow.writer.checkpoint = crash.raise_at(step)
     a, b, c = messages(3, 30, seed=12)
@@ -126,10 +134,8 @@ def test_a_crash_while_writing_shadow_rows_then_redelivery_writes_each_once(
 def test_a_share_of_the_messages_is_scored_chosen_by_id(
     sqlite_registry: str, challenge: Versions, make_settings: Any, s3: Any
 ) -> None:
-    set_challenger(sqlite_registry, challenge.weaker)
-    ctx = context(make_settings(SHADOW_SHARE="0.5"), challenge.weaker)
     batch = messages(40, 2, seed=13)
-    assert handler.handle(batch_event(*batch), ctx)["batchItemFailures"] == []
+    shadowed(sqlite_registry, challenge.weaker, make_settings(SHADOW_SHARE="0.5"), batch)
     scored = {r["message_id"] for r in shadow_of(s3)}
     chosen = {m["messageId"] for m in batch if selected(m["messageId"], 0.5)}
     assert scored == chosen
@@ -163,10 +169,8 @@ def test_a_broken_challenger_leaves_the_champion_alone_and_is_retried_at_the_nex
 def test_labels_score_both_versions_on_the_same_rows(
     sqlite_registry: str, challenge: Versions, infer_settings: Settings, s3: Any, redis_url: str
 ) -> None:
-    set_challenger(sqlite_registry, challenge.weaker)
-    ctx = context(infer_settings, challenge.weaker)
     batch = messages(5, 40, seed=16)
-    assert handler.handle(batch_event(*batch), ctx)["batchItemFailures"] == []
+    ctx = shadowed(sqlite_registry, challenge.weaker, infer_settings, batch)
     shadow = shadow_of(s3)
     # Ground truth: the class after the champion's for a third of the rows, so both err.
     labels = [{"message_id": r["message_id"], "record_index": int(r["record_index"]),

@@ -1,27 +1,36 @@
-"""Fault 1: a poller SIGKILLed mid-batch; its entries are reclaimed, none lost or written twice."""
+"""Fault 1: a poller SIGKILLed mid-batch; its entries are reclaimed, none lost or written twice,
+with and without a challenger in shadow (whose rows must be exactly once too)."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.challengers import CHALLENGED
 from tests.faults.pipeline import Pipeline
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 
-def test_poller_sigkill_mid_batch_then_replaced(pipeline: Pipeline) -> None:
+@pytest.mark.parametrize("shadow", [False, True], ids=["no challenger", "challenger in shadow"])
+def test_poller_sigkill_mid_batch_then_replaced(
+    pipeline: Pipeline, shadow: bool, request: pytest.FixtureRequest
+) -> None:
     """Kill a poller while it holds pending entries, start a replacement: lost 0, duplicated 0."""
     # The replacement loads its models before its first read, and a poller holds its batch's
     # entries while it works on them: the harness's short CLAIM_IDLE_MS reclaims only the dead.
+    # `challenged` sets the alias before the pollers start: they load it beside the champions.
+    challenger = request.getfixturevalue("challenged") if shadow else None
     pipeline.start("a", "b")
-    run = pipeline.produce(3000, seed=101)
+    if challenger is not None:
+        pipeline.wait_challenger(CHALLENGED, challenger, "a", "b")
+    run = pipeline.produce(3000, seed=801 if shadow else 101)
     # Mid-batch: "a" has read entries and not acknowledged them yet.
     held = pipeline.wait(lambda: pipeline.pending("a"), 60, "poller a holds pending entries")
     pipeline.kill_poller("a")
     pipeline.start_pollers("a2")
     pipeline.finish(run)
     pipeline.drain()
-    tally = pipeline.tally("poller_sigkill")
+    tally = pipeline.tally("challenger_poller_sigkill" if shadow else "poller_sigkill")
     reclaimed = pipeline.poller_total("streamfn_poller_reclaimed_total", "b", "a2")
     assert reclaimed >= 1, f"nothing reclaimed; a held {held}\n{pipeline.logs()}"
-    pipeline.check(tally)
+    pipeline.check(tally)  # with a challenger, one shadow row per row of its model too
