@@ -46,6 +46,11 @@ POLLER_BATCH_SECONDS = Histogram(
 )
 POLLER_LAG = Gauge("streamfn_poller_lag", "Entries of the stream not yet delivered to the group")
 MODEL_LOADS = Counter("streamfn_model_loads_total", "Model versions loaded", ["model", "version"])
+SERVED_VERSION = Gauge(
+    "streamfn_served_version",
+    "The version a process serves per model, as champion or as challenger (in shadow)",
+    ["model", "role"],
+)
 
 FEATURE_PSI = Gauge(
     "streamfn_feature_psi",

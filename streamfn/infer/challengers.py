@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from mlflow import MlflowClient
 
 from streamfn import metrics, registry
-from streamfn.infer.models import LoadedModel, load_version
+from streamfn.infer.models import LoadedModel, load_version, serving
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class ChallengerCache:
         with self._lock:
             if self._served.get(challenger.api_name) is challenger:
                 del self._served[challenger.api_name]
+                serving(challenger.api_name, "challenger", None)
         metrics.SHADOW_FAILURES.labels(challenger.api_name, "predict").inc()
         log.warning(
             "challenger failed to predict: no shadow rows until the next refresh",
@@ -106,6 +107,7 @@ class ChallengerCache:
             if version is None:
                 if served is not None:
                     self._retired[api_name] = self._served.pop(api_name)
+                    serving(api_name, "challenger", None)
                 return
             if served is not None and served.version == version:
                 return
@@ -114,6 +116,7 @@ class ChallengerCache:
         except Exception as error:  # any failure of the download or the load
             with self._lock:
                 self._served.pop(api_name, None)
+            serving(api_name, "challenger", None)
             metrics.SHADOW_FAILURES.labels(api_name, "load").inc()
             log.warning(
                 "challenger not loaded: no shadow rows until the next refresh",
@@ -125,5 +128,6 @@ class ChallengerCache:
         with self._lock:
             self._served[api_name] = loaded
             self._retired.pop(api_name, None)
+        serving(api_name, "challenger", version)
         log.info("challenger serving in shadow",
                  extra={"model": api_name, "version": version, "alias": self.alias})  # fmt: skip

@@ -12,6 +12,7 @@ that a proxy or load balancer closed while idle, which fails the first request m
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import threading
@@ -196,6 +197,16 @@ def load_version(
     return LoadedModel(schema, model, estimator, profile)
 
 
+def serving(api_name: str, role: str, version: str | None) -> None:
+    """Publish the version this process serves in a role (None: none any more)."""
+    gauge = metrics.SERVED_VERSION
+    if version is None:
+        with contextlib.suppress(KeyError):  # none published yet
+            gauge.remove(api_name, role)
+    elif version.isdigit():  # the registry's versions are numbers
+        gauge.labels(api_name, role).set(int(version))
+
+
 class ModelCache:
     """Serves each model's alias version, re-resolving it at most every `refresh_s` seconds."""
 
@@ -313,6 +324,7 @@ class ModelCache:
         loaded = self.reuse(api_name, version) or self._load(api_name, registered, version)
         with self._lock:
             self._served[api_name] = loaded  # the previous version, if any, is dropped
+        serving(api_name, "champion", version)
         return loaded
 
     def _resolve(self, registered: str) -> str:

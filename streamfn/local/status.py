@@ -37,7 +37,8 @@ class Snapshot:
     lag: int | None
     pending: int | None
     dead_letters: int | None
-    versions: dict[str, str] = field(default_factory=dict)  # model -> newest version loaded
+    versions: dict[str, str] = field(default_factory=dict)  # model -> champion version served
+    challengers: dict[str, str] = field(default_factory=dict)  # model -> challenger in shadow
     drift: dict[str, str] = field(default_factory=dict)  # model -> its newest window, in words
 
     def throughput(self, before: Snapshot | None) -> float | None:
@@ -67,19 +68,17 @@ def total(scrapes: Iterable[dict[str, list[tuple[dict[str, str], float]]]], name
     return int(sum(value for scraped in scrapes for _, value in scraped.get(name, [])))
 
 
-def newest_versions(
-    scrapes: Iterable[dict[str, list[tuple[dict[str, str], float]]]],
+def served_versions(
+    scrapes: Iterable[dict[str, list[tuple[dict[str, str], float]]]], role: str
 ) -> dict[str, str]:
-    """Per model, the highest version any poller has loaded."""
-    versions: dict[str, str] = {}
+    """Per model, the version the pollers serve in a role (the highest, while they differ)."""
+    versions: dict[str, int] = {}
     for scraped in scrapes:
-        for labels, _ in scraped.get(metrics.sample_name(metrics.MODEL_LOADS), []):
-            model, version = labels.get("model", "?"), labels.get("version", "0")
-            if not version.isdigit():
-                continue
-            if model not in versions or int(version) > int(versions[model]):
-                versions[model] = version
-    return versions
+        for labels, value in scraped.get(metrics.sample_name(metrics.SERVED_VERSION), []):
+            if labels.get("role") == role:
+                model = labels.get("model", "?")
+                versions[model] = max(versions.get(model, 0), int(value))
+    return {model: str(version) for model, version in versions.items()}
 
 
 def read_stream(client: Redis, settings: Settings) -> tuple[int | None, ...]:
@@ -129,7 +128,7 @@ def window_words(window: dict[str, Any]) -> str:
             continue
         words += f" · challenger v{challenger['version']} agrees {challenger['agreement']:.1%}"
         if challenger["macro_f1"] is not None:
-            words += (f", macro F1 {challenger['macro_f1']:.3f} against "
+            words += (f", macro F1 {challenger['macro_f1']:.3f} against the champion's "
                       f"{challenger['champion_macro_f1']:.3f}")  # fmt: skip
     return words
 
@@ -151,7 +150,8 @@ def collect(
         lag=lag,
         pending=pending,
         dead_letters=dead,
-        versions=newest_versions(pollers),
+        versions=served_versions(pollers, "champion"),
+        challengers=served_versions(pollers, "challenger"),
         drift=drift_lines(ingest_metrics.removesuffix("/metrics")) if ingest else {},
     )
 
@@ -166,7 +166,13 @@ def render(now: Snapshot, before: Snapshot | None, links: dict[str, str]) -> Tab
     table.add_column(style="bold")
     table.add_column()
     rate = now.throughput(before)
-    versions = ", ".join(f"{m} v{v}" for m, v in sorted(now.versions.items())) or "none loaded yet"
+    versions = (
+        ", ".join(
+            f"{m} v{v}" + (f" (challenger v{now.challengers[m]})" if m in now.challengers else "")
+            for m, v in sorted(now.versions.items())
+        )
+        or "none loaded yet"
+    )
     rows = [
         ("ingested", f"{_count(now.ingested)} records"),
         ("processed", f"{_count(now.processed)} records written to S3"),

@@ -24,6 +24,11 @@ streamfn_infer_records_total{model="knn"} 30.0
 streamfn_model_loads_total{model="svm",version="1"} 1.0
 streamfn_model_loads_total{model="svm",version="10"} 1.0
 streamfn_model_loads_total{model="knn",version="2"} 1.0
+# HELP streamfn_served_version The version a process serves per model, as champion or challenger
+# TYPE streamfn_served_version gauge
+streamfn_served_version{model="svm",role="champion"} 10.0
+streamfn_served_version{model="knn",role="champion"} 2.0
+streamfn_served_version{model="knn",role="challenger"} 3.0
 """
 INGEST_METRICS = """\
 # TYPE streamfn_ingest_records_total counter
@@ -70,7 +75,8 @@ def test_collect_reads_redis_and_every_endpoint(
     assert (now.ingested, now.processed) == (195, 150)
     assert (now.stream_length, now.lag, now.pending, now.dead_letters) == (5, 3, 2, 1)
     assert (now.pollers_up, now.pollers) == (1, 2)
-    assert now.versions == {"svm": "10", "knn": "2"}  # numerically newest, not "9" > "10"
+    assert now.versions == {"svm": "10", "knn": "2"}  # what each serves, the challenger apart
+    assert now.challengers == {"knn": "3"}
     line = status.line(now, None)
     assert "processed=150" in line
     assert "lag=3" in line
@@ -79,6 +85,7 @@ def test_collect_reads_redis_and_every_endpoint(
     console.print(status.render(now, None, {"API docs": "http://x/docs"}))
     text = console.export_text()
     assert "150 records written" in text
+    assert "knn v2 (challenger v3), svm v10" in text
     assert "http://x/docs" in text
 
 
@@ -111,5 +118,5 @@ def test_a_window_in_words_names_what_moved_and_the_challenger() -> None:
     assert status.window_words(window) == (
         "drift · 13,800 records · Mental Fatigue Score PSI 1.50 · predictions PSI 0.47 · "
         "macro F1 0.545 (13,083 labelled) · challenger v2 agrees 96.1%, macro F1 0.870 against "
-        "0.876"
+        "the champion's 0.876"
     )
