@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamfn.constants import SEED_MODELS, dlq_key
@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
 
     REDIS_URL: str = f"redis://localhost:{REDIS_PORT}/0"
+    # Where ingest appends requests: the Redis Stream (read by `streamfn poll`), a Kinesis stream
+    # or an SQS queue (read by Lambda's event source mapping, or `streamfn poll --source`).
+    STREAM_BACKEND: Literal["redis", "kinesis", "sqs"] = "redis"
+    KINESIS_STREAM: str | None = None
+    SQS_QUEUE_URL: str | None = None
+    AWS_ENDPOINT_URL_KINESIS: str | None = None
+    AWS_ENDPOINT_URL_SQS: str | None = None
     STREAM_KEY: str = Field("mlops_stream", min_length=1)
     CONSUMER_GROUP: str = Field("workers", min_length=1)
 
@@ -79,7 +86,13 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator("INGEST_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_LAMBDA")
+    @field_validator(
+        "INGEST_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL_LAMBDA",
+        "AWS_ENDPOINT_URL_KINESIS",
+        "AWS_ENDPOINT_URL_SQS",
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -87,12 +100,28 @@ class Settings(BaseSettings):
         return value.rstrip("/") if value else value
 
     @field_validator(
-        "INGEST_API_KEY", "INFER_FUNCTION_NAME", "AWS_ENDPOINT_URL_S3", "CRASH_AT", mode="before"
+        "INGEST_API_KEY",
+        "INFER_FUNCTION_NAME",
+        "AWS_ENDPOINT_URL_S3",
+        "CRASH_AT",
+        "KINESIS_STREAM",
+        "SQS_QUEUE_URL",
+        "AWS_ENDPOINT_URL_KINESIS",
+        "AWS_ENDPOINT_URL_SQS",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # Compose and SAM pass unset parameters as empty strings.
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _backend_named(self) -> Settings:
+        if self.STREAM_BACKEND == "kinesis" and not self.KINESIS_STREAM:
+            raise ValueError("STREAM_BACKEND=kinesis needs KINESIS_STREAM (the stream's name)")
+        if self.STREAM_BACKEND == "sqs" and not self.SQS_QUEUE_URL:
+            raise ValueError("STREAM_BACKEND=sqs needs SQS_QUEUE_URL (the queue's URL)")
+        return self
 
     @field_validator("MODELS")
     @classmethod
@@ -131,7 +160,8 @@ def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         name = ".".join(str(part) for part in item["loc"])
-        lines.append(f"{name}={item.get('input')!r}: {item['msg']}")
+        # A check across variables has no one variable to name: its message names them.
+        lines.append(f"{name}={item.get('input')!r}: {item['msg']}" if name else item["msg"])
     return "invalid configuration: " + "; ".join(lines)
 
 
