@@ -21,4 +21,8 @@ USER streamfn
 ENV MPLCONFIGDIR=/tmp/matplotlib
 
 EXPOSE 8800
+# Checks the default command, ingest. Compose runs other commands from this image: each service
+# there states its own check, or turns this one off.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8800/health', timeout=2)"]
 CMD ["streamfn", "ingest", "--host", "0.0.0.0", "--port", "8800"]

@@ -1,6 +1,7 @@
 # The two commands of the README: `make up` (set up, then run the pipeline) and `make test`.
 # Each installs whatever is missing first, so both work on a fresh clone of a fresh machine.
-# `make validate` checks the deployment descriptors (compose file, SAM template) without Docker.
+# `make validate` checks the deployment descriptors (compose file, SAM template, Dockerfiles,
+# with a checkov security scan) without Docker.
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,6 +10,11 @@ STAMP := $(VENV)/.installed
 # aws-sam-cli pins its own boto3 and pydantic: it gets a virtualenv of its own.
 SAM_VENV := .venv-sam
 SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam
+# checkov pins its own dependencies too. Offline but for PyPI: no version check, no download of
+# Bridgecrew's policies or guidelines. Any failed check fails the build; a check that does not
+# apply is skipped where it is raised, with the reason (template.yaml, the Dockerfiles).
+CHECKOV_VENV := .venv-checkov
+CHECKOV := CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
 .PHONY: setup system browser venv up test lint format validate lock clean compose-cli build-IngestFunction build-ProduceFunction
@@ -79,6 +85,10 @@ $(SAM_VENV)/bin/sam:
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet "aws-sam-cli>=1.120,<2"
 
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet "checkov>=3.2,<4"
+
 # docker-compose v1 (Debian's, Python) can read and resolve a compose file without an engine.
 compose-cli:
 	@command -v docker-compose >/dev/null 2>&1 || { \
@@ -90,11 +100,13 @@ compose-cli:
 	    exit 1; \
 	  fi; }
 
-validate: setup compose-cli $(SAM_VENV)/bin/sam
+validate: setup compose-cli $(SAM_VENV)/bin/sam $(CHECKOV_VENV)/bin/checkov
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	docker-compose --file docker-compose.yml config --quiet
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint
+	$(CHECKOV) --framework cloudformation dockerfile \
+	  -f template.yaml -f Dockerfile -f functions/infer/Dockerfile
 	$(SAM) build --build-dir .aws-sam/build-ingest IngestFunction
 	$(SAM) build --build-dir .aws-sam/build-produce ProduceFunction
 	$(BIN)/python -m tests.descriptors.zip_smoke .aws-sam/build-ingest/IngestFunction .aws-sam/build-produce/ProduceFunction
@@ -118,4 +130,4 @@ build-ProduceFunction:
 	$(call zip_function,produce)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .streamfn .pytest_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .streamfn .pytest_cache .ruff_cache .aws-sam

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     STREAM_BACKEND: Literal["redis", "kinesis", "sqs"] = "redis"
     KINESIS_STREAM: str | None = None
     SQS_QUEUE_URL: str | None = None
+    # Where `streamfn poll --source kinesis` sends a batch that failed MAX_DELIVERIES times (an
+    # SQS queue, as Lambda's on-failure destination); unset: the batch is logged and skipped.
+    ON_FAILURE_QUEUE_URL: str | None = None
     AWS_ENDPOINT_URL_KINESIS: str | None = None
     AWS_ENDPOINT_URL_SQS: str | None = None
     STREAM_KEY: str = Field("mlops_stream", min_length=1)
@@ -58,6 +61,9 @@ class Settings(BaseSettings):
     AWS_DEFAULT_REGION: str = "us-east-1"
 
     INGEST_API_KEY: SecretStr | None = None
+    # The name of an SSM Parameter Store SecureString holding the key; read once at start
+    # (streamfn.api_key) unless INGEST_API_KEY is set, so no secret sits in Lambda's environment.
+    INGEST_API_KEY_PARAMETER: str | None = None
     INGEST_URL: str = f"http://localhost:{INGEST_PORT}"
     MAX_RECORDS: PositiveInt = 10_000
     MAX_BODY_BYTES: PositiveInt = 5 * 1024 * 1024
@@ -101,11 +107,13 @@ class Settings(BaseSettings):
 
     @field_validator(
         "INGEST_API_KEY",
+        "INGEST_API_KEY_PARAMETER",
         "INFER_FUNCTION_NAME",
         "AWS_ENDPOINT_URL_S3",
         "CRASH_AT",
         "KINESIS_STREAM",
         "SQS_QUEUE_URL",
+        "ON_FAILURE_QUEUE_URL",
         "AWS_ENDPOINT_URL_KINESIS",
         "AWS_ENDPOINT_URL_SQS",
         mode="before",
@@ -180,5 +188,12 @@ def defaults() -> Settings:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return load_settings()
+    """The process-wide settings, read once (the API key fetched from SSM when so configured)."""
+    settings = load_settings()
+    if settings.INGEST_API_KEY_PARAMETER is None:
+        return settings
+    # Imported here: streamfn.api_key reaches boto3 through streamfn.aws, which imports this
+    # module; and a process without the parameter never pays for importing boto3.
+    from streamfn.api_key import resolve_api_key
+
+    return resolve_api_key(settings)

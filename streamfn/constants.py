@@ -20,6 +20,7 @@ DLQ_SUFFIX = ":dlq"
 RESULT_PREFIX = "streamfn:result:"
 SHADOW_PREFIX = "streamfn:shadow:"
 SCHEMA_PREFIX = "streamfn:schema:"
+KINESIS_PREFIX = "streamfn:kinesis:"  # a local Kinesis mapping's checkpoints and shard leases
 
 
 def dlq_key(stream_key: str) -> str:

@@ -37,6 +37,19 @@ class EventRecord:
     item_id: str  # what a failure names: a stream id, an SQS message id, a Kinesis sequence
     body: bytes | str  # the JSON of a stream entry: model, data, received_at
     deliveries: int  # how many times it has been delivered (1 when the source does not say)
+    # The message's id where its state and rows are kept, and what ingest answered: the item id,
+    # except on Kinesis, whose sequence numbers are unique only within a shard.
+    message_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.message_id:
+            object.__setattr__(self, "message_id", self.item_id)
+
+
+def kinesis_message_id(shard_id: str, sequence_number: str) -> str:
+    """A Kinesis record's message id: `<shard id>:<sequence number>`, the shape of the
+    `eventID` Lambda gives it (and what ingest answers after PutRecords)."""
+    return f"{shard_id}:{sequence_number}"
 
 
 def _sqs_record(record: dict[str, Any]) -> EventRecord:
@@ -55,7 +68,8 @@ def _kinesis_record(record: dict[str, Any]) -> EventRecord:
         body: bytes | str = base64.b64decode(kinesis.get("data", ""), validate=True)
     except (binascii.Error, ValueError):
         body = ""  # the handler refuses it as a message that is not JSON
-    return EventRecord(str(kinesis.get("sequenceNumber", "")), body, 1)
+    sequence = str(kinesis.get("sequenceNumber", ""))
+    return EventRecord(sequence, body, 1, str(record.get("eventID") or sequence))
 
 
 # eventSource -> adapter. Records of another source are read as SQS-shaped.
@@ -87,6 +101,52 @@ def sqs_shaped(entries: Iterable[tuple[str, str, int]], source_arn: str) -> dict
                 "eventSourceARN": source_arn,
             }
             for entry_id, body, deliveries in entries
+        ]
+    }
+
+
+def sqs_event(messages: Iterable[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    """Lambda's SQS event for messages as ReceiveMessage returns them (with their attributes)."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes") or {},
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for m in messages
+        ]
+    }
+
+
+def kinesis_event(
+    records: Iterable[dict[str, Any]], shard_id: str, stream_arn: str, region: str
+) -> dict[str, Any]:
+    """Lambda's Kinesis event for one shard's records as GetRecords returns them."""
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r["PartitionKey"],
+                    "sequenceNumber": r["SequenceNumber"],
+                    "data": base64.b64encode(r["Data"]).decode(),
+                    "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp(),
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": kinesis_message_id(shard_id, r["SequenceNumber"]),
+                "eventName": "aws:kinesis:record",
+                "awsRegion": region,
+                "eventSourceARN": stream_arn,
+            }
+            for r in records
         ]
     }
 

@@ -58,7 +58,7 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
     # Signals first: building the invoker loads the models, and a stop may come meanwhile.
     stopping = stop_on_signals()
     started = time.monotonic()
-    poller: Poller | None = None
+    poller: Any = None  # a Poller, or a Mapping of Kinesis or SQS
 
     def healthy() -> tuple[bool, dict[str, Any]]:
         if poller is None or poller.last_poll is None:
@@ -69,13 +69,43 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.metrics_port:
         health.serve(args.metrics_port, healthy)
-    source = RedisSource(
-        settings, connections.worker_client(settings.REDIS_URL), args.consumer or consumer_name()
-    )
+    consumer = args.consumer or consumer_name()
+    checkpoint = crash.exit_at(settings.CRASH_AT)
     invoker = invoke.from_settings(settings)
-    poller = Poller(settings, source, invoker, stopping, crash.exit_at(settings.CRASH_AT))
+    source = args.source or settings.STREAM_BACKEND
+    if source == "redis":
+        client = connections.worker_client(settings.REDIS_URL)
+        poller = Poller(settings, RedisSource(settings, client, consumer), invoker, stopping,
+                        checkpoint)  # fmt: skip
+    else:
+        poller = mapped(source, settings, invoker, consumer, checkpoint, stopping)
     poller.run(burst=args.burst)
     return 0
+
+
+def mapped(
+    source: str, settings: Settings, invoker: Any, consumer: str, checkpoint: Any,
+    stopping: threading.Event,
+) -> Any:  # fmt: skip
+    """A Kinesis stream or SQS queue read as Lambda's event source mapping reads it."""
+    from streamfn import connections
+    from streamfn.aws import aws_session
+    from streamfn.poller.mapping import Mapping
+    from streamfn.poller.sources.kinesis import KinesisSource
+    from streamfn.poller.sources.sqs import SqsSource
+
+    session = aws_session(settings)
+    sqs = session.client("sqs", endpoint_url=settings.AWS_ENDPOINT_URL_SQS)
+    if source == "sqs":
+        if not settings.SQS_QUEUE_URL:
+            raise SystemExit("streamfn poll --source sqs needs SQS_QUEUE_URL")
+        return Mapping(SqsSource(settings, sqs, invoker, consumer, checkpoint), stopping)
+    if not settings.KINESIS_STREAM:
+        raise SystemExit("streamfn poll --source kinesis needs KINESIS_STREAM")
+    kinesis = session.client("kinesis", endpoint_url=settings.AWS_ENDPOINT_URL_KINESIS)
+    redis = connections.worker_client(settings.REDIS_URL)
+    return Mapping(KinesisSource(settings, kinesis, redis, invoker, consumer, sqs, checkpoint),
+                   stopping)  # fmt: skip
 
 
 def register(commands: Commands) -> None:
@@ -89,6 +119,11 @@ def register(commands: Commands) -> None:
     for name in POLL_OPTIONS:
         flag = "--" + name.lower().replace("_", "-")
         poll.add_argument(flag, type=int, dest=name.lower(), help=f"default: {name}")
+    poll.add_argument(
+        "--source", choices=("redis", "kinesis", "sqs"),
+        help="read the Redis Stream, or a Kinesis stream or SQS queue as Lambda's event source "
+        "mapping would (default: STREAM_BACKEND)",
+    )  # fmt: skip
     poll.add_argument("--consumer", help="consumer name; default: host-pid-random")
     poll.add_argument("--burst", action="store_true", help="drain the stream, then exit")
     poll.add_argument(

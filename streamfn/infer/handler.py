@@ -16,7 +16,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 
-from streamfn import connections, crash, events, message_state, metrics, stream_ids
+from streamfn import connections, crash, events, message_state, metrics
 from streamfn.bucket import PREDICTIONS, Bucket, BucketUnavailableError
 from streamfn.config import Settings
 from streamfn.constants import shadow_key
@@ -224,13 +224,14 @@ def compared(
 
 def handle(event: dict[str, Any], ctx: InferContext) -> events.BatchResponse:
     """Process a batch event; raise DependencyError if a shared dependency is down."""
-    failures: Errors = {}
+    failures: Errors = {}  # by message id
     groups: dict[str, list[Message]] = defaultdict(list)
-    for record in events.records_of(event):
+    records = events.records_of(event)
+    for record in records:
         try:
             message = decode(record, ctx.models.models)
         except MessageError as error:
-            failures[record.item_id] = str(error)
+            failures[record.message_id] = str(error)
             continue
         groups[message.model].append(message)
     outages: list[str] = []
@@ -246,7 +247,9 @@ def handle(event: dict[str, Any], ctx: InferContext) -> events.BatchResponse:
     if outages:
         metrics.INFER_OUTAGES.inc()
         raise DependencyError("; ".join(outages))
-    return events.response(failures)
+    # A failure names its record as the source knows it (a Kinesis sequence number).
+    item_of = {r.message_id: r.item_id for r in records}
+    return events.response(item_of[i] for i in failures)
 
 
 def close_windows(ctx: InferContext) -> None:
@@ -264,10 +267,6 @@ def record_poison(ctx: InferContext, failures: Errors) -> None:
     for message_id, error in failures.items():
         log.warning("message failed", extra={"message_id": message_id, "error": error})
     metrics.INFER_FAILURES.inc(len(failures))
-    states = [
-        (i, message_state.failed(None, e))
-        for i, e in failures.items()
-        if stream_ids.is_stream_id(i)
-    ]
+    states = [(i, message_state.failed(None, e)) for i, e in failures.items() if i]
     if states:
         message_state.save(ctx.redis, states, ctx.result_ttl_s)

@@ -40,4 +40,4 @@ def decode(record: EventRecord, models: Collection[str]) -> Message:
         raise MessageError("data is not a non-empty list of records")
     if not isinstance(received_at, int):
         raise MessageError("received_at is not epoch milliseconds")
-    return Message(record.item_id, model, data, received_at)
+    return Message(record.message_id, model, data, received_at)

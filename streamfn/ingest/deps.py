@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
 from streamfn import connections
 from streamfn.config import Settings
+from streamfn.ingest import aws_writers
 from streamfn.ingest.schema_cache import SchemaCache
-from streamfn.ingest.writer import StreamWriter
+from streamfn.ingest.writer import StreamWriter, Writer
 
 
 class RedisBinding:
@@ -21,15 +22,20 @@ class RedisBinding:
         self.settings = settings
         self._loop: asyncio.AbstractEventLoop | None = None
         self.client: Redis | None = None
-        self.writer: StreamWriter | None = None
+        self.writer: Writer | None = None
+        self._aws: Any = None  # the Kinesis or SQS client: not bound to a loop, made once
 
-    def bind(self) -> tuple[Redis, StreamWriter]:
+    def bind(self) -> tuple[Redis, Writer]:
         """The client and writer of the running loop (Mangum and tests may change loops)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self.client is None or self.writer is None:
             s = self.settings
             self.client = connections.request_client(s.REDIS_URL)
-            self.writer = StreamWriter(self.client, s.STREAM_KEY, s.CONSUMER_GROUP, s.MAX_LAG)
+            if s.STREAM_BACKEND == "redis":
+                self.writer = StreamWriter(self.client, s.STREAM_KEY, s.CONSUMER_GROUP, s.MAX_LAG)
+            else:
+                self._aws = self._aws or aws_writers.aws_client(s)
+                self.writer = aws_writers.aws_writer(s, self._aws, self.client)
             self._loop = loop
         return self.client, self.writer
 

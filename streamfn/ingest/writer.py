@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from redis.asyncio import Redis
@@ -53,8 +53,16 @@ return {id, received_at}
 """
 
 
-class BackpressureError(RuntimeError):
+class RefusedError(RuntimeError):
+    """The stream cannot take the entry now (a 503 with Retry-After); `reason` labels the metric."""
+
+    reason = "unavailable"
+
+
+class BackpressureError(RefusedError):
     """The consumer group is too far behind to take more entries now."""
+
+    reason = "backpressure"
 
     def __init__(self, lag: int, limit: int) -> None:
         super().__init__(f"the stream is {lag} entries behind (MAX_LAG={limit}); retry later")
@@ -67,6 +75,14 @@ class Appended:
 
     message_id: str
     received_at: int
+
+
+class Writer(Protocol):
+    """Where ingest appends a request: the Redis Stream, a Kinesis stream or an SQS queue."""
+
+    async def append(self, model: str, records: list[dict[str, Any]]) -> Appended:
+        """Append one entry (model, data, received_at) or raise RefusedError."""
+        ...
 
 
 class StreamWriter:

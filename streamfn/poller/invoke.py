@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from streamfn.aws import aws_session
 from streamfn.config import Settings
@@ -22,6 +23,23 @@ INVOKE_TIMEOUT_S = 120  # a cold infer container loads every model before answer
 
 class InvokeError(RuntimeError):
     """The infer function failed the whole batch (a dependency is down, or the call failed)."""
+
+    def __init__(self, message: str, error_type: str = "") -> None:
+        super().__init__(message)
+        self.error_type = error_type  # the function's errorType, when it answered one
+
+
+# What the infer function raises when a shared dependency is down (streamfn.infer.handler).
+OUTAGE = "DependencyError"
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether a whole-batch failure is an outage (the function not reached, or reporting a
+    dependency down: retried as it is, however long it lasts) rather than the function failing
+    on the batch's content (a crash: retried a bounded number of times)."""
+    if isinstance(error, InvokeError):
+        return error.error_type == OUTAGE
+    return isinstance(error, BotoCoreError | ClientError) or type(error).__name__ == OUTAGE
 
 
 def in_process(settings: Settings) -> Invoker:
@@ -50,10 +68,19 @@ def through_lambda(settings: Settings) -> Invoker:
         reply = client.invoke(FunctionName=name, Payload=orjson.dumps(event))
         payload = reply["Payload"].read()
         if reply.get("FunctionError"):
-            raise InvokeError(f"{name} failed: {payload[:500].decode(errors='replace')}")
+            detail = payload[:500].decode(errors="replace")
+            raise InvokeError(f"{name} failed: {detail}", _error_type(payload))
         return orjson.loads(payload)
 
     return invoke
+
+
+def _error_type(payload: bytes) -> str:
+    try:
+        answer = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return ""
+    return str(answer.get("errorType", "")) if isinstance(answer, dict) else ""
 
 
 def from_settings(settings: Settings) -> Invoker:

@@ -14,7 +14,7 @@ from streamfn.config import Settings
 from streamfn.ingest.refusals import BodyError
 from streamfn.ingest.responses import json_response, unavailable
 from streamfn.ingest.schema_cache import ModelUnavailableError
-from streamfn.ingest.writer import BackpressureError
+from streamfn.ingest.writer import RefusedError
 
 router = APIRouter()
 
@@ -93,8 +93,8 @@ async def predict_stream(request: Request) -> Response:
     records = validator.parse_body(body, settings.MAX_RECORDS)
     try:
         appended = await writer.append(model, records)
-    except BackpressureError as error:
-        metrics.INGEST_REJECTIONS.labels("backpressure").inc()
+    except RefusedError as error:  # the group lags MAX_LAG, or Kinesis or SQS throttles
+        metrics.INGEST_REJECTIONS.labels(error.reason).inc()
         return unavailable(str(error))
     metrics.INGEST_RECORDS.labels(model).inc(len(records))
     metrics.INGEST_REQUESTS.labels("202").inc()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path
@@ -9,6 +10,7 @@ from fastapi.responses import Response
 from redis.asyncio import Redis
 
 from streamfn import message_state, stream_ids
+from streamfn.config import Settings
 from streamfn.constants import result_key
 from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
 from streamfn.ingest.openapi import MESSAGE, NOT_FOUND, REDIS_DOWN
@@ -16,16 +18,21 @@ from streamfn.ingest.responses import json_response
 from streamfn.ingest.schema_cache import ModelUnavailableError
 
 router = APIRouter()
+# An SQS message id (a UUID) or a Kinesis record's `<shard id>:<sequence number>`.
+_NATIVE_ID = re.compile(r"[A-Za-z0-9:-]{1,160}")
 
 
-async def find(client: Redis, stream: str, message_id: str) -> dict[str, Any] | None:
+async def find(client: Redis, settings: Settings, message_id: str) -> dict[str, Any] | None:
     """The stored state of a message, {"status": "pending"} while in the stream, else None."""
-    if not stream_ids.is_stream_id(message_id):
+    on_redis = settings.STREAM_BACKEND == "redis"
+    if not (stream_ids.is_stream_id(message_id) if on_redis else _NATIVE_ID.fullmatch(message_id)):
         return None
     stored = await client.get(result_key(message_id))
     if stored is not None:
         return dict(message_state.decode(stored))
-    [model] = await message_state.queued(client, stream, [message_id])
+    if not on_redis:  # ingest marks a Kinesis or SQS message pending when it accepts it
+        return None
+    [model] = await message_state.queued(client, settings.STREAM_KEY, [message_id])
     return None if model is None else {"status": "pending", "model": model}
 
 
@@ -46,7 +53,7 @@ async def get_prediction(
 ) -> Response:
     """pending, done (with predictions and labels), failed or dead_letter; 404 if unknown."""
     client, _ = redis.bind()
-    state = await find(client, settings.STREAM_KEY, message_id)
+    state = await find(client, settings, message_id)
     if state is None:
         raise HTTPException(404, f"no message {message_id!r} was accepted (or its result expired)")
     predictions = state.get("predictions")

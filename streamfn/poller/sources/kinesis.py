@@ -1,0 +1,246 @@
+"""A Kinesis stream read as Lambda's Kinesis event source mapping reads it.
+
+Each shard is read in order, from its checkpoint (the last sequence number done, kept in Redis),
+or from the oldest record (TRIM_HORIZON). GetRecords fills a batch of up to BATCH_SIZE records for
+at most BATCH_WINDOW_MS. The batch goes to the infer handler as Lambda's own Kinesis event, and
+the outcome moves the checkpoint:
+- no `batchItemFailures`: past the batch;
+- failures: up to the lowest sequence number named, and the batch is tried again from there;
+- the function failing on the batch (a crash): the batch is split in two and each half is tried
+  (bisect on error);
+- an outage (the function not reached, or reporting a dependency down): the same batch is tried
+  again after a backoff, however long the outage lasts, and the try does not count.
+A batch whose records were tried MAX_DELIVERIES times is described on the on-failure queue
+(ON_FAILURE_QUEUE_URL, the body Lambda sends there), and the checkpoint moves past it. Records
+behind it in the batch were written by the earlier tries.
+
+The shard stays blocked meanwhile, so a shard's records are done in order. Several pollers share
+the shards through a lease per shard in Redis. A lease not renewed within CLAIM_IDLE_MS (its poller
+died) passes to another poller, which reads from the checkpoint. The infer function writes the
+redelivered records' rows once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from redis import Redis
+
+from streamfn import crash, events, metrics
+from streamfn.config import Settings
+from streamfn.constants import KINESIS_PREFIX
+from streamfn.poller.invoke import InvokeError, Invoker, is_outage
+
+log = logging.getLogger(__name__)
+
+IDLE_S = 0.2  # how long a poll that found nothing in any shard waits before the next
+SHARDS_EVERY_S = 30.0  # how often the shard list is read again (a resharded stream)
+
+# Take the lease of a shard, or renew it if this poller holds it; 1 when held.
+_LEASE = """
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+# Move a shard's checkpoint, only while holding its lease (a poller that lost it moves nothing).
+_CHECKPOINT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
+
+@dataclass
+class Shard:
+    """What this poller holds of one shard: where it reads next, and the batches to try."""
+
+    shard_id: str
+    iterator: str | None = None
+    batches: deque[list[dict[str, Any]]] = field(default_factory=deque)
+    tries: int = 0  # of the first batch, outages not counted
+
+
+class KinesisSource:
+    """KINESIS_STREAM as Lambda's mapping reads it, each batch invoked through `invoke`."""
+
+    def __init__(
+        self, settings: Settings, client: Any, redis: Redis, invoke: Invoker, consumer: str,
+        sqs: Any = None, checkpoint: crash.Checkpoint = crash.no_crash,
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self.client = client
+        self.redis = redis
+        self.invoke = invoke
+        self.consumer = consumer
+        self.sqs = sqs  # for the on-failure queue
+        self.checkpoint = checkpoint
+        self.stream = str(settings.KINESIS_STREAM)
+        self.arn = ""
+        self.shards: dict[str, Shard] = {}
+        self._listed_at = -SHARDS_EVERY_S
+        self._lease = redis.register_script(_LEASE)
+        self._move = redis.register_script(_CHECKPOINT)
+        self.checkpoints_key = f"{KINESIS_PREFIX}{self.stream}:checkpoints"
+
+    def lease_key(self, shard_id: str) -> str:
+        return f"{KINESIS_PREFIX}{self.stream}:lease:{shard_id}"
+
+    def poll_once(self, wait: bool) -> int:
+        """One batch of each shard this poller holds; the records invoked (0: nothing to do)."""
+        if time.monotonic() - self._listed_at >= SHARDS_EVERY_S:
+            self._list_shards()
+        invoked = 0
+        for shard_id in list(self.shards):
+            lease = [self.lease_key(shard_id)]
+            if not self._lease(keys=lease, args=[self.consumer, self.settings.CLAIM_IDLE_MS]):
+                self.shards[shard_id] = Shard(shard_id)  # another poller's: forget what we read
+                continue
+            invoked += self.step(self.shards[shard_id])
+        if invoked == 0 and wait:
+            time.sleep(IDLE_S)  # as Lambda, poll an idle shard a few times a second
+        return invoked
+
+    def _list_shards(self) -> None:
+        summary = self.client.describe_stream_summary(StreamName=self.stream)
+        self.arn = summary["StreamDescriptionSummary"]["StreamARN"]
+        listed = self.client.list_shards(StreamName=self.stream)["Shards"]
+        for shard in listed:
+            self.shards.setdefault(shard["ShardId"], Shard(shard["ShardId"]))
+        self._listed_at = time.monotonic()
+
+    def step(self, shard: Shard) -> int:
+        """Try the shard's first batch (reading one if none is waiting); its size."""
+        if not shard.batches:
+            records = self.read(shard)
+            if not records:
+                return 0
+            shard.batches.append(records)
+            shard.tries = 0
+        batch = shard.batches[0]
+        started = time.perf_counter()
+        event = events.kinesis_event(batch, shard.shard_id, self.arn,
+                                     self.settings.AWS_DEFAULT_REGION)  # fmt: skip
+        try:
+            response = self.invoke(event)
+        except Exception as error:
+            metrics.POLLER_BATCHES.labels("failed").inc()
+            if is_outage(error):
+                raise InvokeError(f"batch of {len(batch)} failed whole: {error}") from error
+            self.crashed(shard, batch, error)
+            return len(batch)
+        named = [f.get("itemIdentifier") for f in response.get("batchItemFailures", [])]
+        position = {r["SequenceNumber"]: i for i, r in enumerate(batch)}
+        # An id not in the batch fails it whole, as on Lambda.
+        first_failed = min((position.get(str(n), 0) for n in named), default=len(batch))
+        self.checkpoint("before_ack")
+        if first_failed:
+            self.move(shard, batch[first_failed - 1]["SequenceNumber"])
+        metrics.POLLER_BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.POLLER_ENTRIES.labels("acked").inc(first_failed)
+        if first_failed == len(batch):
+            metrics.POLLER_BATCHES.labels("ok").inc()
+            shard.batches.popleft()
+            shard.tries = 0
+            return len(batch)
+        metrics.POLLER_ENTRIES.labels("failed").inc(len(batch) - first_failed)
+        shard.batches[0] = batch[first_failed:]
+        self.tried(shard, "records failed")
+        return len(batch)
+
+    def crashed(self, shard: Shard, batch: list[dict[str, Any]], error: Exception) -> None:
+        """The function failed on the batch: split it (bisect on error), or count the try."""
+        log.warning("batch failed whole", extra={"shard": shard.shard_id, "records": len(batch),
+                                                 "error": str(error)})  # fmt: skip
+        if len(batch) > 1:
+            half = len(batch) // 2
+            shard.batches.popleft()
+            shard.batches.extendleft([batch[half:], batch[:half]])
+            return
+        self.tried(shard, f"function error: {error}")
+
+    def tried(self, shard: Shard, why: str) -> None:
+        """Count a failed try of the first batch; past MAX_DELIVERIES, give it up."""
+        shard.tries += 1
+        if shard.tries < self.settings.MAX_DELIVERIES:
+            return
+        batch = shard.batches.popleft()
+        shard.tries = 0
+        self.on_failure(shard, batch, why)
+        self.move(shard, batch[-1]["SequenceNumber"])
+
+    def on_failure(self, shard: Shard, batch: list[dict[str, Any]], why: str) -> None:
+        """Describe the given-up batch on the on-failure queue, as Lambda does."""
+        info = failure_record(self.arn, shard.shard_id, batch, self.settings.MAX_DELIVERIES)
+        metrics.POLLER_ENTRIES.labels("dead_letter").inc(len(batch))
+        log.error(
+            "batch given up after its retries",
+            extra={"shard": shard.shard_id, "first_sequence": batch[0]["SequenceNumber"],
+                   "last_sequence": batch[-1]["SequenceNumber"], "records": len(batch),
+                   "error": why},
+        )  # fmt: skip
+        if self.settings.ON_FAILURE_QUEUE_URL and self.sqs is not None:
+            self.sqs.send_message(QueueUrl=self.settings.ON_FAILURE_QUEUE_URL,
+                                  MessageBody=orjson.dumps(info).decode())  # fmt: skip
+
+    def move(self, shard: Shard, sequence: str) -> None:
+        """Move the shard's checkpoint to `sequence` (done), if this poller still holds it."""
+        self._move(keys=[self.lease_key(shard.shard_id), self.checkpoints_key],
+                   args=[self.consumer, shard.shard_id, sequence])  # fmt: skip
+
+    def read(self, shard: Shard) -> list[dict[str, Any]]:
+        """Up to BATCH_SIZE records from the shard's position, more for at most BATCH_WINDOW_MS."""
+        limit = self.settings.BATCH_SIZE
+        records = self._get(shard, limit)
+        deadline = time.monotonic() + self.settings.BATCH_WINDOW_MS / 1000
+        while records and len(records) < limit and time.monotonic() < deadline:
+            more = self._get(shard, limit - len(records))
+            if not more:
+                break
+            records += more
+        return records
+
+    def _get(self, shard: Shard, limit: int) -> list[dict[str, Any]]:
+        if shard.iterator is None:
+            shard.iterator = self._iterator(shard.shard_id)
+        reply = self.client.get_records(ShardIterator=shard.iterator, Limit=limit)
+        shard.iterator = reply.get("NextShardIterator")  # None: a closed shard, read to its end
+        return list(reply.get("Records", []))
+
+    def _iterator(self, shard_id: str) -> str:
+        done = self.redis.hget(self.checkpoints_key, shard_id)
+        where: dict[str, str] = {"ShardIteratorType": "TRIM_HORIZON"}
+        if done is not None:
+            where = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                     "StartingSequenceNumber": done.decode()}  # fmt: skip
+        reply = self.client.get_shard_iterator(StreamName=self.stream, ShardId=shard_id, **where)
+        return str(reply["ShardIterator"])
+
+
+def failure_record(
+    stream_arn: str, shard_id: str, batch: list[dict[str, Any]], tries: int
+) -> dict[str, Any]:
+    """What Lambda sends to a Kinesis mapping's on-failure destination: the batch's place in the
+    shard (the records stay in the stream until its retention ends)."""
+    arrivals = [r["ApproximateArrivalTimestamp"] for r in batch]
+    return {
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": tries},
+        "responseContext": {"functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+        "KinesisBatchInfo": {
+            "shardId": shard_id,
+            "startSequenceNumber": batch[0]["SequenceNumber"],
+            "endSequenceNumber": batch[-1]["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": min(arrivals).isoformat(),
+            "approximateArrivalOfLastRecord": max(arrivals).isoformat(),
+            "batchSize": len(batch),
+            "streamArn": stream_arn,
+        },
+    }
