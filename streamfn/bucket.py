@@ -59,6 +59,12 @@ SHADOW = ObjectKind("shadow/", ".csv", "text/csv; charset=utf-8")
 MONITORING = ObjectKind("monitoring/", ".json", "application/json")
 
 
+def key_part(message_id: str) -> str:
+    """A message id as an object's name starts with it (a Kinesis `shard:sequence` loses its
+    colon)."""
+    return _UNSAFE_KEY_CHARS.sub("_", message_id)[:64]
+
+
 def object_key(kind: ObjectKind, api_name: str, day: dt.date, message_ids: Sequence[str]) -> str:
     """<prefix>model=<api>/date=<day>/<first id>_<hash of all ids><suffix>, order-insensitive."""
     if not api_name or _UNSAFE_KEY_CHARS.search(api_name):
@@ -68,7 +74,7 @@ def object_key(kind: ObjectKind, api_name: str, day: dt.date, message_ids: Seque
         raise ValueError("an object needs at least one message id")
     # JSON of the sorted list is unambiguous whatever characters the ids contain.
     digest = hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:_DIGEST_HEX]
-    first = _UNSAFE_KEY_CHARS.sub("_", ids[0])[:64]
+    first = key_part(ids[0])
     # strftime, not isoformat: a datetime passed as `day` must still give a bare date.
     partition = f"model={api_name}/date={day.strftime('%Y-%m-%d')}"
     return f"{kind.prefix}{partition}/{first}_{digest}{kind.suffix}"

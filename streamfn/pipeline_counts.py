@@ -15,6 +15,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from streamfn.bucket import key_part
+
 PREFIX = "streamfn:console:"
 SLOT_S = 5  # the chart's resolution
 SERIES_S = 10 * 60  # how far back the chart goes
@@ -24,7 +26,10 @@ PARTITIONS_KEY = f"{PREFIX}partitions"  # sorted set of "<model>/<date>", scored
 ACCEPTED, WRITTEN = "ingested", "written"
 
 # predictions/model=<api>/date=<YYYY-MM-DD>/<first message id>_<hash>.csv
-_KEY = re.compile(r"^predictions/model=([^/]+)/date=(\d{4}-\d{2}-\d{2})/(\d+-\d+)_[^/]+\.csv$")
+# (the first message id: a stream id, an SQS message id, a Kinesis `shard_sequence`)
+_KEY = re.compile(
+    r"^predictions/model=([^/]+)/date=(\d{4}-\d{2}-\d{2})/([A-Za-z0-9._-]+)_[0-9a-f]{16}\.csv$"
+)
 
 
 def slot_of(epoch_s: float) -> int:
@@ -98,7 +103,7 @@ class Tally:
                 continue
             part = tally.partitions.setdefault(place.day, PartitionTally())
             part.rows += records
-            if place.first_message_id == message_id:  # the object's own message: count it once
+            if place.first_message_id == key_part(message_id):  # the object's own: count once
                 part.objects += 1
             part.newest = max(part.newest, key)
             tally.rows += records

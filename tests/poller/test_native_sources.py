@@ -10,9 +10,11 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from streamfn import crash
+from streamfn import pipeline_counts as pc
 from streamfn.config import Settings
 from streamfn.events import BatchResponse
 from streamfn.infer.handler import DependencyError
@@ -92,6 +94,10 @@ def test_seed_curl_for_every_model_ends_as_exactly_once_rows(
     mapping = (kinesis_mapping if backend == "kinesis" else sqs_mapping)(settings, native)
     assert mapping.run(burst=True) == len(bodies)
     assert rows_in(native.s3) == expected_rows(ids, bodies)
+    # The console's counts: records accepted (ingest) and written (infer), whatever the ids.
+    totals = redis.Redis.from_url(settings.REDIS_URL).hgetall(pc.TOTALS_KEY)
+    records = sum(expected_rows(ids, bodies).values())
+    assert (int(totals[b"ingested"]), int(totals[b"written"])) == (records, records)
     for message_id, (model, _) in zip(ids[:3], bodies[:3], strict=True):
         done = status(settings, message_id)
         assert (done["status"], done["model"], done["model_version"]) == ("done", model, "1")
@@ -117,8 +123,6 @@ def test_seed_curl_for_every_model_ends_as_exactly_once_rows(
 def test_kinesis_redelivery_from_the_start_duplicates_nothing(
     backend_settings: Callable[..., Settings], native: Native, redis_url: str
 ) -> None:
-    import redis
-
     settings = backend_settings("kinesis", BATCH_SIZE=5)
     bodies = seed_requests(per_model=3)
     ids = send(settings, bodies)
