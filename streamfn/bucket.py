@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from streamfn import stream_ids
 from streamfn.aws import aws_session
 from streamfn.config import Settings
+from streamfn.message_ids import key_part
 
 # boto3 builds its clients at run time; without the optional stubs the type is Any.
 S3Client = Any
@@ -57,12 +58,6 @@ class ObjectKind:
 PREDICTIONS = ObjectKind("predictions/", ".csv", "text/csv; charset=utf-8")
 SHADOW = ObjectKind("shadow/", ".csv", "text/csv; charset=utf-8")
 MONITORING = ObjectKind("monitoring/", ".json", "application/json")
-
-
-def key_part(message_id: str) -> str:
-    """A message id as an object's name starts with it (a Kinesis `shard:sequence` loses its
-    colon)."""
-    return _UNSAFE_KEY_CHARS.sub("_", message_id)[:64]
 
 
 def object_key(kind: ObjectKind, api_name: str, day: dt.date, message_ids: Sequence[str]) -> str:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from streamfn.bucket import key_part
+from streamfn.message_ids import key_part
 
 PREFIX = "streamfn:console:"
 SLOT_S = 5  # the chart's resolution

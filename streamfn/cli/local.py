@@ -35,6 +35,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         rate=None if args.no_producer else args.rate,
         s3_endpoint=settings.AWS_ENDPOINT_URL_S3,
         models=models,
+        backend=args.backend or settings.STREAM_BACKEND,
     )
     try:
         return up.run(options, console)
@@ -159,6 +160,10 @@ def register(commands: Commands) -> None:
         "--rate", type=float, default=10.0, help="records/s from the producer (default 10)"
     )
     up.add_argument("--no-producer", action="store_true", help="start no producer")
+    up.add_argument(
+        "--backend", choices=("redis", "kinesis", "sqs"),
+        help="the stream: Redis, or Kinesis or SQS on moto's server (default: STREAM_BACKEND)",
+    )  # fmt: skip
     up.add_argument("--models", help="MODELS for every process (default: MODELS, else the seed's)")
     up.set_defaults(handler=cmd_up)
 

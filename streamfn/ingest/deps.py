@@ -10,7 +10,6 @@ from redis.asyncio import Redis
 
 from streamfn import connections
 from streamfn.config import Settings
-from streamfn.ingest import aws_writers
 from streamfn.ingest.schema_cache import SchemaCache
 from streamfn.ingest.writer import StreamWriter, Writer
 
@@ -34,6 +33,9 @@ class RedisBinding:
             if s.STREAM_BACKEND == "redis":
                 self.writer = StreamWriter(self.client, s.STREAM_KEY, s.CONSUMER_GROUP, s.MAX_LAG)
             else:
+                # Imported here: boto3 is needed only then (Lambda's runtime has it; the zip not).
+                from streamfn.ingest import aws_writers
+
                 self._aws = self._aws or aws_writers.aws_client(s)
                 self.writer = aws_writers.aws_writer(s, self._aws, self.client)
             self._loop = loop

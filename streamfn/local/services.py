@@ -33,10 +33,15 @@ def mlflow(port: int, home: Path) -> Service:
     return Service("mlflow", command, ready, (port,), env=env, start_timeout_s=90)
 
 
+def moto_server(name: str, port: int) -> Service:
+    """moto's server, in memory: the embedded stand-in for S3 (MinIO), Kinesis and SQS."""
+    command = [sys.executable, "-c", "from moto.server import main; main()", "-p", str(port)]
+    return Service(name, command, http_ok(f"http://127.0.0.1:{port}/"), (port,))
+
+
 def moto_s3(port: int) -> Service:
     """moto's S3 server, in memory: the embedded stand-in for MinIO."""
-    command = [sys.executable, "-c", "from moto.server import main; main()", "-p", str(port)]
-    return Service("s3", command, http_ok(f"http://127.0.0.1:{port}/"), (port,))
+    return moto_server("s3", port)
 
 
 def ingest(port: int, env: dict[str, str], app: str | None = None) -> Service:

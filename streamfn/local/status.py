@@ -83,6 +83,8 @@ def served_versions(
 
 def read_stream(client: Redis, settings: Settings) -> tuple[int | None, ...]:
     """Length, group lag, pending entries and dead letters of the stream (None: unknown)."""
+    if settings.STREAM_BACKEND != "redis":
+        return None, None, None, None  # Kinesis or SQS: their depth is theirs to tell
     try:
         length = client.xlen(settings.STREAM_KEY)
         dead = client.xlen(settings.dlq_key)

@@ -24,10 +24,11 @@ from rich.live import Live
 from streamfn import connections
 from streamfn.config import INGEST_PORT, MLFLOW_PORT, REDIS_PORT, S3_PORT, Settings, load_settings
 from streamfn.constants import is_seed_model
-from streamfn.local import services, stack, status
+from streamfn.local import native, services, stack, status
 
 MINIO_CONSOLE_PORT = 9001
 FIRST_POLLER_METRICS_PORT = 9101
+AWS_PORT = 4566  # moto's server for Kinesis and SQS (LocalStack's port)
 # MinIO's own defaults; the local stack is for this machine only (it binds 127.0.0.1).
 MINIO_USER = MINIO_PASSWORD = "minioadmin"
 # The embedded S3 (moto) accepts any credentials, but boto3 needs some to sign with.
@@ -50,6 +51,7 @@ class Options:
     rate: float | None = 10.0  # records/s from the producer; None: no producer
     s3_endpoint: str | None = None  # AWS_ENDPOINT_URL_S3 of the caller: use it, start none
     models: str | None = None  # MODELS for every process (None: the environment's, or default)
+    backend: str = "redis"  # STREAM_BACKEND: kinesis or sqs run on moto's server
 
 
 @dataclass
@@ -98,7 +100,7 @@ def plan(options: Options) -> LocalStack:
     mlflow_uri = f"http://127.0.0.1:{MLFLOW_PORT}"
     ingest_url = f"http://127.0.0.1:{INGEST_PORT}"
     env = {"REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0", "MLFLOW_TRACKING_URI": mlflow_uri,
-           "INGEST_URL": ingest_url}  # fmt: skip
+           "INGEST_URL": ingest_url, "STREAM_BACKEND": options.backend}  # fmt: skip
     if options.models:
         env["MODELS"] = options.models
     running = [
@@ -114,6 +116,14 @@ def plan(options: Options) -> LocalStack:
     else:
         env["AWS_ENDPOINT_URL_S3"] = options.s3_endpoint
         s3_kind = "yours (AWS_ENDPOINT_URL_S3)"
+    if options.backend != "redis":
+        # Kinesis or SQS on a moto server of its own, whatever serves S3.
+        endpoint = f"http://127.0.0.1:{AWS_PORT}"
+        running.append(services.moto_server("aws", AWS_PORT))
+        env |= native.variables(options.backend, endpoint)
+        env.setdefault("AWS_ACCESS_KEY_ID", EMBEDDED_CREDENTIALS["AWS_ACCESS_KEY_ID"])
+        env.setdefault("AWS_SECRET_ACCESS_KEY", EMBEDDED_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+        links |= {options.backend.capitalize(): f"{endpoint} (moto, IN MEMORY)"}
     running.append(services.ingest(INGEST_PORT, env))
     ports = [FIRST_POLLER_METRICS_PORT + i for i in range(options.pollers)]
     running += [
@@ -137,6 +147,11 @@ def prepare(env: dict[str, str], log_dir: Path, stopping: threading.Event, say: 
         Bucket.from_settings(settings).ensure()
     except BucketUnavailableError as error:
         raise UpError(f"S3 at {env['AWS_ENDPOINT_URL_S3']} is not usable: {error}") from None
+    if settings.STREAM_BACKEND != "redis":
+        try:
+            native.create(settings)
+        except native.NativeSetupError as error:
+            raise UpError(str(error)) from None
     seed = [m for m, name in settings.models.items() if is_seed_model(m, name)]
     if not seed:
         return  # models of your own: nothing streamfn knows how to train

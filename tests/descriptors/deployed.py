@@ -1,12 +1,11 @@
 """What a stack of a (transformed) template holds for given parameter values, worked out offline.
 
 CloudFormation evaluates conditions at deploy time; so does this, for the functions the template
-uses: resources and outputs whose condition is false are dropped, `Fn::If`, `Fn::Equals`,
-`Fn::Not`, `Fn::And`, `Fn::Or`, `Fn::FindInMap`, `Fn::Join`, `Fn::Select` and
-`Fn::Sub` (its parameters) are worked out where
-their arguments are known, a `Ref` to a parameter becomes its value (a string, as CloudFormation
-passes it) and `AWS::NoValue` disappears. Anything else (a `Ref` to a resource, `Fn::GetAtt`,
-a pseudo parameter) is left as written, for tests to compare with.
+uses: resources and outputs whose condition is false are dropped; `Fn::If`, `Fn::Equals`,
+`Fn::Not`, `Fn::And`, `Fn::Or`, `Fn::FindInMap`, `Fn::Join` and `Fn::Select` are worked out where
+their arguments are known; a `Ref` to a parameter, or its `${Name}` in `Fn::Sub`, becomes its
+value (a string, as CloudFormation passes it); `AWS::NoValue` disappears. Anything else (a `Ref`
+to a resource, `Fn::GetAtt`, a pseudo parameter) is left as written, for tests to compare with.
 """
 
 from __future__ import annotations
@@ -63,13 +62,15 @@ class _Stack:
         if key == "Fn::If":
             name, if_true, if_false = argument
             return True, self.resolve(if_true if self.condition(name) else if_false)
-        if key in ("Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or"):
-            values = self.resolve(argument)
-            if key == "Fn::Equals":
-                return True, str(values[0]) == str(values[1])
-            return True, {"Fn::Not": not values[0], "Fn::And": all(values), "Fn::Or": any(values)}[
-                key
-            ]
+        if key == "Fn::Equals":
+            left, right = self.resolve(argument)
+            return True, str(left) == str(right)
+        if key == "Fn::Not":
+            return True, not self.resolve(argument)[0]
+        if key == "Fn::And":
+            return True, all(self.resolve(argument))
+        if key == "Fn::Or":
+            return True, any(self.resolve(argument))
         if key == "Fn::Sub" and isinstance(argument, str):
             text = _PLACEHOLDER.sub(lambda m: self._substitute(m.group(0), m.group(1)), argument)
             return True, text if not _PLACEHOLDER.search(text) else {"Fn::Sub": text}

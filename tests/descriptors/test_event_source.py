@@ -127,7 +127,10 @@ def test_kinesis_creates_an_encrypted_stream_mapped_to_infer(
         "kinesis:ListShards",
     }
     assert granted(stack, "InferFunction", GET_FAILURE_QUEUE_ARN) == {"sqs:SendMessage"}
-    assert granted(stack, "IngestFunction", stream_arn) == {"kinesis:PutRecord", "kinesis:PutRecords"}
+    assert granted(stack, "IngestFunction", stream_arn) == {
+        "kinesis:PutRecord",
+        "kinesis:PutRecords",
+    }
     assert environment(stack, "IngestFunction")["STREAM_BACKEND"] == "kinesis"
     assert environment(stack, "IngestFunction")["KINESIS_STREAM"] == {"Ref": "EventStream"}
     assert "SQS_QUEUE_URL" not in environment(stack, "IngestFunction")
@@ -137,7 +140,8 @@ def test_kinesis_creates_an_encrypted_stream_mapped_to_infer(
     assert not {"PollerPolicyArn", "EventQueueUrl"} & set(stack["Outputs"])
 
 
-@pytest.mark.parametrize(("retries", "receives"), [("0", "1"), ("4", "5"), ("10", "11")])
+# Every retry count the parameter allows: CloudFormation has no +, the template looks it up.
+@pytest.mark.parametrize(("retries", "receives"), [(str(n), str(n + 1)) for n in range(11)])
 def test_sqs_creates_a_queue_with_a_dead_letter_queue_mapped_to_infer(
     template: dict[str, Any], retries: str, receives: str
 ) -> None:
@@ -148,6 +152,7 @@ def test_sqs_creates_a_queue_with_a_dead_letter_queue_mapped_to_infer(
         EventBatchSize="50",
         InferReservedConcurrency="7",
     )
+    assert template["Parameters"]["EventMaximumRetryAttempts"]["MaxValue"] == 10  # as parametrized
     queues = of_type(stack, "AWS::SQS::Queue")
     assert set(queues) == {"EventQueue", "EventFailureQueue", "ProduceDeadLetterQueue"}
     queue = queues["EventQueue"]
@@ -155,7 +160,7 @@ def test_sqs_creates_a_queue_with_a_dead_letter_queue_mapped_to_infer(
         "deadLetterTargetArn": GET_FAILURE_QUEUE_ARN,
         "maxReceiveCount": receives,
     }
-    # AWS's advice: 6 × the function's timeout plus the batching window, at its largest.
+    # AWS's advice: 6 times the function's timeout plus the batching window, at its largest.
     timeout = stack["Resources"]["InferFunction"]["Properties"]["Timeout"]
     largest_window = template["Parameters"]["EventBatchingWindowS"]["MaxValue"]
     assert queue["VisibilityTimeout"] >= 6 * timeout + largest_window
@@ -202,7 +207,7 @@ def test_the_api_key_is_read_from_ssm_by_exactly_its_parameter(template: dict[st
             "Action": "ssm:GetParameter",
             "Resource": {
                 "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:"
-                f"parameter{name}"
+                "parameter/streamfn/ingest-api-key"
             },
         }
     ]

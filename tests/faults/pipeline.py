@@ -304,7 +304,10 @@ class Pipeline:
         return int(self.r.xinfo_stream(STREAM)["entries-added"])
 
     def drained(self) -> bool:
-        """Every entry delivered to the group and acknowledged (or dead-lettered)."""
+        """Every entry delivered to the group and acknowledged (or dead-lettered); on Kinesis or
+        SQS, which have no group to ask, every accepted record written."""
+        if self.env.get("STREAM_BACKEND", "redis") != "redis":
+            return set(self.accepted) <= {row[EMPLOYEE_ID] for row in self.rows()}
         last = self.r.xinfo_stream(STREAM)["last-generated-id"]
         group = self.group()
         return group["pending"] == 0 and group["last-delivered-id"] == last

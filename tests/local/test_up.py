@@ -66,3 +66,18 @@ def test_env_file_lists_what_a_client_needs(tmp_path: Path) -> None:
     assert "REDIS_URL=redis://127.0.0.1:6379/0" in lines
     assert "INGEST_URL=http://127.0.0.1:8800" in lines
     assert "AWS_ENDPOINT_URL_S3=http://127.0.0.1:9000" in lines
+
+
+@pytest.mark.parametrize("backend", ["kinesis", "sqs"])
+def test_kinesis_or_sqs_run_on_a_moto_server_of_their_own(tmp_path: Path, backend: str) -> None:
+    stack = local.plan(local.Options(tmp_path, backend=backend))
+    assert names(stack) == ["redis", "mlflow", "s3", "aws", "ingest", "poller-1", "producer"]
+    assert stack.services[3].ports == (4566,)
+    assert stack.env["STREAM_BACKEND"] == backend
+    assert stack.env["AWS_ENDPOINT_URL_KINESIS"] == stack.env["AWS_ENDPOINT_URL_SQS"]
+    if backend == "kinesis":
+        assert stack.env["KINESIS_STREAM"] == "streamfn-requests"
+        assert stack.env["ON_FAILURE_QUEUE_URL"].endswith("/streamfn-on-failure")
+    else:
+        assert stack.env["SQS_QUEUE_URL"] == "http://127.0.0.1:4566/123456789012/streamfn-requests"
+    assert "moto" in stack.links[backend.capitalize()]

@@ -17,6 +17,7 @@ from tests.conftest import bucket_rows, s3_client, wait_for
 from tests.factories import SEED_EXAMPLE
 
 PORTS = (6379, 5001, 9000, 8800, 9101, 9102)
+BACKEND_PORTS = {"redis": (), "kinesis": (4566,)}
 REGISTERED = {"svm": "SVC", "knn": "Knn_Classifier", "lightgbm": "LightGBM_Classifier"}
 
 
@@ -51,22 +52,24 @@ def up_command(home: Path, *options: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_up_runs_the_pipeline_and_stops_cleanly(tmp_path: Path) -> None:
-    busy = [p for p in PORTS if not port_is_free(p)]
+@pytest.mark.parametrize("backend", ["redis", "kinesis"])
+def test_up_runs_the_pipeline_and_stops_cleanly(tmp_path: Path, backend: str) -> None:
+    busy = [p for p in (*PORTS, *BACKEND_PORTS[backend]) if not port_is_free(p)]
     assert not busy, f"ports {busy} are taken; `streamfn up` needs them"
     home = tmp_path / ".streamfn"
     log_path = tmp_path / "up.log"
     log = log_path.open("wb")
     up = subprocess.Popen(
-        up_command(home, "--pollers", "2", "--rate", "20"),
+        up_command(home, "--pollers", "2", "--rate", "20", "--backend", backend),
         cwd=tmp_path, env=clean_env(), stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         wait_for(lambda: b"up:" in log_path.read_bytes(), timeout=240, interval=1)
         children = children_of(up.pid)
-        # redis, mlflow, s3, ingest, two pollers, the producer
-        assert len(children) == 7
+        # redis, mlflow, s3, ingest, two pollers, the producer (and moto's server for Kinesis)
+        assert len(children) == 7 + (backend != "redis")
         env = dict(line.split("=", 1) for line in (home / "env").read_text().splitlines())
+        assert env["STREAM_BACKEND"] == backend
         assert env["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:9000"
         sent = {}
         for model in ("svm", "knn", "lightgbm"):
@@ -81,6 +84,8 @@ def test_up_runs_the_pipeline_and_stops_cleanly(tmp_path: Path) -> None:
             )
             assert done["model"] == model
             assert done["model_version"] == "1"
+        if backend == "kinesis":  # the seed's three requests went through Kinesis
+            assert all(i.startswith("shardId-") for i in sent)
         ours = [r for r in bucket_rows(s3_client(env["AWS_ENDPOINT_URL_S3"])) if r["message_id"]
                 in sent]  # fmt: skip
         assert sorted(r["message_id"] for r in ours) == sorted(sent)  # one row per request
@@ -102,7 +107,7 @@ def test_up_runs_the_pipeline_and_stops_cleanly(tmp_path: Path) -> None:
         log.close()
     assert code == 0, log_path.read_text()[-3000:]
     assert not [pid for pid in children if alive(pid)]
-    assert all(port_is_free(p) for p in PORTS)
+    assert all(port_is_free(p) for p in (*PORTS, *BACKEND_PORTS[backend]))
     producer_log = (home / "logs" / "producer.log").read_text()
     assert '"message":"producer finished"' in producer_log
     assert '"undelivered":0' in producer_log.rsplit("producer finished", 1)[1]

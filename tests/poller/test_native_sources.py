@@ -126,10 +126,11 @@ def test_kinesis_redelivery_from_the_start_duplicates_nothing(
     settings = backend_settings("kinesis", BATCH_SIZE=5)
     bodies = seed_requests(per_model=3)
     ids = send(settings, bodies)
-    kinesis_mapping(settings, native).run(burst=True)
+    mapping = kinesis_mapping(settings, native)
+    mapping.run(burst=True)
     assert rows_in(native.s3) == expected_rows(ids, bodies)
     # A poller that lost its checkpoints reads the whole stream again: every row stays once.
-    redis.Redis.from_url(redis_url).delete(f"streamfn:kinesis:{STREAM}:checkpoints")
+    assert redis.Redis.from_url(redis_url).delete(mapping.source.checkpoints_key) == 1
     assert kinesis_mapping(settings, native).run(burst=True) == len(bodies)
     assert rows_in(native.s3) == expected_rows(ids, bodies)
 
@@ -255,3 +256,24 @@ def test_a_poller_killed_mid_batch_loses_nothing_and_redelivery_duplicates_nothi
     wait_for(finished, timeout=30)
     fresh.run(burst=True)
     assert rows_in(native.s3) == expected_rows(ids, bodies)
+
+
+def test_kinesis_pollers_share_the_shards_and_a_dead_ones_pass_on(
+    backend_settings: Callable[..., Settings], native: Native
+) -> None:
+    settings = backend_settings("kinesis", CLAIM_IDLE_MS=300)
+    nothing: Callable[[dict[str, Any]], BatchResponse] = lambda _event: {"batchItemFailures": []}  # noqa: E731
+    a, b = (kinesis_mapping(settings, native, nothing, name).source for name in ("a", "b"))
+    a.poll_once(wait=False)
+    assert len(a.held) == SHARDS  # alone: every shard
+    b.poll_once(wait=False)
+    a.poll_once(wait=False)  # two pollers now: a gives up an idle shard
+    b.poll_once(wait=False)
+    assert (len(a.held), len(b.held)) == (1, 1)
+    assert a.held.isdisjoint(b.held)
+
+    def b_holds_all() -> bool:  # a stops polling, as a dead poller does
+        b.poll_once(wait=False)
+        return len(b.held) == SHARDS
+
+    wait_for(b_holds_all, timeout=10)

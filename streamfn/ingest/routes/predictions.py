@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path
@@ -16,16 +15,15 @@ from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
 from streamfn.ingest.openapi import MESSAGE, NOT_FOUND, REDIS_DOWN
 from streamfn.ingest.responses import json_response
 from streamfn.ingest.schema_cache import ModelUnavailableError
+from streamfn.message_ids import NATIVE_ID
 
 router = APIRouter()
-# An SQS message id (a UUID) or a Kinesis record's `<shard id>:<sequence number>`.
-_NATIVE_ID = re.compile(r"[A-Za-z0-9:-]{1,160}")
 
 
 async def find(client: Redis, settings: Settings, message_id: str) -> dict[str, Any] | None:
     """The stored state of a message, {"status": "pending"} while in the stream, else None."""
     on_redis = settings.STREAM_BACKEND == "redis"
-    if not (stream_ids.is_stream_id(message_id) if on_redis else _NATIVE_ID.fullmatch(message_id)):
+    if not (stream_ids.is_stream_id(message_id) if on_redis else NATIVE_ID.fullmatch(message_id)):
         return None
     stored = await client.get(result_key(message_id))
     if stored is not None:

@@ -15,8 +15,9 @@ A batch whose records were tried MAX_DELIVERIES times is described on the on-fai
 behind it in the batch were written by the earlier tries.
 
 The shard stays blocked meanwhile, so a shard's records are done in order. Several pollers share
-the shards through a lease per shard in Redis. A lease not renewed within CLAIM_IDLE_MS (its poller
-died) passes to another poller, which reads from the checkpoint. The infer function writes the
+the shards through a lease per shard in Redis, each taking its share of the shards among the
+pollers seen within CLAIM_IDLE_MS. A lease not renewed within CLAIM_IDLE_MS (its poller died)
+passes to another poller, which reads from the checkpoint. The infer function writes the
 redelivered records' rows once.
 """
 
@@ -36,17 +37,35 @@ from streamfn import crash, events, metrics
 from streamfn.config import Settings
 from streamfn.constants import KINESIS_PREFIX
 from streamfn.poller.invoke import InvokeError, Invoker, is_outage
+from streamfn.times import now_ms
 
 log = logging.getLogger(__name__)
 
 IDLE_S = 0.2  # how long a poll that found nothing in any shard waits before the next
 SHARDS_EVERY_S = 30.0  # how often the shard list is read again (a resharded stream)
 
-# Take the lease of a shard, or renew it if this poller holds it; 1 when held.
+# The lease of one shard (KEYS[1]) for a poller (ARGV[1]) that holds ARGV[5] leases now, with
+# the pollers seen lately (KEYS[2], scored by their last poll) sharing ARGV[4] shards: renew it
+# if this poller holds it, take it if it is free and this poller holds less than its share,
+# give it up if this poller holds more than its share and the shard is idle (ARGV[6] = 1).
+# 1: this poller holds the shard.
 _LEASE = """
+local ttl, now = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+local share = math.ceil(tonumber(ARGV[4]) / redis.call('ZCARD', KEYS[2]))
+local held = tonumber(ARGV[5])
 local owner = redis.call('GET', KEYS[1])
-if owner and owner ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if owner == ARGV[1] then
+  if held > share and ARGV[6] == '1' then
+    redis.call('DEL', KEYS[1])
+    return 0
+  end
+elseif owner or held >= share then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 return 1
 """
 # Move a shard's checkpoint, only while holding its lease (a poller that lost it moves nothing).
@@ -82,15 +101,29 @@ class KinesisSource:
         self.sqs = sqs  # for the on-failure queue
         self.checkpoint = checkpoint
         self.stream = str(settings.KINESIS_STREAM)
-        self.arn = ""
+        self.arn = self.stream  # the stream's ARN once it has been described
         self.shards: dict[str, Shard] = {}
         self._listed_at = -SHARDS_EVERY_S
         self._lease = redis.register_script(_LEASE)
         self._move = redis.register_script(_CHECKPOINT)
-        self.checkpoints_key = f"{KINESIS_PREFIX}{self.stream}:checkpoints"
+        # One hash tag: the Lua calls touch one Redis Cluster slot.
+        self.checkpoints_key = f"{KINESIS_PREFIX}{{{self.stream}}}:checkpoints"
+        self.pollers_key = f"{KINESIS_PREFIX}{{{self.stream}}}:pollers"
+        self.held: set[str] = set()
 
     def lease_key(self, shard_id: str) -> str:
-        return f"{KINESIS_PREFIX}{self.stream}:lease:{shard_id}"
+        return f"{KINESIS_PREFIX}{{{self.stream}}}:lease:{shard_id}"
+
+    def lease(self, shard: Shard) -> bool:
+        """Whether this poller holds the shard now (renewed, taken or given up: see _LEASE)."""
+        idle = "0" if shard.batches else "1"
+        args = [self.consumer, self.settings.CLAIM_IDLE_MS, now_ms(), len(self.shards),
+                len(self.held), idle]  # fmt: skip
+        if self._lease(keys=[self.lease_key(shard.shard_id), self.pollers_key], args=args):
+            self.held.add(shard.shard_id)
+            return True
+        self.held.discard(shard.shard_id)
+        return False
 
     def poll_once(self, wait: bool) -> int:
         """One batch of each shard this poller holds; the records invoked (0: nothing to do)."""
@@ -98,9 +131,8 @@ class KinesisSource:
             self._list_shards()
         invoked = 0
         for shard_id in list(self.shards):
-            lease = [self.lease_key(shard_id)]
-            if not self._lease(keys=lease, args=[self.consumer, self.settings.CLAIM_IDLE_MS]):
-                self.shards[shard_id] = Shard(shard_id)  # another poller's: forget what we read
+            if not self.lease(self.shards[shard_id]):
+                self.shards[shard_id] = Shard(shard_id)  # not ours: forget what we read of it
                 continue
             invoked += self.step(self.shards[shard_id])
         if invoked == 0 and wait:
@@ -144,6 +176,12 @@ class KinesisSource:
             self.move(shard, batch[first_failed - 1]["SequenceNumber"])
         metrics.POLLER_BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.POLLER_ENTRIES.labels("acked").inc(first_failed)
+        log.info(
+            "batch",
+            extra={"consumer": self.consumer, "shard": shard.shard_id, "entries": len(batch),
+                   "acked": first_failed, "failed": len(batch) - first_failed,
+                   "first_id": batch[0]["SequenceNumber"], "last_id": batch[-1]["SequenceNumber"]},
+        )  # fmt: skip
         if first_failed == len(batch):
             metrics.POLLER_BATCHES.labels("ok").inc()
             shard.batches.popleft()

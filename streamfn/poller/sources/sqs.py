@@ -38,11 +38,11 @@ class SqsSource:
         self.consumer = consumer
         self.checkpoint = checkpoint
         self.queue_url = str(settings.SQS_QUEUE_URL)
-        self.arn = ""
+        self.arn = self.queue_url  # the queue's ARN once it has been asked for
 
     def poll_once(self, wait: bool) -> int:
         """Receive a batch, invoke, delete what it wrote; return the batch's size."""
-        if not self.arn:
+        if not self.arn.startswith("arn:"):
             reply = self.client.get_queue_attributes(
                 QueueUrl=self.queue_url, AttributeNames=["QueueArn"]
             )

@@ -1,0 +1,37 @@
+"""A local Kinesis or SQS mapping (`streamfn poll --source`) SIGKILLed mid-stream, a replacement
+started: what it held comes back (the shard's lease passes on, or the messages' visibility
+timeout ends), and nothing is lost or written twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamfn import metrics
+from streamfn.config import load_settings
+from streamfn.constants import KINESIS_PREFIX
+from streamfn.local import native
+from tests.faults.pipeline import Pipeline
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+VISIBILITY_TIMEOUT_S = 3  # the SQS messages a dead poller held come back after this
+
+
+@pytest.mark.parametrize("backend", ["kinesis", "sqs"])
+def test_native_poller_sigkill_mid_stream_then_replaced(pipeline: Pipeline, backend: str) -> None:
+    pipeline.env.update(native.variables(backend, pipeline.s3.endpoint))
+    native.create(load_settings(**pipeline.env), VISIBILITY_TIMEOUT_S)
+    pipeline.start("a", "b")
+    run = pipeline.produce(3000, seed=111 if backend == "kinesis" else 121)
+    # "a" is working the stream: it has settled batches (and holds the next one).
+    acked = metrics.sample_name(metrics.POLLER_ENTRIES)
+    pipeline.wait(lambda: pipeline.poller_total(acked, "a") >= 100, 60, "poller a working")
+    if backend == "kinesis":  # both pollers hold a shard (each takes its share)
+        leases = pipeline.r.keys(f"{KINESIS_PREFIX}*:lease:*")
+        assert sorted(pipeline.r.get(k) for k in leases) == ["a", "b"]
+    pipeline.kill_poller("a")
+    pipeline.start_pollers("a2")
+    pipeline.finish(run)
+    pipeline.drain()
+    tally = pipeline.tally(f"{backend}_poller_sigkill")
+    pipeline.check(tally)
