@@ -123,6 +123,7 @@ def plan(options: Options) -> LocalStack:
         env |= native.variables(options.backend, endpoint)
         env.setdefault("AWS_ACCESS_KEY_ID", EMBEDDED_CREDENTIALS["AWS_ACCESS_KEY_ID"])
         env.setdefault("AWS_SECRET_ACCESS_KEY", EMBEDDED_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+        env.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # for boto3 and the aws CLI in a shell
         links |= {options.backend.capitalize(): f"{endpoint} (moto, IN MEMORY)"}
     running.append(services.ingest(INGEST_PORT, env))
     ports = [FIRST_POLLER_METRICS_PORT + i for i in range(options.pollers)]

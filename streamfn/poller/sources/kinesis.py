@@ -189,7 +189,7 @@ class KinesisSource:
             return len(batch)
         metrics.POLLER_ENTRIES.labels("failed").inc(len(batch) - first_failed)
         shard.batches[0] = batch[first_failed:]
-        self.tried(shard, "records failed")
+        self.tried(shard, "named in batchItemFailures (GET /predictions/<id> has each error)")
         return len(batch)
 
     def crashed(self, shard: Shard, batch: list[dict[str, Any]], error: Exception) -> None:
