@@ -169,7 +169,8 @@ def _describe(error: ValidationError) -> str:
     for item in error.errors():
         name = ".".join(str(part) for part in item["loc"])
         # A check across variables has no one variable to name: its message names them.
-        lines.append(f"{name}={item.get('input')!r}: {item['msg']}" if name else item["msg"])
+        whole = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}={item.get('input')!r}: {item['msg']}" if name else whole)
     return "invalid configuration: " + "; ".join(lines)
 
 

@@ -109,3 +109,16 @@ def test_models_maps_api_names_to_registered_names_in_order() -> None:
 def test_a_bad_models_value_fails_at_start_naming_it(value: str, says: str) -> None:
     with pytest.raises(ConfigError, match=f"MODELS=.*{says}"):
         load_settings(MODELS=value)
+
+
+@pytest.mark.parametrize(
+    ("backend", "missing"), [("kinesis", "KINESIS_STREAM"), ("sqs", "SQS_QUEUE_URL")]
+)
+def test_a_kinesis_or_sqs_backend_needs_its_stream_or_queue(backend: str, missing: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(STREAM_BACKEND=backend)
+    assert str(error.value).startswith(f"invalid configuration: STREAM_BACKEND={backend} needs")
+    assert missing in str(error.value)
+    assert "Value error" not in str(error.value)
+    named = load_settings(STREAM_BACKEND=backend, **{missing: "x"})
+    assert (named.STREAM_BACKEND, getattr(named, missing)) == (backend, "x")
