@@ -242,7 +242,10 @@ def handle(event: dict[str, Any], ctx: InferContext) -> events.BatchResponse:
             failures.update(dict.fromkeys((m.message_id for m in messages), str(refused)))
         except (ModelUnavailableError, BucketUnavailableError, RedisError) as error:
             outages.append(f"{api_name}: {error}")
-    record_poison(ctx, failures)
+    try:
+        record_poison(ctx, failures)
+    except RedisError as error:  # an outage, not the batch's fault: retried whole
+        outages.append(f"failures not recorded: {error}")
     close_windows(ctx)
     if outages:
         metrics.INFER_OUTAGES.inc()

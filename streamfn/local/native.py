@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from streamfn.aws import aws_session
 from streamfn.config import Settings
+from streamfn.poller.invoke import INVOKE_TIMEOUT_S
 
 STREAM = "streamfn-requests"
 SHARDS = 2
@@ -22,9 +23,9 @@ DEAD_LETTER_QUEUE = "streamfn-requests-dead"
 ON_FAILURE_QUEUE = "streamfn-on-failure"
 # moto's server names every queue under this account.
 MOTO_ACCOUNT = "123456789012"
-# Longer than a batch takes (a cold start loads every model): a message a poller holds is not
-# handed to another meanwhile.
-VISIBILITY_TIMEOUT_S = 120
+# Six times the longest invocation plus the largest batching window, as AWS advises for a queue
+# Lambda reads: a message a poller holds is not handed to another meanwhile.
+VISIBILITY_TIMEOUT_S = 6 * INVOKE_TIMEOUT_S + 60
 
 
 class NativeSetupError(RuntimeError):

@@ -4,13 +4,16 @@ trained registry). Every accepted record ends as exactly one row."""
 
 from __future__ import annotations
 
-from collections import Counter
+import threading
+import time
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
 import redis
+from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
 
 from streamfn import crash
@@ -21,6 +24,7 @@ from streamfn.infer.handler import DependencyError
 from streamfn.ingest.app import create_app
 from streamfn.poller import invoke
 from streamfn.poller.invoke import InvokeError
+from streamfn.poller.sources.kinesis import LeaseLostError
 from tests.conftest import rows_in, wait_for
 from tests.factories import SEED_EXAMPLE, full_record
 from tests.poller.native import (
@@ -277,3 +281,90 @@ def test_kinesis_pollers_share_the_shards_and_a_dead_ones_pass_on(
         return len(b.held) == SHARDS
 
     wait_for(b_holds_all, timeout=10)
+
+
+def test_kinesis_lease_outlives_a_slow_invocation(
+    backend_settings: Callable[..., Settings], native: Native
+) -> None:
+    settings = backend_settings("kinesis", CLAIM_IDLE_MS=300)
+    [message_id] = send(settings, [("svm", orjson.dumps({"data": [full_record()]}))])
+    shard_id = message_id.partition(":")[0]
+    started, release = threading.Event(), threading.Event()
+
+    def slow(_event: dict[str, Any]) -> BatchResponse:  # a cold start: longer than the lease
+        started.set()
+        release.wait(10)
+        return {"batchItemFailures": []}
+
+    a = kinesis_mapping(settings, native, slow, "a").source
+    b = kinesis_mapping(settings, native, slow, "b").source
+    worker = threading.Thread(target=a.poll_once, args=(False,))
+    worker.start()
+    assert started.wait(10)
+    until = time.monotonic() + 1.0  # over three lease lengths
+    while time.monotonic() < until:
+        b.poll_once(wait=False)
+        assert shard_id not in b.held
+    release.set()
+    worker.join(10)
+    assert a.shards[shard_id].batches == deque()  # done, and checkpointed by its holder
+    assert a.redis.hget(a.checkpoints_key, shard_id) == message_id.partition(":")[2].encode()
+
+
+def test_kinesis_checkpoint_only_moves_forward_and_only_for_the_holder(
+    backend_settings: Callable[..., Settings], native: Native
+) -> None:
+    settings = backend_settings("kinesis")
+    nothing: Callable[[dict[str, Any]], BatchResponse] = lambda _event: {"batchItemFailures": []}  # noqa: E731
+    a = kinesis_mapping(settings, native, nothing, "a").source
+    a.poll_once(wait=False)
+    shard = next(iter(a.shards.values()))
+    a.move(shard, "100")
+    a.move(shard, "99")  # an older sequence number: a late answer
+    a.move(shard, "1000")
+    assert a.redis.hget(a.checkpoints_key, shard.shard_id) == b"1000"
+    a.redis.set(a.lease_key(shard.shard_id), "someone else")
+    with pytest.raises(LeaseLostError):
+        a.move(shard, "2000")
+    assert a.redis.hget(a.checkpoints_key, shard.shard_id) == b"1000"
+
+
+class _ExpiringOnce:
+    """The real Kinesis client, except that the first iterator it hands out has expired by
+    the time it is used, as after five idle minutes (moto's iterators never expire)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.refused = 0
+        self.reissued = False  # a new iterator was asked for since the refusal
+
+    def get_shard_iterator(self, **kwargs: Any) -> Any:
+        self.reissued = self.refused > 0
+        return self.client.get_shard_iterator(**kwargs)
+
+    def get_records(self, **kwargs: Any) -> Any:
+        if self.refused == 0 or not self.reissued:  # the expired one, however often it is tried
+            self.refused += 1
+            error = {"Error": {"Code": "ExpiredIteratorException", "Message": "too old"}}
+            raise ClientError(error, "GetRecords")
+        return self.client.get_records(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def test_kinesis_expired_iterator_is_replaced_from_the_checkpoint(
+    backend_settings: Callable[..., Settings], native: Native
+) -> None:
+    settings = backend_settings("kinesis", BATCH_SIZE=50)
+    bodies = seed_requests(per_model=2)
+    ids = send(settings, bodies)
+    mapping = kinesis_mapping(settings, native)
+    client = mapping.source.client = _ExpiringOnce(native.kinesis)
+
+    def written() -> bool:  # each burst ends when a poll finds nothing to do
+        mapping.run(burst=True)
+        return rows_in(native.s3) == expected_rows(ids, bodies)
+
+    wait_for(written, timeout=10)
+    assert client.refused == 1  # the stale iterator was used once, then replaced

@@ -25,13 +25,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from botocore.exceptions import ClientError
 from redis import Redis
+from redis.exceptions import RedisError
 
 from streamfn import crash, events, metrics
 from streamfn.config import Settings
@@ -41,7 +46,8 @@ from streamfn.times import now_ms
 
 log = logging.getLogger(__name__)
 
-IDLE_S = 0.2  # how long a poll that found nothing in any shard waits before the next
+# How long an idle shard waits before its next GetRecords: Kinesis takes 5 a second per shard.
+IDLE_S = 0.25
 SHARDS_EVERY_S = 30.0  # how often the shard list is read again (a resharded stream)
 
 # The lease of one shard (KEYS[1]) for a poller (ARGV[1]) that holds ARGV[5] leases now, with
@@ -68,12 +74,28 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 return 1
 """
-# Move a shard's checkpoint, only while holding its lease (a poller that lost it moves nothing).
+# Keep a lease this poller holds alive while a batch is invoked (a cold start outlasts it).
+_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+# Move a shard's checkpoint forward, only while holding its lease (a poller that lost it moves
+# nothing). Sequence numbers are decimal strings up to 128 bits: compared by length, then text.
 _CHECKPOINT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local done = redis.call('HGET', KEYS[2], ARGV[2])
+if done and (#done > #ARGV[3] or (#done == #ARGV[3] and done >= ARGV[3])) then return 1 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 return 1
 """
+_EXPIRED = "ExpiredIteratorException"
+_THROTTLED = "ProvisionedThroughputExceededException"
+_GONE = "ResourceNotFoundException"
+
+
+class LeaseLostError(RuntimeError):
+    """Another poller took the shard while this one worked on it."""
 
 
 @dataclass
@@ -81,9 +103,12 @@ class Shard:
     """What this poller holds of one shard: where it reads next, and the batches to try."""
 
     shard_id: str
+    parent: str | None = None  # read only once the parent shard is read to its end
     iterator: str | None = None
     batches: deque[list[dict[str, Any]]] = field(default_factory=deque)
     tries: int = 0  # of the first batch, outages not counted
+    ended: bool = False  # a closed shard read to its end
+    next_read: float = 0.0  # monotonic time it may be read again (an idle or throttled shard)
 
 
 class KinesisSource:
@@ -106,6 +131,7 @@ class KinesisSource:
         self._listed_at = -SHARDS_EVERY_S
         self._lease = redis.register_script(_LEASE)
         self._move = redis.register_script(_CHECKPOINT)
+        self._renew = redis.register_script(_RENEW)
         # One hash tag: the Lua calls touch one Redis Cluster slot.
         self.checkpoints_key = f"{KINESIS_PREFIX}{{{self.stream}}}:checkpoints"
         self.pollers_key = f"{KINESIS_PREFIX}{{{self.stream}}}:pollers"
@@ -130,21 +156,43 @@ class KinesisSource:
         if time.monotonic() - self._listed_at >= SHARDS_EVERY_S:
             self._list_shards()
         invoked = 0
-        for shard_id in list(self.shards):
-            if not self.lease(self.shards[shard_id]):
-                self.shards[shard_id] = Shard(shard_id)  # not ours: forget what we read of it
+        for shard in list(self.shards.values()):
+            if not self.lease(shard):
+                self.forget(shard)  # not ours: forget what we read of it
                 continue
-            invoked += self.step(self.shards[shard_id])
+            if self.waiting(shard):
+                continue
+            try:
+                invoked += self.step(shard)
+            except LeaseLostError:
+                log.warning("shard taken by another poller", extra={"shard": shard.shard_id})
+                self.forget(shard)
         if invoked == 0 and wait:
-            time.sleep(IDLE_S)  # as Lambda, poll an idle shard a few times a second
+            due = min((s.next_read for s in self.shards.values()), default=0.0)
+            time.sleep(min(max(due - time.monotonic(), 0.01), IDLE_S))
         return invoked
+
+    def forget(self, shard: Shard) -> None:
+        """Drop what this poller read of a shard: its next holder reads from the checkpoint."""
+        self.shards[shard.shard_id] = Shard(shard.shard_id, shard.parent, ended=shard.ended)
+
+    def waiting(self, shard: Shard) -> bool:
+        """Whether a shard is not to be read now: idle or throttled lately, read to its end, or
+        a child whose parent is not read to its end (a resharded stream keeps its order)."""
+        if shard.batches:
+            return False
+        parent = self.shards.get(shard.parent or "")
+        return shard.ended or (parent is not None and not parent.ended) or (
+            time.monotonic() < shard.next_read)  # fmt: skip
 
     def _list_shards(self) -> None:
         summary = self.client.describe_stream_summary(StreamName=self.stream)
         self.arn = summary["StreamDescriptionSummary"]["StreamARN"]
         listed = self.client.list_shards(StreamName=self.stream)["Shards"]
-        for shard in listed:
-            self.shards.setdefault(shard["ShardId"], Shard(shard["ShardId"]))
+        # A shard trimmed away (a parent past the stream's retention) is dropped.
+        self.shards = {s["ShardId"]: self.shards.get(s["ShardId"])
+                       or Shard(s["ShardId"], s.get("ParentShardId")) for s in listed}  # fmt: skip
+        self.held &= set(self.shards)
         self._listed_at = time.monotonic()
 
     def step(self, shard: Shard) -> int:
@@ -160,7 +208,8 @@ class KinesisSource:
         event = events.kinesis_event(batch, shard.shard_id, self.arn,
                                      self.settings.AWS_DEFAULT_REGION)  # fmt: skip
         try:
-            response = self.invoke(event)
+            with self.holding(shard):
+                response = self.invoke(event)
         except Exception as error:
             metrics.POLLER_BATCHES.labels("failed").inc()
             if is_outage(error):
@@ -200,6 +249,7 @@ class KinesisSource:
             half = len(batch) // 2
             shard.batches.popleft()
             shard.batches.extendleft([batch[half:], batch[:half]])
+            shard.tries = 0  # each half gets its own tries
             return
         self.tried(shard, f"function error: {error}")
 
@@ -208,10 +258,12 @@ class KinesisSource:
         shard.tries += 1
         if shard.tries < self.settings.MAX_DELIVERIES:
             return
-        batch = shard.batches.popleft()
-        shard.tries = 0
+        batch = shard.batches[0]
+        # Described and passed before it is dropped: a failed send tries it again.
         self.on_failure(shard, batch, why)
         self.move(shard, batch[-1]["SequenceNumber"])
+        shard.batches.popleft()
+        shard.tries = 0
 
     def on_failure(self, shard: Shard, batch: list[dict[str, Any]], why: str) -> None:
         """Describe the given-up batch on the on-failure queue, as Lambda does."""
@@ -228,9 +280,34 @@ class KinesisSource:
                                   MessageBody=orjson.dumps(info).decode())  # fmt: skip
 
     def move(self, shard: Shard, sequence: str) -> None:
-        """Move the shard's checkpoint to `sequence` (done), if this poller still holds it."""
-        self._move(keys=[self.lease_key(shard.shard_id), self.checkpoints_key],
-                   args=[self.consumer, shard.shard_id, sequence])  # fmt: skip
+        """Move the shard's checkpoint forward to `sequence` (done); LeaseLostError if another
+        poller holds the shard now."""
+        if not self._move(keys=[self.lease_key(shard.shard_id), self.checkpoints_key],
+                          args=[self.consumer, shard.shard_id, sequence]):  # fmt: skip
+            raise LeaseLostError(shard.shard_id)
+
+    @contextmanager
+    def holding(self, shard: Shard) -> Iterator[None]:
+        """Renew the shard's lease every quarter of CLAIM_IDLE_MS while a batch is invoked, so
+        that no other poller takes the shard from a slow invocation (a cold start)."""
+        every_s = max(self.settings.CLAIM_IDLE_MS // 4, 1) / 1000
+        done = threading.Event()
+        key, ttl = self.lease_key(shard.shard_id), self.settings.CLAIM_IDLE_MS
+
+        def beat() -> None:
+            while not done.wait(every_s):
+                try:
+                    self._renew(keys=[key], args=[self.consumer, ttl])
+                except RedisError as error:  # the batch's own calls will meet the outage
+                    log.warning("could not hold the shard", extra={"error": str(error)})
+
+        heart = threading.Thread(target=beat, name="hold-shard", daemon=True)
+        heart.start()
+        try:
+            yield
+        finally:
+            done.set()
+            heart.join()
 
     def read(self, shard: Shard) -> list[dict[str, Any]]:
         """Up to BATCH_SIZE records from the shard's position, more for at most BATCH_WINDOW_MS."""
@@ -245,11 +322,35 @@ class KinesisSource:
         return records
 
     def _get(self, shard: Shard, limit: int) -> list[dict[str, Any]]:
-        if shard.iterator is None:
-            shard.iterator = self._iterator(shard.shard_id)
-        reply = self.client.get_records(ShardIterator=shard.iterator, Limit=limit)
-        shard.iterator = reply.get("NextShardIterator")  # None: a closed shard, read to its end
-        return list(reply.get("Records", []))
+        if shard.ended:
+            return []
+        try:
+            if shard.iterator is None:
+                shard.iterator = self._iterator(shard.shard_id)
+            reply = self.client.get_records(ShardIterator=shard.iterator, Limit=limit)
+        except ClientError as error:
+            return self._unread(shard, error)
+        shard.iterator = reply.get("NextShardIterator")
+        shard.ended = shard.iterator is None  # a closed shard, read to its end
+        records = list(reply.get("Records", []))
+        if not records:
+            shard.next_read = time.monotonic() + IDLE_S
+        return records
+
+    def _unread(self, shard: Shard, error: ClientError) -> list[dict[str, Any]]:
+        """What a shard's failed read means. Nothing is in hand when it reads (every record read
+        is done and checkpointed), so it can start again from its checkpoint."""
+        code = error.response.get("Error", {}).get("Code", "")
+        if code == _EXPIRED:  # unused for 5 minutes (a long outage): get a new one
+            shard.iterator = None
+        elif code == _THROTTLED:  # this shard only: the others go on
+            shard.next_read = time.monotonic() + 1.0
+        elif code == _GONE:  # trimmed away since it was listed
+            shard.ended = True
+        else:
+            raise error
+        log.warning("shard not read", extra={"shard": shard.shard_id, "error": code})
+        return []
 
     def _iterator(self, shard_id: str) -> str:
         done = self.redis.hget(self.checkpoints_key, shard_id)
