@@ -1,7 +1,7 @@
 # The two commands of the README: `make up` (set up, then run the pipeline) and `make test`.
 # Each installs whatever is missing first, so both work on a fresh clone of a fresh machine.
 # `make validate` checks the deployment descriptors (compose file, SAM template, Dockerfiles,
-# with a checkov security scan) without Docker.
+# Kubernetes manifests, with a checkov security scan) without Docker or a cluster.
 
 PYTHON ?= python3
 VENV := .venv
@@ -12,9 +12,15 @@ SAM_VENV := .venv-sam
 SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam
 # checkov pins its own dependencies too. Offline but for PyPI: no version check, no download of
 # Bridgecrew's policies or guidelines. Any failed check fails the build; a check that does not
-# apply is skipped where it is raised, with the reason (template.yaml, the Dockerfiles).
+# apply is skipped where it is raised, with the reason (template.yaml, the Dockerfiles, deploy/k8s).
 CHECKOV_VENV := .venv-checkov
 CHECKOV := CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download
+# The Kubernetes manifests (deploy/k8s, docs/kubernetes.md): the core kinds against the API's own
+# schemas for this version, unknown fields rejected; KEDA's kinds are checked against KEDA's
+# schemas by tests/descriptors/test_k8s.py, which also checks this list names every core file.
+K8S_VERSION := 1.33.0
+K8S_CORE := deploy/k8s/namespace.yaml deploy/k8s/configmap.yaml deploy/k8s/deployment-ingest.yaml \
+  deploy/k8s/service-ingest.yaml deploy/k8s/deployment-poller.yaml deploy/k8s/networkpolicy.yaml
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
 .PHONY: setup system browser venv up test lint format validate lock clean compose-cli build-IngestFunction build-ProduceFunction
@@ -107,6 +113,8 @@ validate: setup compose-cli $(SAM_VENV)/bin/sam $(CHECKOV_VENV)/bin/checkov
 	$(SAM) validate --lint
 	$(CHECKOV) --framework cloudformation dockerfile \
 	  -f template.yaml -f Dockerfile -f functions/infer/Dockerfile
+	$(BIN)/kubernetes-validate --strict --quiet --kubernetes-version $(K8S_VERSION) $(K8S_CORE)
+	$(CHECKOV) --framework kubernetes -d deploy/k8s
 	$(SAM) build --build-dir .aws-sam/build-ingest IngestFunction
 	$(SAM) build --build-dir .aws-sam/build-produce ProduceFunction
 	$(BIN)/python -m tests.descriptors.zip_smoke .aws-sam/build-ingest/IngestFunction .aws-sam/build-produce/ProduceFunction

@@ -73,7 +73,7 @@ def main() -> None:
         marks.clear()
         drive(url, body, args.seconds, 1, work, rate=args.rate)
         time.sleep(1)
-        report(marks, connections.worker_client(settings.REDIS_URL))
+        report(marks, connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER))
         poller.stopping.set()
     finally:
         children.stop()
@@ -93,7 +93,7 @@ def timed_poller(settings: Any, marks: dict[str, dict[str, int]]) -> Any:
         return found
 
     handler.predict = predict
-    poller = redis_poller(settings, connections.worker_client(settings.REDIS_URL),
+    poller = redis_poller(settings, connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER),
                           invoke.in_process(settings), "latency")  # fmt: skip
     read = poller.source.read
 

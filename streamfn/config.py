@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streamfn.constants import SEED_MODELS, dlq_key
+from streamfn.constants import SEED_MODELS, partition_stream
 from streamfn.crash import Step
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     AWS_ENDPOINT_URL_SQS: str | None = None
     STREAM_KEY: str = Field("mlops_stream", min_length=1)
     CONSUMER_GROUP: str = Field("workers", min_length=1)
+    # P > 1: the stream is P streams `<STREAM_KEY>:{p}` (streamfn.partitions).
+    STREAM_PARTITIONS: int = Field(1, ge=1, le=1024)
+    # REDIS_URL names any node of a Redis Cluster; every process uses a cluster client.
+    REDIS_CLUSTER: bool = False
+    # Ingest answers 202 only once WAIT confirms the entry on this many replicas (0: no WAIT).
+    INGEST_WAIT_REPLICAS: int = Field(0, ge=0)
 
     MLFLOW_TRACKING_URI: str = f"http://localhost:{MLFLOW_PORT}"
     MODEL_ALIAS: str = Field("champion", min_length=1)
@@ -143,9 +149,10 @@ class Settings(BaseSettings):
         return parse_models(self.MODELS)
 
     @property
-    def dlq_key(self) -> str:
-        """The dead-letter stream of STREAM_KEY."""
-        return dlq_key(self.STREAM_KEY)
+    def streams(self) -> list[str]:
+        """The stream of each partition, in partition order (one: STREAM_KEY itself)."""
+        return [partition_stream(self.STREAM_KEY, p, self.STREAM_PARTITIONS)
+                for p in range(self.STREAM_PARTITIONS)]  # fmt: skip
 
 
 @lru_cache(maxsize=16)

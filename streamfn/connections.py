@@ -5,12 +5,23 @@
 - Ingest answers an HTTP client: it gives Redis REQUEST_TIMEOUT_S, then answers 503.
 - A probe (a status reading, a readiness check) gives up after PROBE_TIMEOUT_S: a reading that
   waits is worse than one that says "unknown".
+
+With REDIS_CLUSTER=true each is redis-py's cluster client, REDIS_URL naming any node: it learns
+the slots and follows MOVED and failovers on its own.
 """
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+
+# What a process talks to Redis through: one node's client or a cluster's (the same commands).
+SyncClient: TypeAlias = Redis | RedisCluster
+AsyncClient: TypeAlias = AsyncRedis | AsyncRedisCluster
 
 CONNECT_TIMEOUT_S = 2.0
 WORKER_TIMEOUT_S = 10.0
@@ -18,27 +29,32 @@ REQUEST_TIMEOUT_S = 2.0
 PROBE_TIMEOUT_S = 1.0
 
 
-def worker_client(url: str) -> Redis:
+def _sync(url: str, cluster: bool, **options: Any) -> SyncClient:
+    return (RedisCluster if cluster else Redis).from_url(url, **options)
+
+
+def worker_client(url: str, cluster: bool = False) -> SyncClient:
     """A client for a long-running worker (poller, infer)."""
-    return Redis.from_url(
-        url, socket_timeout=WORKER_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S
+    return _sync(
+        url, cluster, socket_timeout=WORKER_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S
     )
 
 
-def request_client(url: str) -> AsyncRedis:
+def request_client(url: str, cluster: bool = False) -> AsyncClient:
     """An asyncio client for the ingest API: a slow Redis becomes a 503, not a hung request."""
-    return AsyncRedis.from_url(
-        url,
-        socket_timeout=REQUEST_TIMEOUT_S,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
-        retry_on_timeout=False,
-    )
+    options: dict[str, Any] = {
+        "socket_timeout": REQUEST_TIMEOUT_S,
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+    }
+    if cluster:
+        return AsyncRedisCluster.from_url(url, **options)
+    return AsyncRedis.from_url(url, retry_on_timeout=False, **options)
 
 
-def probe_client(url: str) -> Redis:
+def probe_client(url: str, cluster: bool = False) -> SyncClient:
     """A client for status readings and readiness checks."""
-    return Redis.from_url(
-        url, socket_timeout=PROBE_TIMEOUT_S, socket_connect_timeout=PROBE_TIMEOUT_S
+    return _sync(
+        url, cluster, socket_timeout=PROBE_TIMEOUT_S, socket_connect_timeout=PROBE_TIMEOUT_S
     )
 
 

@@ -11,11 +11,12 @@ from typing import Any, Literal, TypedDict
 
 import orjson
 from redis import Redis
-from redis.asyncio import Redis as AsyncRedis
 from redis.client import Pipeline
 
 from streamfn import stream_ids
+from streamfn.connections import AsyncClient
 from streamfn.constants import result_key
+from streamfn.partitions import partition_of_id
 
 Status = Literal["pending", "done", "failed", "dead_letter"]
 
@@ -55,12 +56,15 @@ def save(
         pipe.execute()
 
 
-async def queued(client: AsyncRedis, stream: str, message_ids: list[str]) -> list[str | None]:
-    """The model of each message still in the stream (accepted, no result recorded yet), else
-    None."""
+async def queued(
+    client: AsyncClient, streams: list[str], message_ids: list[str]
+) -> list[str | None]:
+    """The model of each message still in its partition's stream (accepted, no result recorded
+    yet), else None."""
     ids = [i for i in message_ids if stream_ids.is_stream_id(i)]
     async with client.pipeline(transaction=False) as pipe:
         for message_id in ids:
+            stream = streams[partition_of_id(message_id, len(streams)) or 0]
             pipe.xrange(stream, message_id, message_id, count=1)
         entries = dict(zip(ids, await pipe.execute(), strict=True)) if ids else {}
     return [

@@ -15,14 +15,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from streamfn.config import Settings
+from streamfn.constants import ROOT, root
 from streamfn.message_ids import key_part
 
-PREFIX = "streamfn:console:"
 SLOT_S = 5  # the chart's resolution
 SERIES_S = 10 * 60  # how far back the chart goes
 SERIES_TTL_S = SERIES_S + 60
-TOTALS_KEY = f"{PREFIX}totals"  # hash: ingested, written (records, since the data began)
-PARTITIONS_KEY = f"{PREFIX}partitions"  # sorted set of "<model>/<date>", scored by the date
 ACCEPTED, WRITTEN = "ingested", "written"
 
 # predictions/model=<api>/date=<YYYY-MM-DD>/<first message id>_<hash>.csv
@@ -37,23 +36,55 @@ def slot_of(epoch_s: float) -> int:
     return int(epoch_s // SLOT_S * SLOT_S)
 
 
-def series_key(kind: str, slot: int) -> str:
-    """The counter of `kind` (ACCEPTED or WRITTEN) records in one slot."""
-    return f"{PREFIX}{kind}:{slot}"
+def _prefix(at: str | None = None) -> str:
+    return f"{at or root()}console:"
+
+
+def totals_key(at: str | None = None) -> str:
+    """The hash of records ingested and written since the data began (under `at`, a root of
+    accepted_roots, the records one partition accepted)."""
+    return f"{_prefix(at)}totals"
+
+
+def accepted_roots(settings: Settings) -> list[str]:
+    """Per partition, where ingest counts what it accepts. On one node, beside every other
+    count; on a Redis Cluster, in the partition's own slot (its stream's hash tag), so that the
+    append script counts in the step that appends, and the counting spreads as the streams do."""
+    if not settings.REDIS_CLUSTER:
+        return [root()] * settings.STREAM_PARTITIONS
+    return [f"{ROOT}{{{slot_tag(stream)}}}:" for stream in settings.streams]
+
+
+def slot_tag(key: str) -> str:
+    """What Redis Cluster hashes of a key: its hash tag's content, or the whole key."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1 : end] if start != -1 and end > start + 1 else key
+
+
+def partitions_key() -> str:
+    """The sorted set of "<model>/<date>", scored by the date."""
+    return f"{_prefix()}partitions"
+
+
+def series_key(kind: str, slot: int, at: str | None = None) -> str:
+    """The counter of `kind` (ACCEPTED or WRITTEN) records in one slot (under `at`: see
+    totals_key)."""
+    return f"{_prefix(at)}{kind}:{slot}"
 
 
 def partition_key(model: str, day: str) -> str:
     """The hash of one model and date: objects, rows, newest (the newest object's key)."""
-    return f"{PREFIX}objects:{model}:{day}"
+    return f"{_prefix()}objects:{model}:{day}"
 
 
 def versions_key(model: str) -> str:
     """The hash of a model's versions: version -> when it first wrote a row (epoch ms)."""
-    return f"{PREFIX}versions:{model}"
+    return f"{_prefix()}versions:{model}"
 
 
 def day_score(day: str) -> int:
-    """A date's place in PARTITIONS_KEY (its ordinal)."""
+    """A date's place in partitions_key() (its ordinal)."""
     return dt.date.fromisoformat(day).toordinal()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streamfn.config import ConfigError, Settings, load_settings
+from streamfn.constants import dlq_key
 
 
 @pytest.fixture(autouse=True)
@@ -16,11 +17,13 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_are_the_documented_ones() -> None:
     s = load_settings()
     assert s.REDIS_URL == "redis://localhost:6379/0"
-    assert (s.STREAM_KEY, s.CONSUMER_GROUP, s.dlq_key) == (
+    assert (s.STREAM_KEY, s.CONSUMER_GROUP, s.streams, dlq_key(s.STREAM_KEY)) == (
         "mlops_stream",
         "workers",
+        ["mlops_stream"],
         "mlops_stream:dlq",
     )
+    assert (s.STREAM_PARTITIONS, s.REDIS_CLUSTER, s.INGEST_WAIT_REPLICAS) == (1, False, 0)
     assert (s.MLFLOW_TRACKING_URI, s.MODEL_ALIAS, s.MODEL_REFRESH_S) == (
         "http://localhost:5001",
         "champion",
@@ -122,3 +125,11 @@ def test_a_kinesis_or_sqs_backend_needs_its_stream_or_queue(backend: str, missin
     assert "Value error" not in str(error.value)
     named = load_settings(STREAM_BACKEND=backend, **{missing: "x"})
     assert (named.STREAM_BACKEND, getattr(named, missing)) == (backend, "x")
+
+
+def test_partitions_name_hash_tagged_streams() -> None:
+    s = load_settings(STREAM_PARTITIONS=3)
+    assert s.streams == ["mlops_stream:{0}", "mlops_stream:{1}", "mlops_stream:{2}"]
+    assert dlq_key(s.streams[1]) == "mlops_stream:{1}:dlq"  # the same slot as its stream
+    with pytest.raises(ConfigError, match="STREAM_PARTITIONS=0"):
+        load_settings(STREAM_PARTITIONS=0)

@@ -36,7 +36,7 @@ from streamfn.bench.load import drive
 from streamfn.bucket import Bucket
 from streamfn.config import Settings, load_settings
 from streamfn.connections import text
-from streamfn.constants import RESULT_PREFIX
+from streamfn.constants import result_key
 from streamfn.local import services, stack
 from streamfn.local.status import scrape
 
@@ -59,6 +59,11 @@ class PipelineStack:
     redis: Redis
     ingest_url: str
     poller_metrics: list[str]
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the stack's processes run with."""
+        return load_settings(**self.env)
 
     def poller_pids(self) -> list[int]:
         """The PIDs of the poller processes."""
@@ -116,12 +121,17 @@ def drained(r: Redis, settings: Settings | None = None) -> bool:
     overstated for good: redis/redis#10569.)"""
     settings = settings or load_settings()
     group = settings.CONSUMER_GROUP
-    groups = [g for g in r.xinfo_groups(settings.STREAM_KEY) if text(g["name"]) == group]
-    newest = r.xinfo_stream(settings.STREAM_KEY)["last-generated-id"]
-    return bool(groups) and groups[0]["pending"] == 0 and groups[0]["last-delivered-id"] == newest
+    for stream in settings.streams:  # every partition
+        groups = [g for g in r.xinfo_groups(stream) if text(g["name"]) == group]
+        newest = r.xinfo_stream(stream)["last-generated-id"]
+        if not groups or groups[0]["pending"] or groups[0]["last-delivered-id"] != newest:
+            return False
+    return True
 
 
-def wait_drained(r: Redis, timeout: float = DRAIN_TIMEOUT_S) -> None:
+def wait_drained(
+    r: Redis, timeout: float = DRAIN_TIMEOUT_S, settings: Settings | None = None
+) -> None:
     """Block until the stream is drained, or raise after `timeout` seconds."""
     waiting = Retrying(
         stop=stop_after_delay(timeout),
@@ -129,7 +139,7 @@ def wait_drained(r: Redis, timeout: float = DRAIN_TIMEOUT_S) -> None:
         retry=retry_if_result(lambda d: not d),
     )
     try:
-        waiting(drained, r)
+        waiting(drained, r, settings)
     except RetryError:
         raise RuntimeError(f"the stream did not drain within {timeout:.0f}s") from None
 
@@ -137,7 +147,7 @@ def wait_drained(r: Redis, timeout: float = DRAIN_TIMEOUT_S) -> None:
 def warm_up(bench: PipelineStack, model: str, records: list[dict[str, Any]], workdir: Path) -> None:
     """Load the model in every poller before anything is timed (a cold start is not the rate)."""
     drive(f"{bench.ingest_url}/predict_stream?model={model}", body(records[:1]), 2, 4, workdir)
-    wait_drained(bench.redis)
+    wait_drained(bench.redis, settings=bench.settings)
 
 
 def throughput(
@@ -150,15 +160,15 @@ def throughput(
         f"{bench.ingest_url}/predict_stream?model={model}", body(records), seconds, connections,
         workdir,
     )  # fmt: skip
-    wait_drained(bench.redis)
+    wait_drained(bench.redis, settings=bench.settings)
     return load.accepted * len(records) / (time.perf_counter() - started)
 
 
 def latencies_since(r: Redis, since_ms: int) -> list[float]:
     """Acceptance-to-object milliseconds of every message accepted since `since_ms`."""
     keys = []
-    for key in r.scan_iter(match=f"{RESULT_PREFIX}*", count=5000):
-        message_id = key.decode().removeprefix(RESULT_PREFIX)
+    for key in r.scan_iter(match=result_key("*"), count=5000):
+        message_id = key.decode().removeprefix(result_key(""))
         if int(message_id.split("-", 1)[0]) >= since_ms:
             keys.append(key)
     found: list[float] = []
@@ -167,7 +177,7 @@ def latencies_since(r: Redis, since_ms: int) -> list[float]:
         for key, raw in zip(chunk, r.mget(chunk), strict=True):
             written = orjson.loads(raw).get("written_at") if raw else None
             if written is not None:
-                received = int(key.decode().removeprefix(RESULT_PREFIX).split("-", 1)[0])
+                received = int(key.decode().removeprefix(result_key("")).split("-", 1)[0])
                 found.append(written - received)
     return found
 
@@ -182,7 +192,7 @@ def latency_at(
         f"{bench.ingest_url}/predict_stream?model={model}", body(records), seconds, connections,
         workdir, rate=requests_per_s,
     )  # fmt: skip
-    wait_drained(bench.redis)
+    wait_drained(bench.redis, settings=bench.settings)
     found = np.asarray(latencies_since(bench.redis, since_ms))
     if found.size == 0:
         raise RuntimeError(f"no message was written at {requests_per_s:g} requests/s")

@@ -315,3 +315,22 @@ def latency_chart(findings: Findings, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def partitions_markdown(best: dict[tuple[int, int], float], partitions: int,
+                        settings: dict[str, str]) -> str:  # fmt: skip
+    """P=1 against P partitions on one redis-server: records/s per request size."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rows = ["| records/request | P=1 (records/s) | "
+            f"P={partitions} (records/s) | change |", "|---:|---:|---:|---:|"]  # fmt: skip
+    for size in sorted({s for s, _ in best}):
+        one, many = best[(size, 1)], best[(size, partitions)]
+        rows.append(f"| {size} | {one:,.0f} | {many:,.0f} | {many / one - 1:+.1%} |")
+    parts = [
+        f"# STREAM_PARTITIONS=1 against {partitions}", "",
+        f"Run {now} with `streamfn bench --partitions {partitions}`.", "", machine(), "",
+        "**Settings**: " + "; ".join(f"{k} {v}" for k, v in settings.items()) + ".", "",
+        "lightgbm end to end on one redis-server; each figure the best of two runs, alternated. "
+        "The records carry no Employee ID, so requests go round the partitions.", "", *rows, "",
+    ]  # fmt: skip
+    return "\n".join(parts)

@@ -18,6 +18,7 @@ from streamfn.config import defaults
 from streamfn.constants import SEED_MODELS
 from streamfn.data import training
 from streamfn.data.synth import RecordSampler, load_profile
+from streamfn.features import EMPLOYEE_ID
 from streamfn.infer.models import LoadedModel
 
 DEFAULTS = defaults()
@@ -45,6 +46,7 @@ class Options:
     pollers: int = 1
     seconds: float | None = None
     mlserver_venv: Path = Path(".venv-mlserver")
+    partitions: int | None = None  # measure STREAM_PARTITIONS=1 against this, and nothing else
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -116,13 +118,16 @@ class Bench:
             training.train(uri, "champion", missing)
         return uri
 
-    def run(self) -> tuple[Path, Path]:
-        """Measure (a) to (d), write bench.md and bench.png; return their paths."""
+    def run(self) -> tuple[Path, ...]:
+        """Measure (a) to (d), write bench.md and bench.png; return their paths. (With
+        --partitions, only P=1 against P: partitions.md.)"""
         require_wrk()
         if self.work.exists():
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
         registry = self.registry()
+        if self.options.partitions:
+            return (self.measure_partitions(registry, self.options.partitions),)
         self.measure_floor(registry)
         self.measure_pipeline(registry)
         self.measure_monitoring_cost(registry)
@@ -172,6 +177,34 @@ class Bench:
                 pids = bench.poller_pids()
                 self.findings.poller_memory_mb += [pipeline.peak_memory_mb(p) for p in pids]
                 self.findings.model_loads |= pipeline.model_loads(bench.poller_metrics)
+
+    def measure_partitions(self, registry: str, partitions: int) -> Path:
+        """lightgbm end to end at 1 and 100 records/request with STREAM_PARTITIONS=1 and P on
+        this one redis-server, each the best of two alternated runs; writes partitions.md.
+
+        The records carry no Employee ID: wrk sends one body over and over, and one employee's
+        requests all go to one partition. Without one, requests go round the partitions."""
+        self.say(f"STREAM_PARTITIONS=1 against {partitions}, lightgbm, one redis-server")
+        best: dict[tuple[int, int], float] = {}
+        for size in REQUEST_SIZES:
+            records = [{k: v for k, v in r.items() if k != EMPLOYEE_ID}
+                       for r in self.records[:size]]  # fmt: skip
+            for round_ in range(2):
+                for count in (1, partitions):
+                    workdir = self.work / f"partitions-{count}-{size}-{round_}"
+                    with pipeline.pipeline(workdir, registry, self.options.pollers,
+                                           MAX_LAG[size] * count,
+                                           STREAM_PARTITIONS=str(count)) as bench:  # fmt: skip
+                        pipeline.warm_up(bench, CURVE_MODEL, records, self.work)
+                        rate = pipeline.throughput(bench, CURVE_MODEL, records,
+                                                   self.options.load_seconds, CONNECTIONS[size],
+                                                   self.work)  # fmt: skip
+                    self.say(f"  {size}/request, P={count}: {rate:,.0f} records/s")
+                    best[(size, count)] = max(best.get((size, count), 0.0), rate)
+        out = self.options.out / "partitions.md"
+        out.write_text(report.partitions_markdown(best, partitions, self.findings.settings))
+        self.say(f"done: {out}")
+        return out
 
     def measure_monitoring_cost(self, registry: str) -> None:
         """LightGBM at 100 records/request with the monitoring counts on, then off: each the

@@ -22,10 +22,10 @@ import pandas as pd
 from redis import Redis
 
 from streamfn.bucket import PREDICTIONS, Bucket
+from streamfn.constants import labels_key
 from streamfn.features import EMPLOYEE_ID
 from streamfn.infer.models import LoadedModel
 from streamfn.monitor import stats
-from streamfn.monitor.feedback import LABELS_PREFIX
 from streamfn.schemas import ModelSchema
 
 BATCH_ROWS = 50_000
@@ -127,7 +127,7 @@ def label_cells(redis: Redis | None, rows: pd.DataFrame, predicted: list[str]) -
     ids = rows["message_id"].unique().tolist()
     with redis.pipeline(transaction=False) as pipe:
         for message_id in ids:
-            pipe.hgetall(LABELS_PREFIX + message_id)
+            pipe.hgetall(labels_key(message_id))
         found = dict(zip(ids, pipe.execute(), strict=True))
     cells: Counter[str] = Counter()
     columns = (rows[c] for c in ("message_id", "record_index", "prediction"))

@@ -65,7 +65,7 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
         champion, challenger = doors.versions()
     except gate.GateError as error:
         raise CommandError(str(error)) from None
-    redis = connections.worker_client(settings.REDIS_URL)
+    redis = connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER)
     try:
         found = gate.evidence(redis, args.model, champion, challenger)
     except RedisError as error:
@@ -125,7 +125,7 @@ def labels_store(settings: Settings) -> Redis | None:
 
     from streamfn import connections
 
-    redis = connections.worker_client(settings.REDIS_URL)
+    redis = connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER)
     try:
         redis.ping()
     except RedisError:

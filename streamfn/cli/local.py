@@ -24,6 +24,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError("--pollers must be 1 or more")
     if args.rate is not None and args.rate <= 0:
         raise CommandError("--rate must be positive (or use --no-producer)")
+    if args.partitions is not None and not 1 <= args.partitions <= 1024:
+        raise CommandError("--partitions must be 1 to 1024")
     models = args.models or settings.MODELS
     try:
         parse_models(models)
@@ -36,6 +38,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         s3_endpoint=settings.AWS_ENDPOINT_URL_S3,
         models=models,
         backend=args.backend or settings.STREAM_BACKEND,
+        partitions=args.partitions or settings.STREAM_PARTITIONS,
+        cluster=args.cluster or settings.REDIS_CLUSTER,
     )
     try:
         return up.run(options, console)
@@ -141,13 +145,49 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from streamfn.bench.load import LoadError
     from streamfn.bench.run import Bench, Options
 
-    options = Options(
-        args.out, args.registry, args.quick, args.pollers, args.seconds, args.mlserver_venv
-    )
+    if args.partitions is not None and args.partitions < 2:
+        raise CommandError("--partitions must be 2 or more (it is measured against 1)")
+    options = Options(args.out, args.registry, args.quick, args.pollers, args.seconds,
+                      args.mlserver_venv, args.partitions)  # fmt: skip
     try:
         Bench(options, console).run()
     except LoadError as error:
         raise CommandError(str(error)) from None
+    return 0
+
+
+def cmd_bench_ceilings(args: argparse.Namespace, settings: Settings) -> int:
+    """Each part's ceiling alone on this machine: a table (or JSON) on stdout."""
+    import sys
+
+    from streamfn.bench import ceilings
+    from streamfn.bench.load import LoadError
+    from streamfn.local.stack import StackError
+
+    parts = tuple(dict.fromkeys(args.parts.split(","))) if args.parts else ceilings.PARTS
+    unknown = set(parts) - set(ceilings.PARTS)
+    if unknown:
+        raise CommandError(f"--parts: unknown {', '.join(sorted(unknown))} "
+                           f"(choose from {','.join(ceilings.PARTS)})")  # fmt: skip
+    if args.seconds <= 0:
+        raise CommandError("--seconds must be positive")
+    try:
+        found = ceilings.measure(args.out, args.seconds, parts, args.registry, console.print)
+    except (LoadError, StackError) as error:
+        raise CommandError(str(error)) from None
+    (args.out / "ceilings.json").write_bytes(ceilings.as_json(found))
+    (args.out / "ceilings.md").write_text(ceilings.markdown(found) + "\n")
+    console.print(f"written: {args.out / 'ceilings.json'} and {args.out / 'ceilings.md'}")
+    if args.json:
+        sys.stdout.buffer.write(ceilings.as_json(found) + b"\n")
+        return 0
+    table = Table(title=f"ceilings on this machine ({args.seconds:g} s per measurement)")
+    for column in ceilings.COLUMNS:
+        left = column in ("part", "shape", "notes")
+        table.add_column(column, justify="left" if left else "right")
+    for row in ceilings.table_rows(found):
+        table.add_row(*row)
+    Console(width=max(Console().width, 160)).print(table)  # whole rows in a log or a pipe
     return 0
 
 
@@ -165,6 +205,14 @@ def register(commands: Commands) -> None:
         help="the stream: Redis, or Kinesis or SQS on moto's server (default: STREAM_BACKEND)",
     )  # fmt: skip
     up.add_argument("--models", help="MODELS for every process (default: MODELS, else the seed's)")
+    up.add_argument(
+        "--partitions", type=int, metavar="P",
+        help="stream partitions (default: STREAM_PARTITIONS, else 1)",
+    )  # fmt: skip
+    up.add_argument(
+        "--cluster", action="store_true",
+        help="a Redis Cluster of 3 masters and 3 replicas on ports 7000-7005 (REDIS_CLUSTER)",
+    )  # fmt: skip
     up.set_defaults(handler=cmd_up)
 
     bench = commands.add_parser("bench", help="the pipeline against its floor and its peers")
@@ -172,6 +220,10 @@ def register(commands: Commands) -> None:
     bench.add_argument("--out", type=Path, default=Path(".streamfn/bench"), help="report folder")
     bench.add_argument("--registry", help="a tracking URI with the models (default: train one)")
     bench.add_argument("--pollers", type=int, default=1, help="poller processes (default 1)")
+    bench.add_argument(
+        "--partitions", type=int, metavar="P",
+        help="only measure STREAM_PARTITIONS=1 against P on one redis-server (partitions.md)",
+    )  # fmt: skip
     bench.add_argument("--seconds", type=float, help="seconds per load run (10; quick: 3)")
     bench.add_argument(
         "--mlserver-venv",
@@ -180,6 +232,18 @@ def register(commands: Commands) -> None:
         help="MLServer's own virtualenv, created on first use (default .venv-mlserver)",
     )
     bench.set_defaults(handler=cmd_bench)
+
+    ceilings = commands.add_parser(
+        "bench-ceilings", help="each part's ceiling alone: XADD, XREADGROUP, ingest, poller, S3"
+    )
+    ceilings.add_argument("--seconds", type=float, default=3.0, help="per measurement (default 3)")
+    ceilings.add_argument("--parts", help="comma-separated: xadd,xreadgroup,ingest,poller,s3 (all)")
+    ceilings.add_argument("--registry", help="a tracking URI with lightgbm (default: train one)")
+    ceilings.add_argument(
+        "--out", type=Path, default=Path(".streamfn/ceilings"), help="servers' files and logs"
+    )
+    ceilings.add_argument("--json", action="store_true", help="JSON on stdout instead of a table")
+    ceilings.set_defaults(handler=cmd_bench_ceilings)
 
     monitor = commands.add_parser("monitor", help="drift and live accuracy per window")
     monitor.add_argument("--model", help="one model (an API name); default: every model")

@@ -47,8 +47,7 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
     """One poller: read batches, invoke infer, acknowledge; SIGTERM/SIGINT finish the batch."""
     from streamfn import connections, crash, health
     from streamfn.poller import invoke
-    from streamfn.poller.loop import Poller, consumer_name
-    from streamfn.poller.sources.redis import RedisSource
+    from streamfn.poller.loop import consumer_name, redis_poller
 
     overrides = {
         n: getattr(args, n.lower()) for n in POLL_OPTIONS if getattr(args, n.lower()) is not None
@@ -70,17 +69,37 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
     if args.metrics_port:
         health.serve(args.metrics_port, healthy)
     consumer = args.consumer or consumer_name()
+    partitions = chosen_partitions(args.partitions, settings.STREAM_PARTITIONS)
     checkpoint = crash.exit_at(settings.CRASH_AT)
     invoker = invoke.from_settings(settings)
     source = args.source or settings.STREAM_BACKEND
     if source == "redis":
-        client = connections.worker_client(settings.REDIS_URL)
-        poller = Poller(settings, RedisSource(settings, client, consumer), invoker, stopping,
-                        checkpoint)  # fmt: skip
+        client = connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER)
+        poller = redis_poller(settings, client, invoker, consumer, stopping, checkpoint,
+                              partitions)  # fmt: skip
     else:
         poller = mapped(source, settings, invoker, consumer, checkpoint, stopping)
     poller.run(burst=args.burst)
     return 0
+
+
+def chosen_partitions(given: str | None, partitions: int) -> list[int] | None:
+    """The partitions `--partitions` names ("0,2" or "0-2"), or None for all; SystemExit naming
+    what is wrong."""
+    if given is None:
+        return None
+    chosen: set[int] = set()
+    for part in given.split(","):
+        low, _, high = part.strip().partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise SystemExit(f"--partitions {given!r}: give numbers like 0,2 or 0-3")
+        chosen.update(range(int(low), int(high or low) + 1))
+    if not chosen or max(chosen) >= partitions:
+        raise SystemExit(
+            f"--partitions {given!r}: STREAM_PARTITIONS={partitions} has partitions 0 to "
+            f"{partitions - 1}"
+        )
+    return sorted(chosen)
 
 
 def mapped(
@@ -103,7 +122,7 @@ def mapped(
     if not settings.KINESIS_STREAM:
         raise SystemExit("streamfn poll --source kinesis needs KINESIS_STREAM")
     kinesis = session.client("kinesis", endpoint_url=settings.AWS_ENDPOINT_URL_KINESIS)
-    redis = connections.worker_client(settings.REDIS_URL)
+    redis = connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER)
     return Mapping(KinesisSource(settings, kinesis, redis, invoker, consumer, sqs, checkpoint),
                    stopping)  # fmt: skip
 
@@ -125,6 +144,7 @@ def register(commands: Commands) -> None:
         "mapping would (default: STREAM_BACKEND)",
     )  # fmt: skip
     poll.add_argument("--consumer", help="consumer name; default: host-pid-random")
+    poll.add_argument("--partitions", help="the partitions to read, e.g. 0,2 or 0-3 (default: all)")
     poll.add_argument("--burst", action="store_true", help="drain the stream, then exit")
     poll.add_argument(
         "--metrics-port", type=int, help="serve /health and Prometheus /metrics on this port"

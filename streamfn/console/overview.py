@@ -7,37 +7,46 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from streamfn import pipeline_counts as pc
 from streamfn.config import Settings
-from streamfn.connections import text
+from streamfn.connections import AsyncClient, text
+from streamfn.constants import dlq_key
 
 # A poller reads at least every BATCH_WINDOW_MS; one silent this long is not answering.
 POLLER_SILENT_MS = 30_000
 PARTITIONS_SHOWN = 60
 
 
-async def status(redis: Redis, settings: Settings, now_s: float) -> dict[str, Any]:
+async def status(redis: AsyncClient, settings: Settings, now_s: float) -> dict[str, Any]:
     """Totals, the per-slot series of the last minutes, and the stream's state."""
     slots = pc.recent_slots(now_s)
+    # Where ingest counts: one root, or on a Redis Cluster one per partition.
+    roots = sorted(set(pc.accepted_roots(settings)))
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.hgetall(pc.TOTALS_KEY)
-        pipe.mget([pc.series_key(pc.ACCEPTED, s) for s in slots])
+        pipe.hgetall(pc.totals_key())
         pipe.mget([pc.series_key(pc.WRITTEN, s) for s in slots])
-        pipe.xlen(settings.STREAM_KEY)
-        pipe.xlen(settings.dlq_key)
-        totals, accepted, written, length, dead = await pipe.execute()
-    lag, pending, pollers = await _group(redis, settings, length)
+        for at in roots:
+            pipe.hget(pc.totals_key(at), pc.ACCEPTED)
+            pipe.mget([pc.series_key(pc.ACCEPTED, s, at) for s in slots])
+        for stream in settings.streams:
+            pipe.xlen(stream)
+            pipe.xlen(dlq_key(stream))
+        totals, written, *found = await pipe.execute()
+    counted, lengths = found[: 2 * len(roots)], found[2 * len(roots) :]
+    ingested = sum(int(v or 0) for v in counted[0::2])
+    accepted = [sum(int(v or 0) for v in column) for column in zip(*counted[1::2], strict=True)]
+    length, dead = sum(lengths[0::2]), sum(lengths[1::2])
+    lag, pending, pollers = await _group(redis, settings, lengths[0::2])
     series = {
         "slot_s": pc.SLOT_S,
         "slots": slots,
-        "ingested": [int(v or 0) for v in accepted],
+        "ingested": accepted,
         "processed": [int(v or 0) for v in written],
     }
     return {
-        "ingested": int(totals.get(pc.ACCEPTED.encode(), 0)),
+        "ingested": ingested,
         "processed": int(totals.get(pc.WRITTEN.encode(), 0)),
         "series": series,
         "stream_length": length,
@@ -48,24 +57,33 @@ async def status(redis: Redis, settings: Settings, now_s: float) -> dict[str, An
     }
 
 
-async def _group(redis: Redis, settings: Settings, length: int) -> tuple[int, int, dict]:
-    """The group's lag (bounded by the stream's length), pending entries and pollers."""
-    try:
-        groups = await redis.xinfo_groups(settings.STREAM_KEY)
-        consumers = await redis.xinfo_consumers(settings.STREAM_KEY, settings.CONSUMER_GROUP)
-    except ResponseError:  # no stream or no group yet: nothing read, nobody reading
-        return length, 0, {"answering": 0, "known": 0}
-    group = next((g for g in groups if text(g["name"]) == settings.CONSUMER_GROUP), None)
-    if group is None:
-        return length, 0, {"answering": 0, "known": 0}
-    lag = group.get("lag")
-    # Redis can overstate the lag after an AOF reload (redis/redis#10569); the length bounds it.
-    lag = length if lag is None else min(lag, length)
-    answering = sum(1 for c in consumers if c["idle"] < POLLER_SILENT_MS)
-    return lag, group["pending"], {"answering": answering, "known": len(consumers)}
+async def _group(
+    redis: AsyncClient, settings: Settings, lengths: list[int]
+) -> tuple[int, int, dict[str, int]]:
+    """The group's lag (each partition's bounded by its length), pending entries and pollers,
+    over the partitions."""
+    lag = pending = 0
+    idle: dict[str, int] = {}  # a poller reading several partitions is one poller
+    for stream, length in zip(settings.streams, lengths, strict=True):
+        try:
+            groups = await redis.xinfo_groups(stream)
+            consumers = await redis.xinfo_consumers(stream, settings.CONSUMER_GROUP)
+        except ResponseError:  # no stream or no group yet: nothing read, nobody reading
+            groups, consumers = [], []
+        group = next((g for g in groups if text(g["name"]) == settings.CONSUMER_GROUP), None)
+        found = None if group is None else group.get("lag")
+        # Redis can overstate the lag after an AOF reload (redis/redis#10569); the length
+        # bounds it.
+        lag += length if found is None else min(found, length)
+        pending += 0 if group is None else group["pending"]
+        for consumer in consumers:
+            name = text(consumer["name"])
+            idle[name] = min(idle.get(name, consumer["idle"]), consumer["idle"])
+    answering = sum(1 for ms in idle.values() if ms < POLLER_SILENT_MS)
+    return lag, pending, {"answering": answering, "known": len(idle)}
 
 
-async def versions(redis: Redis, models: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+async def versions(redis: AsyncClient, models: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     """Per model, each version that has written rows and since when (epoch ms), newest first."""
     async with redis.pipeline(transaction=False) as pipe:
         for model in models:
@@ -78,9 +96,9 @@ async def versions(redis: Redis, models: Sequence[str]) -> dict[str, list[dict[s
     return served
 
 
-async def partitions(redis: Redis, limit: int = PARTITIONS_SHOWN) -> list[dict[str, Any]]:
+async def partitions(redis: AsyncClient, limit: int = PARTITIONS_SHOWN) -> list[dict[str, Any]]:
     """The newest model-and-date partitions: objects, rows and the newest object's key."""
-    members = [text(m) for m in await redis.zrevrange(pc.PARTITIONS_KEY, 0, limit - 1)]
+    members = [text(m) for m in await redis.zrevrange(pc.partitions_key(), 0, limit - 1)]
     async with redis.pipeline(transaction=False) as pipe:
         for member in members:
             pipe.hgetall(pc.partition_key(*member.split("/", 1)))

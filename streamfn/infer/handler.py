@@ -64,7 +64,7 @@ class InferContext:
 
 def build_context(settings: Settings) -> InferContext:
     """The warm state of an infer process: model cache, S3 writer, Redis client."""
-    redis = connections.worker_client(settings.REDIS_URL)
+    redis = connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER)
     checkpoint = crash.exit_at(settings.CRASH_AT)
     bucket = Bucket.from_settings(settings)
     models = ModelCache(
@@ -87,7 +87,9 @@ def build_context(settings: Settings) -> InferContext:
         writer=OnceWriter(bucket, redis, settings.RESULT_TTL_S, checkpoint),
         redis=redis,
         result_ttl_s=settings.RESULT_TTL_S,
-        recorder=DoneRecorder(redis, settings.RESULT_TTL_S, retention_s(settings)),
+        recorder=DoneRecorder(
+            redis, settings.RESULT_TTL_S, retention_s(settings), split=settings.REDIS_CLUSTER
+        ),
         closer=closer,
         checkpoint=checkpoint,
         probabilities=settings.OUTPUT_PROBABILITIES,

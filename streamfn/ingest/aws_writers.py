@@ -30,9 +30,9 @@ from streamfn.aws import aws_session
 from streamfn.config import Settings
 from streamfn.constants import result_key
 from streamfn.events import kinesis_message_id
-from streamfn.features import EMPLOYEE_ID
 from streamfn.ingest.refusals import BodyError
 from streamfn.ingest.writer import Appended, RefusedError, Writer
+from streamfn.partitions import employee_of
 from streamfn.times import now_ms
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,7 @@ def entry_of(model: str, records: list[dict[str, Any]], received_at: int) -> byt
 def partition_key(records: list[dict[str, Any]]) -> str:
     """The Employee ID of the first record (the service hashes it: one employee's requests keep
     their order), or a random key where there is none."""
-    employee = records[0].get(EMPLOYEE_ID) if records else None
-    return employee if isinstance(employee, str) and employee else secrets.token_hex(8)
+    return employee_of(records) or secrets.token_hex(8)
 
 
 def refused(service: str, error: Exception) -> RefusedError:
@@ -115,7 +114,7 @@ class _MarkedWriter:
                 pipe.set(result_key(message_id), pending, ex=self.ttl_s, nx=True)
                 series = pc.series_key(pc.ACCEPTED, pc.slot_of(time.time()))
                 pipe.incrby(series, records).expire(series, pc.SERIES_TTL_S)
-                pipe.hincrby(pc.TOTALS_KEY, "ingested", records)
+                pipe.hincrby(pc.totals_key(), "ingested", records)
                 await pipe.execute()
         except RedisError as error:
             log.warning("accepted entry not marked pending", extra={

@@ -6,10 +6,10 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from redis.asyncio import Redis
 
 from streamfn import connections
 from streamfn.config import Settings
+from streamfn.connections import AsyncClient
 from streamfn.ingest.schema_cache import SchemaCache
 from streamfn.ingest.writer import StreamWriter, Writer
 
@@ -20,18 +20,18 @@ class RedisBinding:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.client: Redis | None = None
+        self.client: AsyncClient | None = None
         self.writer: Writer | None = None
         self._aws: Any = None  # the Kinesis or SQS client: not bound to a loop, made once
 
-    def bind(self) -> tuple[Redis, Writer]:
+    def bind(self) -> tuple[AsyncClient, Writer]:
         """The client and writer of the running loop (Mangum and tests may change loops)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self.client is None or self.writer is None:
             s = self.settings
-            self.client = connections.request_client(s.REDIS_URL)
+            self.client = connections.request_client(s.REDIS_URL, s.REDIS_CLUSTER)
             if s.STREAM_BACKEND == "redis":
-                self.writer = StreamWriter(self.client, s.STREAM_KEY, s.CONSUMER_GROUP, s.MAX_LAG)
+                self.writer = StreamWriter(self.client, s)
             else:
                 # Imported here: boto3 is needed only then (Lambda's runtime has it; the zip not).
                 from streamfn.ingest import aws_writers

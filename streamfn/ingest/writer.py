@@ -5,11 +5,21 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
+from streamfn import connections
 from streamfn import pipeline_counts as pc
+from streamfn.config import Settings
+from streamfn.connections import AsyncClient
+from streamfn.partitions import Router
+
+# How long ingest waits for INGEST_WAIT_REPLICAS replicas: within the request's Redis timeout.
+WAIT_MS = 1000
 
 # One round trip: read the group's lag (Redis 7; XLEN where lag is unknown: Redis 6.2, a group
 # not created yet, or a lag Redis cannot compute) and XADD only if it is within the limit.
@@ -19,7 +29,19 @@ from streamfn import pipeline_counts as pc
 # replayed XCLAIM ... LASTID moves the group on without its read counter (redis/redis#10569).
 # Every entry not yet delivered is still in the stream (trimming stops at the oldest one), so
 # XLEN bounds the lag, and a lag over the limit is checked against it before refusing.
+# KEYS: the stream, the accepted-records slot counter and the totals (pipeline_counts: on a
+# Redis Cluster, in the stream's slot).
+# ARGV: group, MAX_LAG, model, data, records, the slot counter's ttl, partition, partitions,
+# INGEST_WAIT_REPLICAS.
+# With replicas to wait for, a master with fewer connected (a replica promoted, its own not back
+# yet) takes nothing: "replicas <n>" before any XADD, so a refusal is never a half-accepted
+# entry that a retry would repeat.
 _APPEND = """
+if tonumber(ARGV[9]) > 0 then
+  local info = redis.call('INFO', 'replication')
+  local connected = tonumber(string.match(info, 'connected_slaves:(%d+)')) or 0
+  if connected < tonumber(ARGV[9]) then return 'replicas ' .. connected end
+end
 local lag = nil
 local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
 if ok then
@@ -36,14 +58,34 @@ if lag >= tonumber(ARGV[2]) then
 end
 local now = redis.call('TIME')
 local received_at = tostring(now[1] * 1000 + math.floor(now[2] / 1000))
--- The id's time part is received_at itself (Redis 7's "<ms>-*"): with '*', Redis reads its clock
--- again and can land a millisecond later. Where that is refused (Redis 6.2, or a clock behind the
--- stream's last id) '*' it is, and the two may differ by that millisecond.
-local ok, id = pcall(redis.call, 'XADD', KEYS[1], received_at .. '-*', 'model', ARGV[3],
-  'data', ARGV[4], 'received_at', received_at)
-if not ok then
-  id = redis.call('XADD', KEYS[1], '*', 'model', ARGV[3], 'data', ARGV[4],
-    'received_at', received_at)
+local part, parts = tonumber(ARGV[7]), tonumber(ARGV[8])
+local id
+if parts == 1 then
+  -- The id's time part is received_at itself (Redis 7's "<ms>-*"): with '*', Redis reads its
+  -- clock again and can land a millisecond later. Where that is refused (Redis 6.2, or a clock
+  -- behind the stream's last id) '*' it is, and the two may differ by that millisecond.
+  ok, id = pcall(redis.call, 'XADD', KEYS[1], received_at .. '-*', 'model', ARGV[3],
+    'data', ARGV[4], 'received_at', received_at)
+  if not ok then
+    id = redis.call('XADD', KEYS[1], '*', 'model', ARGV[3], 'data', ARGV[4],
+      'received_at', received_at)
+  end
+else
+  -- Partition p's ids have a sequence number equal to p modulo the partitions: ids are unique
+  -- across partitions (a result key or an object name needs no partition) and each names its
+  -- partition. The smallest such id after the stream's last one.
+  ok, id = pcall(redis.call, 'XADD', KEYS[1], received_at .. '-' .. part, 'model', ARGV[3],
+    'data', ARGV[4], 'received_at', received_at)
+  if not ok then
+    local info, last = redis.call('XINFO', 'STREAM', KEYS[1]), nil
+    for i = 1, #info, 2 do if info[i] == 'last-generated-id' then last = info[i + 1] end end
+    local ms, last_seq = string.match(last, '^(%d+)-(%d+)$')
+    last_seq = tonumber(last_seq)
+    local seq = last_seq + (part - last_seq) % parts
+    if seq <= last_seq then seq = seq + parts end
+    id = redis.call('XADD', KEYS[1], ms .. '-' .. string.format('%d', seq), 'model', ARGV[3],
+      'data', ARGV[4], 'received_at', received_at)
+  end
 end
 -- The console's counts: records accepted in this slot, and since the data began.
 redis.call('INCRBY', KEYS[2], ARGV[5])
@@ -57,6 +99,12 @@ class RefusedError(RuntimeError):
     """The stream cannot take the entry now (a 503 with Retry-After); `reason` labels the metric."""
 
     reason = "unavailable"
+
+
+class ReplicasError(RefusedError):
+    """INGEST_WAIT_REPLICAS replicas did not confirm the entry in time (a 503)."""
+
+    reason = "replicas"
 
 
 class BackpressureError(RefusedError):
@@ -86,21 +134,82 @@ class Writer(Protocol):
 
 
 class StreamWriter:
-    """Appends requests to the stream, refusing when the group lags MAX_LAG entries or more."""
+    """Appends requests to their partition's stream, refusing when its group lags MAX_LAG
+    entries or more; with INGEST_WAIT_REPLICAS, only once that many replicas have the entry."""
 
-    def __init__(self, client: Redis, stream: str, group: str, max_lag: int) -> None:
+    def __init__(self, client: AsyncClient, settings: Settings) -> None:
         self.client = client
-        self.stream = stream
-        self.group = group
-        self.max_lag = max_lag
+        self.streams = settings.streams
+        self.group = settings.CONSUMER_GROUP
+        self.max_lag = settings.MAX_LAG
+        self.replicas = settings.INGEST_WAIT_REPLICAS
+        self.url = settings.REDIS_URL
+        self.count_roots = pc.accepted_roots(settings)  # each partition's, in its slot
+        self.router = Router(len(self.streams))
         self._append = client.register_script(_APPEND)
+        self._nodes: dict[str, AsyncRedis] = {}
 
     async def append(self, model: str, records: list[dict[str, Any]]) -> Appended:
-        """XADD one entry (model, data, received_at) or raise BackpressureError."""
+        """XADD one entry (model, data, received_at) or raise RefusedError."""
+        partition = self.router.partition(records)
+        stream = self.streams[partition]
         args = [self.group, self.max_lag, model, orjson.dumps(records), len(records),
-                pc.SERIES_TTL_S]  # fmt: skip
-        keys = [self.stream, pc.series_key(pc.ACCEPTED, pc.slot_of(time.time())), pc.TOTALS_KEY]
-        reply = await self._append(keys=keys, args=args)
+                pc.SERIES_TTL_S, partition, len(self.streams), self.replicas]  # fmt: skip
+        at = self.count_roots[partition]
+        series = pc.series_key(pc.ACCEPTED, pc.slot_of(time.time()), at)
+        reply = await self._add(stream, [stream, series, pc.totals_key(at)], args)
         if isinstance(reply, int):
             raise BackpressureError(reply, self.max_lag)
+        if isinstance(reply, bytes):  # "replicas <n>": nothing appended
+            connected = reply.decode().split()[1]
+            raise ReplicasError(
+                f"the stream's master has {connected} replicas connected, fewer than "
+                f"INGEST_WAIT_REPLICAS={self.replicas}; retry later"
+            )
         return Appended(reply[0].decode(), int(reply[1]))
+
+    async def _add(self, stream: str, keys: list[str], args: list[Any]) -> Any:
+        if not self.replicas:
+            return await self._append(keys=keys, args=args)
+        # WAIT counts the replicas that have this connection's writes: the script and the WAIT
+        # go down one connection, the stream's master's (a cluster client would pick any).
+        node = await self._node_of(stream)
+        try:
+            async with node.pipeline(transaction=False) as pipe:
+                await self._append(keys=keys, args=args, client=pipe)
+                pipe.execute_command("WAIT", self.replicas, WAIT_MS)
+                reply, confirmed = await pipe.execute()
+        except (ConnectionError, TimeoutError, ResponseError) as error:
+            await self._forget_nodes()  # a failover moved the slot: learn the new master
+            raise ReplicasError(f"the stream's master did not take the entry: {error}") from None
+        if isinstance(reply, list) and confirmed < self.replicas:
+            raise ReplicasError(
+                f"entry {reply[0].decode()} reached {confirmed} of {self.replicas} replicas "
+                f"(INGEST_WAIT_REPLICAS) in {WAIT_MS} ms; it may still be processed"
+            )
+        return reply
+
+    async def _node_of(self, stream: str) -> AsyncRedis:
+        if not isinstance(self.client, AsyncRedisCluster):
+            return self.client
+        await self.client.initialize()
+        node = self.client.get_node_from_key(stream)
+        if node.name not in self._nodes:
+            url = node_url(self.url, node.host, node.port)
+            self._nodes[node.name] = connections.request_client(url)  # type: ignore[assignment]
+        return self._nodes[node.name]
+
+    async def _forget_nodes(self) -> None:
+        nodes, self._nodes = self._nodes, {}
+        for node in nodes.values():
+            await node.aclose()
+        if isinstance(self.client, AsyncRedisCluster):
+            await self.client.nodes_manager.initialize()
+
+
+def node_url(url: str, host: str, port: int) -> str:
+    """REDIS_URL (its scheme, credentials, options) pointed at one node of the cluster."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    where = f"{host}:{port}"
+    return urlunsplit(parts._replace(netloc=f"{credentials}@{where}" if credentials else where))

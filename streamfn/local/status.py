@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from redis import Redis
 from redis.exceptions import RedisError, ResponseError
 from rich.table import Table
 
 from streamfn import metrics
 from streamfn.config import Settings
-from streamfn.connections import text
+from streamfn.connections import SyncClient, text
+from streamfn.constants import dlq_key
 
 METRICS_TIMEOUT_S = 1.0
 
@@ -81,25 +81,29 @@ def served_versions(
     return {model: str(version) for model, version in versions.items()}
 
 
-def read_stream(client: Redis, settings: Settings) -> tuple[int | None, ...]:
-    """Length, group lag, pending entries and dead letters of the stream (None: unknown)."""
+def read_stream(client: SyncClient, settings: Settings) -> tuple[int | None, ...]:
+    """Length, group lag, pending entries and dead letters of the stream, summed over its
+    partitions (None: unknown)."""
     if settings.STREAM_BACKEND != "redis":
         return None, None, None, None  # Kinesis or SQS: their depth is theirs to tell
-    try:
-        length = client.xlen(settings.STREAM_KEY)
-        dead = client.xlen(settings.dlq_key)
+    totals = [0, 0, 0, 0]
+    for stream in settings.streams:
         try:
-            groups = client.xinfo_groups(settings.STREAM_KEY)
-        except ResponseError:  # no stream yet
-            groups = []
-    except RedisError:
-        return None, None, None, None
-    group = next((g for g in groups if text(g["name"]) == settings.CONSUMER_GROUP), None)
-    if group is None:
-        return length, length, 0, dead
-    lag = group.get("lag")
-    # The stream's length bounds a lag Redis overstates after an AOF reload (redis/redis#10569).
-    return length, None if lag is None else min(lag, length), group["pending"], dead
+            length = client.xlen(stream)
+            dead = client.xlen(dlq_key(stream))
+            try:
+                groups = client.xinfo_groups(stream)
+            except ResponseError:  # no stream yet
+                groups = []
+        except RedisError:
+            return None, None, None, None
+        group = next((g for g in groups if text(g["name"]) == settings.CONSUMER_GROUP), None)
+        lag = length if group is None or group.get("lag") is None else group["lag"]
+        # The length bounds a lag Redis overstates after an AOF reload (redis/redis#10569).
+        pending = 0 if group is None else group["pending"]
+        for i, value in enumerate((length, min(lag, length), pending, dead)):
+            totals[i] += value
+    return tuple(totals)
 
 
 def drift_lines(ingest_url: str) -> dict[str, str]:
@@ -136,7 +140,7 @@ def window_words(window: dict[str, Any]) -> str:
 
 
 def collect(
-    client: Redis, settings: Settings, ingest_metrics: str, poller_metrics: Sequence[str]
+    client: SyncClient, settings: Settings, ingest_metrics: str, poller_metrics: Sequence[str]
 ) -> Snapshot:
     """Read everything once."""
     ingest = scrape(ingest_metrics)

@@ -24,11 +24,13 @@ from rich.live import Live
 from streamfn import connections
 from streamfn.config import INGEST_PORT, MLFLOW_PORT, REDIS_PORT, S3_PORT, Settings, load_settings
 from streamfn.constants import is_seed_model
-from streamfn.local import native, services, stack, status
+from streamfn.local import cluster, native, services, stack, status
 
 MINIO_CONSOLE_PORT = 9001
 FIRST_POLLER_METRICS_PORT = 9101
 AWS_PORT = 4566  # moto's server for Kinesis and SQS (LocalStack's port)
+# `--cluster`: 3 masters and 3 replicas (bus ports 17000-17005).
+CLUSTER_PORTS = [7000, 7001, 7002, 7003, 7004, 7005]
 # MinIO's own defaults; the local stack is for this machine only (it binds 127.0.0.1).
 MINIO_USER = MINIO_PASSWORD = "minioadmin"
 # The embedded S3 (moto) accepts any credentials, but boto3 needs some to sign with.
@@ -52,6 +54,8 @@ class Options:
     s3_endpoint: str | None = None  # AWS_ENDPOINT_URL_S3 of the caller: use it, start none
     models: str | None = None  # MODELS for every process (None: the environment's, or default)
     backend: str = "redis"  # STREAM_BACKEND: kinesis or sqs run on moto's server
+    partitions: int = 1  # STREAM_PARTITIONS
+    cluster: bool = False  # a local Redis Cluster instead of one redis-server (REDIS_CLUSTER)
 
 
 @dataclass
@@ -100,13 +104,17 @@ def plan(options: Options) -> LocalStack:
     mlflow_uri = f"http://127.0.0.1:{MLFLOW_PORT}"
     ingest_url = f"http://127.0.0.1:{INGEST_PORT}"
     env = {"REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0", "MLFLOW_TRACKING_URI": mlflow_uri,
-           "INGEST_URL": ingest_url, "STREAM_BACKEND": options.backend}  # fmt: skip
+           "INGEST_URL": ingest_url, "STREAM_BACKEND": options.backend,
+           "STREAM_PARTITIONS": str(options.partitions),
+           "REDIS_CLUSTER": str(options.cluster).lower()}  # fmt: skip
     if options.models:
         env["MODELS"] = options.models
-    running = [
-        services.redis(REDIS_PORT, home / "redis"),
-        services.mlflow(MLFLOW_PORT, home / "mlflow"),
-    ]
+    if options.cluster:
+        env["REDIS_URL"] = f"redis://127.0.0.1:{CLUSTER_PORTS[0]}/0"
+        running = [cluster.node(port, home / "redis-cluster") for port in CLUSTER_PORTS]
+    else:
+        running = [services.redis(REDIS_PORT, home / "redis")]
+    running.append(services.mlflow(MLFLOW_PORT, home / "mlflow"))
     links = {"Console": f"{ingest_url}/ui", "API docs": f"{ingest_url}/docs", "MLflow": mlflow_uri}
     if options.s3_endpoint is None:
         service, credentials, s3_kind, extra_links = s3_service(home)
@@ -198,6 +206,9 @@ def run(options: Options, console: Console) -> int:
     try:
         children.check_ports(local.services)
         for service in local.services:
+            if service.name == "mlflow" and options.cluster:  # every node is up: join them
+                console.print("joining the Redis Cluster (3 masters, 3 replicas) …")
+                cluster.ensure(CLUSTER_PORTS)
             if service.name == "ingest":
                 prepare(local.env, children.logs, stopping, console.print)
             if stopping.is_set():
@@ -231,7 +242,7 @@ def watch(
 ) -> None:
     """Show the live status until a stop is requested; fail if a child dies."""
     settings: Settings = load_settings(**local.env)
-    client = connections.probe_client(local.env["REDIS_URL"])
+    client = connections.probe_client(local.env["REDIS_URL"], settings.REDIS_CLUSTER)
     ingest_metrics = f"{local.env['INGEST_URL']}/metrics"
     links = {**local.links, "logs": str(children.logs)}
     history: deque[status.Snapshot] = deque(maxlen=THROUGHPUT_WINDOW)

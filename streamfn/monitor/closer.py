@@ -19,7 +19,7 @@ from redis import Redis
 from streamfn import metrics
 from streamfn.bucket import MONITORING, Bucket, BucketUnavailableError
 from streamfn.monitor import stats
-from streamfn.monitor.keys import OPEN_KEY, window_key
+from streamfn.monitor.keys import open_key, window_key
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,11 @@ class WindowCloser:
             return 0
         self._next_check = clock + CHECK_EVERY_S
         now_s = time.time() if now_s is None else now_s
-        due = self.redis.zrangebyscore(OPEN_KEY, "-inf", now_s - 2 * self.window_s, 0, BATCH)
+        due = self.redis.zrangebyscore(open_key(), "-inf", now_s - 2 * self.window_s, 0, BATCH)
         closed = 0
         for member in due:
             model, version, start = member.decode().rsplit(":", 2)
-            if self.redis.set(f"{OPEN_KEY}:lock:{member.decode()}", 1, nx=True, ex=LOCK_S):
+            if self.redis.set(f"{open_key()}:lock:{member.decode()}", 1, nx=True, ex=LOCK_S):
                 try:
                     self.close(model, version, int(start))
                 except BucketUnavailableError as error:
@@ -71,7 +71,7 @@ class WindowCloser:
                                 extra={"model": model, "window_start": int(start),
                                        "error": str(error)})  # fmt: skip
                     continue
-                self.redis.zrem(OPEN_KEY, member)
+                self.redis.zrem(open_key(), member)
                 closed += 1
         return closed
 

@@ -17,12 +17,10 @@ from redis.asyncio import Redis
 
 from streamfn import message_state, stream_ids
 from streamfn.config import Settings
-from streamfn.constants import result_key, shadow_key
+from streamfn.constants import labels_key, result_key, shadow_key
 from streamfn.features import burn_class
 from streamfn.monitor.keys import shadow_prefix, window_key, window_of
 from streamfn.schemas import ModelSchema
-
-LABELS_PREFIX = "streamfn:labels:"
 
 # KEYS: per label, its message's labels hash and its window hash. ARGV: ttl, then per label:
 # record index, true class, predicted class, and for a shadow-scored record the challenger's
@@ -123,12 +121,16 @@ async def join(
 ) -> list[Joined]:
     """Each label joined to its stored prediction; FeedbackError naming those that cannot be."""
     ids = [item["message_id"] for item in labels]
-    # Each message's result and its shadow result (the challenger's), in one round trip.
-    found = await redis.mget([result_key(i) for i in ids] + [shadow_key(i) for i in ids])
+    # Each message's result and its shadow result (the challenger's), in one round trip (GETs,
+    # not MGET: on a Redis Cluster the messages' keys are in their partitions' slots).
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in [*map(result_key, ids), *map(shadow_key, ids)]:
+            pipe.get(key)
+        found = await pipe.execute()
     states = [message_state.decode(raw) for raw in found[: len(ids)]]
     shadows = [message_state.decode(raw) for raw in found[len(ids) :]]
     unknown = [item["message_id"] for item, state in zip(labels, states, strict=True) if not state]
-    models = await message_state.queued(redis, settings.STREAM_KEY, unknown) if unknown else []
+    models = await message_state.queued(redis, settings.streams, unknown) if unknown else []
     queued = dict(zip(unknown, models, strict=True))
     joined, errors = [], []
     for i, (item, state, shadow) in enumerate(zip(labels, states, shadows, strict=True)):
@@ -176,6 +178,6 @@ async def count_once(redis: Redis, joined: list[Joined], ttl_s: int) -> int:
     """Count each label not counted before; how many were new."""
     keys, args = [], [ttl_s]
     for label in joined:
-        keys += [LABELS_PREFIX + label.message_id, label.window]
+        keys += [labels_key(label.message_id), label.window]
         args += [label.record_index, label.truth, label.predicted, *label.shadow]
     return int(await redis.eval(_COUNT_ONCE, len(keys), *keys, *args))

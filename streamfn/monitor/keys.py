@@ -6,10 +6,19 @@ only find a window, import neither.
 
 from __future__ import annotations
 
-KEY_PREFIX = "streamfn:monitor:"
-OPEN_KEY = f"{KEY_PREFIX}open"  # sorted set of model:version:start, scored by start
+from streamfn.constants import root
+
 OTHER = "(other)"  # a category or class the reference does not have
 NO_WINDOW = -1  # monitoring off (MONITOR_WINDOW_S=0): a start no window hash ever has
+
+
+def _prefix() -> str:
+    return f"{root()}monitor:"
+
+
+def open_key() -> str:
+    """The sorted set of open windows (model:version:start, scored by start)."""
+    return f"{_prefix()}open"
 
 
 def window_of(received_at_ms: int, window_s: float) -> int:
@@ -23,7 +32,7 @@ def window_of(received_at_ms: int, window_s: float) -> int:
 
 def window_key(model: str, version: str, start: int) -> str:
     """The Redis hash of one window's counts."""
-    return f"{KEY_PREFIX}{model}:{version}:{start}"
+    return f"{_prefix()}{model}:{version}:{start}"
 
 
 def shadow_prefix(challenger_version: str) -> str:
@@ -33,4 +42,4 @@ def shadow_prefix(challenger_version: str) -> str:
 
 def index_key(model: str) -> str:
     """The sorted set of a model's windows (member version:start, score start)."""
-    return f"{KEY_PREFIX}index:{model}"
+    return f"{_prefix()}index:{model}"

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
-from redis import Redis
 
 from streamfn import pipeline_counts as pc
+from streamfn.connections import SyncClient
 from streamfn.constants import result_key
 from streamfn.message_state import MessageState
-from streamfn.monitor.keys import OPEN_KEY, index_key, window_key
+from streamfn.monitor.keys import index_key, open_key, window_key
 from streamfn.pipeline_counts import Tally
 
 
@@ -91,12 +91,20 @@ return {}
 
 
 class DoneRecorder:
-    """Records messages done and adds their counts, atomically."""
+    """Records messages done and adds their counts, atomically.
 
-    def __init__(self, redis: Redis, ttl_s: int, retention_s: int) -> None:
+    On a Redis Cluster (`split`) the states and the counts are in different slots, and no
+    script may touch both: the same script runs twice, first with the states alone (a
+    message's keys are in its partition's slot), then with the counts alone. A crash between
+    the two leaves those rows uncounted; never counted twice."""
+
+    def __init__(
+        self, redis: SyncClient, ttl_s: int, retention_s: int, split: bool = False
+    ) -> None:
         self.redis = redis
         self.ttl_s = ttl_s
         self.retention_s = retention_s
+        self.split = split
         self._script = redis.register_script(_DONE_AND_COUNT)
 
     def record(
@@ -106,16 +114,34 @@ class DoneRecorder:
         tally: Tally,
     ) -> set[str]:
         """Set the states and add the counts; the ids already done (nothing changed) if any."""
+        ids = {result_key(i): i for i, _ in states}
+        state_args = [orjson.dumps({k: v for k, v in s.items() if v is not None})
+                      for _, s in states]  # fmt: skip
+        count_keys, count_args, parts = self._counts(windows, tally)
+        header = [self.ttl_s, self.retention_s, len(states)]
+        if not self.split:
+            keys = [*ids, *count_keys]
+            done = self._script(keys=keys, args=[*header, len(windows), parts, *state_args,
+                                                 *count_args])  # fmt: skip
+            return {ids[key.decode()] for key in done}
+        nothing = [0, pc.SERIES_TTL_S, tally.version, tally.at_ms]  # no rows, no windows
+        done = self._script(keys=list(ids), args=[*header, 0, 0, *state_args, *nothing])
+        if done:
+            return {ids[key.decode()] for key in done}
+        args = [self.ttl_s, self.retention_s, 0, len(windows), parts, *count_args]
+        self._script(keys=count_keys, args=args)
+        return set()
+
+    def _counts(self, windows: Sequence[Window], tally: Tally) -> tuple[list[str], list, int]:
+        """The keys and arguments of the counts, after the states', and the partitions."""
         parts = sorted(tally.partitions.items())
-        keys = [result_key(i) for i, _ in states]
-        keys += [window_key(w.model, w.version, w.start) for w in windows]
-        keys += [index_key(w.model) for w in windows] + [OPEN_KEY]
+        keys = [window_key(w.model, w.version, w.start) for w in windows]
+        keys += [index_key(w.model) for w in windows] + [open_key()]
         slot = pc.series_key(pc.WRITTEN, pc.slot_of(tally.at_ms / 1000))
-        keys += [slot, pc.TOTALS_KEY, pc.versions_key(tally.model)]
+        keys += [slot, pc.totals_key(), pc.versions_key(tally.model)]
         for day, _ in parts:
-            keys += [pc.partition_key(tally.model, day), pc.PARTITIONS_KEY]
-        args: list[object] = [self.ttl_s, self.retention_s, len(states), len(windows), len(parts)]
-        args += [orjson.dumps({k: v for k, v in s.items() if v is not None}) for _, s in states]
+            keys += [pc.partition_key(tally.model, day), pc.partitions_key()]
+        args: list[object] = []
         for window in windows:
             member = f"{window.version}:{window.start}"
             args += [window.start, member, f"{window.model}:{member}", len(window.fields)]
@@ -125,5 +151,4 @@ class DoneRecorder:
         for day, part in parts:
             args += [f"{tally.model}/{day}", pc.day_score(day), part.objects, part.rows,
                      part.newest]  # fmt: skip
-        done = self._script(keys=keys, args=args)
-        return {key.decode().removeprefix(result_key("")) for key in done}
+        return keys, args, len(parts)

@@ -22,12 +22,12 @@ import threading
 import time
 from collections.abc import Sequence
 
-from redis import Redis
 from redis.exceptions import RedisError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from streamfn import crash, metrics
 from streamfn.config import Settings
+from streamfn.connections import SyncClient
 from streamfn.poller.invoke import InvokeError, Invoker
 from streamfn.poller.sources.redis import Entry, RedisSource
 
@@ -37,6 +37,7 @@ BLOCK_MS = 1000  # how long an idle read waits; also how quickly a stop request 
 # Under load, how long to wait for more entries before sending a batch that could grow. (Redis
 # times blocking reads out at its own tick, 100 ms: the poller waits on its side.)
 LINGER_S = 0.001
+IDLE_BLOCK_MS = 20  # with several partitions: how long an idle read waits on one of them
 
 
 def consumer_name() -> str:
@@ -45,24 +46,30 @@ def consumer_name() -> str:
 
 
 class Poller:
-    """One consumer of the group; several pollers share the work."""
+    """One consumer of the group on each of its partitions; several pollers share the work."""
 
     def __init__(
         self,
         settings: Settings,
-        source: RedisSource,
+        sources: RedisSource | Sequence[RedisSource],
         invoke: Invoker,
         stopping: threading.Event | None = None,
         checkpoint: crash.Checkpoint = crash.no_crash,
     ) -> None:
         self.settings = settings
-        self.source = source
+        self.sources = [sources] if isinstance(sources, RedisSource) else list(sources)
         self.invoke = invoke
         self.stopping = stopping or threading.Event()  # set: finish the batch in flight, stop
         self.checkpoint = checkpoint
         self.last_poll: float | None = None  # monotonic time of the last poll that went through
         self.last_batch = 0  # entries of the last batch: more than one means load
         self._needs_group = True
+        self._turn = 0  # the partition the next pass starts at
+
+    @property
+    def source(self) -> RedisSource:
+        """The first partition's source (the only one with STREAM_PARTITIONS=1)."""
+        return self.sources[0]
 
     @property
     def consumer(self) -> str:
@@ -81,7 +88,8 @@ class Poller:
         )
         block_ms = None if burst else BLOCK_MS
         handled = 0
-        log.info("poller started", extra={"consumer": self.consumer, "stream": self.source.arn})
+        streams = [source.stream for source in self.sources]
+        log.info("poller started", extra={"consumer": self.consumer, "streams": streams})
         while not self.stopping.is_set():
             try:
                 count = retrying(self._poll_guarded, block_ms)
@@ -90,13 +98,15 @@ class Poller:
             handled += count
             if burst and count == 0:
                 break
-        self.source.leave()
+        for source in self.sources:
+            source.leave()
         log.info("poller stopped", extra={"consumer": self.consumer, "handled": handled})
         return handled
 
     def _poll_guarded(self, block_ms: int | None) -> int:
         if self._needs_group:
-            self.source.ensure_group()
+            for source in self.sources:
+                source.ensure_group()
             self._needs_group = False
         try:
             count = self.poll_once(block_ms)
@@ -118,40 +128,62 @@ class Poller:
         )  # fmt: skip
 
     def poll_once(self, block_ms: int | None = BLOCK_MS) -> int:
-        """Reclaim idle entries, top the batch up with new ones, process it; return its size."""
+        """Give one batch to the next partition with entries; return its size."""
+        turn = self._turn
+        order = self.sources[turn:] + self.sources[:turn]
+        self._turn = (turn + 1) % len(self.sources)
+        several = len(self.sources) > 1
+        count = 0
+        for source in order:
+            count = self.poll_source(source, None if several else block_ms)
+            if count:
+                break
+        if several and not count and block_ms is not None:
+            count = self.poll_source(order[0], min(block_ms, IDLE_BLOCK_MS))
+        for source in self.sources:
+            source.maybe_trim()
+        lags = [source.lag for source in self.sources if source.lag is not None]
+        if lags:
+            metrics.POLLER_LAG.set(sum(lags))
+        return count
+
+    def poll_source(self, source: RedisSource, block_ms: int | None) -> int:
+        """Reclaim idle entries of one partition, top the batch up with new ones, process it."""
         limit = self.settings.BATCH_SIZE
-        entries = self.source.claim_idle(limit)
+        entries = source.claim_idle(limit)
         if len(entries) < limit:
             # With reclaimed entries in hand, do not wait for new ones.
-            entries += self.read_batch(limit - len(entries), None if entries else block_ms)
+            more = self.read_batch(source, limit - len(entries), None if entries else block_ms)
+            entries += more
         if entries:
-            self.process_batch(entries)
+            self.process_batch(source, entries)
             self.last_batch = len(entries)
-        self.source.maybe_trim()
         return len(entries)
 
-    def read_batch(self, limit: int, block_ms: int | None) -> list[Entry]:
+    def read_batch(self, source: RedisSource, limit: int, block_ms: int | None) -> list[Entry]:
         """Up to `limit` new entries: the first waited for, then those waiting, then, under
         load only, those arriving while they keep coming (for at most BATCH_WINDOW_MS)."""
-        entries = self.source.read(limit, block_ms)
+        entries = source.read(limit, block_ms)
         deadline = time.monotonic() + self.settings.BATCH_WINDOW_MS / 1000
         linger = self.last_batch > 1
+        # A partition gets 1/P of the traffic: it waits P times as long for its next entry.
+        pause_s = LINGER_S * self.settings.STREAM_PARTITIONS
         while entries and len(entries) < limit and time.monotonic() < deadline:
-            more = self.source.read(limit - len(entries), None)
+            more = source.read(limit - len(entries), None)
             if not more and linger:
-                time.sleep(LINGER_S)
-                more = self.source.read(limit - len(entries), None)
+                time.sleep(pause_s)
+                more = source.read(limit - len(entries), None)
             if not more:
                 break  # nothing more is coming: go now rather than wait for a fuller batch
             entries += more
         return entries
 
-    def process_batch(self, entries: Sequence[Entry]) -> None:
+    def process_batch(self, source: RedisSource, entries: Sequence[Entry]) -> None:
         """Invoke infer on the batch; ack what it wrote; dead-letter what failed too often."""
         started = time.perf_counter()
         try:
-            with self.source.holding([e.id for e in entries]):
-                response = self.invoke(self.source.event_of(entries))
+            with source.holding([e.id for e in entries]):
+                response = self.invoke(source.event_of(entries))
         except Exception as error:
             metrics.POLLER_BATCHES.labels("failed").inc()
             raise InvokeError(f"batch of {len(entries)} failed whole: {error}") from error
@@ -160,16 +192,17 @@ class Poller:
         limit = self.settings.MAX_DELIVERIES
         dead = [e for e in entries if e.id in failed and e.deliveries >= limit]
         if dead:
-            self.source.dead_letter(dead)
+            source.dead_letter(dead)
         self.checkpoint("before_ack")
-        self.source.ack(done)
+        source.ack(done)
         metrics.POLLER_BATCHES.labels("ok").inc()
         metrics.POLLER_ENTRIES.labels("acked").inc(len(done))
         metrics.POLLER_ENTRIES.labels("failed").inc(len(failed) - len(dead))
         metrics.POLLER_BATCH_SECONDS.observe(time.perf_counter() - started)
         log.info(
             "batch",
-            extra={"consumer": self.consumer, "entries": len(entries), "acked": len(done),
+            extra={"consumer": self.consumer, "stream": source.stream,
+                   "entries": len(entries), "acked": len(done),
                    "failed": len(failed), "dead_lettered": len(dead),
                    "first_id": entries[0].id, "last_id": entries[-1].id},
         )  # fmt: skip
@@ -177,12 +210,17 @@ class Poller:
 
 def redis_poller(
     settings: Settings,
-    client: Redis,
+    client: SyncClient,
     invoke: Invoker,
     consumer: str | None = None,
     stopping: threading.Event | None = None,
     checkpoint: crash.Checkpoint = crash.no_crash,
+    partitions: Sequence[int] | None = None,
 ) -> Poller:
-    """A poller of STREAM_KEY through `client` (consumer name: host-pid-random by default)."""
-    source = RedisSource(settings, client, consumer or consumer_name())
-    return Poller(settings, source, invoke, stopping, checkpoint)
+    """A poller of the stream's partitions (all, or those given) through `client`; consumer
+    name host-pid-random by default."""
+    name = consumer or consumer_name()
+    streams = settings.streams
+    chosen = range(len(streams)) if partitions is None else partitions
+    sources = [RedisSource(settings, client, name, streams[p]) for p in chosen]
+    return Poller(settings, sources, invoke, stopping, checkpoint)

@@ -24,7 +24,7 @@ import redis
 
 from streamfn import metrics
 from streamfn.config import Settings, defaults
-from streamfn.constants import SEED_MODELS
+from streamfn.constants import SEED_MODELS, dlq_key
 from streamfn.data.synth import RecordSampler, load_profile
 from streamfn.features import EMPLOYEE_ID
 from streamfn.local import services
@@ -37,7 +37,7 @@ from tests.faults.tally import Tally, count_rows, epoch_s, report
 DEFAULTS = defaults()
 STREAM = DEFAULTS.STREAM_KEY
 GROUP = DEFAULTS.CONSUMER_GROUP
-DLQ = DEFAULTS.dlq_key
+DLQ = dlq_key(DEFAULTS.STREAM_KEY)
 TAIL_LINES = 12
 BUCKET = DEFAULTS.PREDICTIONS_BUCKET
 # Reclaim must happen within a test's time. A live poller's entries are not reclaimed under it,

@@ -8,7 +8,7 @@ import pytest
 
 from streamfn import metrics
 from streamfn.config import load_settings
-from streamfn.constants import KINESIS_PREFIX
+from streamfn.constants import kinesis_key
 from streamfn.local import native
 from tests.faults.pipeline import Pipeline
 
@@ -27,7 +27,7 @@ def test_native_poller_sigkill_mid_stream_then_replaced(pipeline: Pipeline, back
     acked = metrics.sample_name(metrics.POLLER_ENTRIES)
     pipeline.wait(lambda: pipeline.poller_total(acked, "a") >= 100, 60, "poller a working")
     if backend == "kinesis":  # both pollers hold a shard (each takes its share)
-        leases = pipeline.r.keys(f"{KINESIS_PREFIX}*:lease:*")
+        leases = pipeline.r.keys(kinesis_key("*", "lease:*"))
         assert sorted(pipeline.r.get(k) for k in leases) == ["a", "b"]
     pipeline.kill_poller("a")
     pipeline.start_pollers("a2")

@@ -87,7 +87,7 @@ def kinesis_mapping(
     """A local Kinesis mapping over the in-process handler (or `invoker`)."""
     from streamfn import connections
 
-    redis = connections.worker_client(settings.REDIS_URL)
+    redis = connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER)
     source = KinesisSource(settings, native.kinesis, redis, invoker or invoke.in_process(settings),
                            consumer, native.sqs)  # fmt: skip
     return Mapping(source)

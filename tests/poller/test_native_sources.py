@@ -99,7 +99,7 @@ def test_seed_curl_for_every_model_ends_as_exactly_once_rows(
     assert mapping.run(burst=True) == len(bodies)
     assert rows_in(native.s3) == expected_rows(ids, bodies)
     # The console's counts: records accepted (ingest) and written (infer), whatever the ids.
-    totals = redis.Redis.from_url(settings.REDIS_URL).hgetall(pc.TOTALS_KEY)
+    totals = redis.Redis.from_url(settings.REDIS_URL).hgetall(pc.totals_key())
     records = sum(expected_rows(ids, bodies).values())
     assert (int(totals[b"ingested"]), int(totals[b"written"])) == (records, records)
     for message_id, (model, _) in zip(ids[:3], bodies[:3], strict=True):

@@ -30,7 +30,7 @@ async def find(client: Redis, settings: Settings, message_id: str) -> dict[str, 
         return dict(message_state.decode(stored))
     if not on_redis:  # ingest marks a Kinesis or SQS message pending when it accepts it
         return None
-    [model] = await message_state.queued(client, settings.STREAM_KEY, [message_id])
+    [model] = await message_state.queued(client, settings.streams, [message_id])
     return None if model is None else {"status": "pending", "model": model}
 
 

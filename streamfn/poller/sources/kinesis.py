@@ -40,7 +40,7 @@ from redis.exceptions import RedisError
 
 from streamfn import crash, events, metrics
 from streamfn.config import Settings
-from streamfn.constants import KINESIS_PREFIX
+from streamfn.constants import kinesis_key
 from streamfn.poller.invoke import InvokeError, Invoker, is_outage
 from streamfn.times import now_ms
 
@@ -133,12 +133,12 @@ class KinesisSource:
         self._move = redis.register_script(_CHECKPOINT)
         self._renew = redis.register_script(_RENEW)
         # One hash tag: the Lua calls touch one Redis Cluster slot.
-        self.checkpoints_key = f"{KINESIS_PREFIX}{{{self.stream}}}:checkpoints"
-        self.pollers_key = f"{KINESIS_PREFIX}{{{self.stream}}}:pollers"
+        self.checkpoints_key = kinesis_key(self.stream, "checkpoints")
+        self.pollers_key = kinesis_key(self.stream, "pollers")
         self.held: set[str] = set()
 
     def lease_key(self, shard_id: str) -> str:
-        return f"{KINESIS_PREFIX}{{{self.stream}}}:lease:{shard_id}"
+        return kinesis_key(self.stream, f"lease:{shard_id}")
 
     def lease(self, shard: Shard) -> bool:
         """Whether this poller holds the shard now (renewed, taken or given up: see _LEASE)."""

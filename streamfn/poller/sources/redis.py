@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from redis import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from streamfn import events, message_state, metrics, stream_ids
 from streamfn.config import Settings
-from streamfn.connections import text
-from streamfn.constants import result_key
+from streamfn.connections import SyncClient, text
+from streamfn.constants import dlq_key, result_key
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +50,19 @@ def body_of(fields: dict[bytes, bytes]) -> str:
 
 
 class RedisSource:
-    """One consumer of the group on STREAM_KEY."""
+    """One consumer of the group on one stream: STREAM_KEY, or one partition of it."""
 
-    def __init__(self, settings: Settings, client: Redis, consumer: str) -> None:
+    def __init__(
+        self, settings: Settings, client: SyncClient, consumer: str, stream: str | None = None
+    ) -> None:
         self.settings = settings
         self.redis = client
         self.consumer = consumer
-        self.stream = settings.STREAM_KEY
+        self.stream = stream or settings.STREAM_KEY
+        self.dlq = dlq_key(self.stream)
         self.group = settings.CONSUMER_GROUP
-        self.arn = f"{settings.REDIS_URL.rsplit('@', 1)[-1]}/{settings.STREAM_KEY}"
+        self.arn = f"{settings.REDIS_URL.rsplit('@', 1)[-1]}/{self.stream}"
+        self.lag: int | None = None  # the group's lag at the last trim, where Redis knows it
         self._next_claim = 0.0
         self._next_trim = 0.0
 
@@ -176,7 +179,7 @@ class RedisSource:
                     b"failed_at": failed_at,
                     b"message_id": entry.id,  # not in the stream's fields: which message this was
                 }
-                pipe.xadd(self.settings.dlq_key, {**entry.fields, **extra})
+                pipe.xadd(self.dlq, {**entry.fields, **extra})
                 model = entry.fields.get(b"model", b"").decode(errors="replace")
                 message_state.stage(pipe, entry.id, message_state.dead_letter(model, error), ttl_s)
             pipe.xack(self.stream, self.group, *(e.id for e in entries))
@@ -188,7 +191,7 @@ class RedisSource:
             )
 
     def maybe_trim(self) -> None:
-        """Trim entries every group has acknowledged (XTRIM MINID); update the lag gauge."""
+        """Trim entries every group has acknowledged (XTRIM MINID); note the group's lag."""
         now = time.monotonic()
         if now < self._next_trim:
             return
@@ -207,4 +210,4 @@ class RedisSource:
         if lag is not None:
             # Redis can overstate the lag after an AOF reload or on a promoted replica
             # (redis/redis#10569); what is left in the stream after the trim bounds it.
-            metrics.POLLER_LAG.set(min(lag, self.redis.xlen(self.stream)))
+            self.lag = min(lag, self.redis.xlen(self.stream))

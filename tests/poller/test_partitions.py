@@ -1,0 +1,116 @@
+"""Pollers over a partitioned stream (STREAM_PARTITIONS=3) on a real redis-server, in-process
+infer, moto S3: every partition read, acknowledged, trimmed and dead-lettered on its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from streamfn.cli.serve import chosen_partitions
+from streamfn.config import Settings
+from streamfn.constants import dlq_key
+from streamfn.infer import handler
+from streamfn.ingest.app import create_app
+from streamfn.poller.loop import redis_poller
+from tests.conftest import bucket_rows, wait_for
+from tests.factories import body, full_record
+
+pytestmark = pytest.mark.slow
+PARTITIONS = 3
+
+
+@pytest.fixture
+def parted(infer_settings: Settings) -> Settings:
+    return infer_settings.model_copy(update={"STREAM_PARTITIONS": PARTITIONS,
+                                             "BATCH_WINDOW_MS": 0})  # fmt: skip
+
+
+def accept(settings: Settings, count: int) -> list[str]:
+    """Send `count` one-record requests of distinct employees through the ingest app."""
+    ids = []
+    with TestClient(create_app(settings)) as client:
+        for n in range(count):
+            answer = client.post(
+                "/predict_stream?model=lightgbm",
+                content=body(full_record(**{"Employee ID": f"EMP{n:04d}"})),
+                headers={"content-type": "application/json"},
+            )
+            assert answer.status_code == 202, answer.text
+            ids.append(answer.json()["message_id"])
+    return ids
+
+
+def test_two_pollers_drain_every_partition_once(parted: Settings, redis_url: str, s3: Any) -> None:
+    ids = accept(parted, 60)
+    r = redis.Redis.from_url(redis_url)
+    assert all(r.xlen(stream) > 0 for stream in parted.streams)
+    ctx = handler.build_context(parted)
+    pollers = [redis_poller(parted, r, lambda e: handler.handle(e, ctx), consumer=name)
+               for name in ("a", "b")]  # fmt: skip
+    handled = 0
+    while (count := sum(p.run(burst=True) for p in pollers)) > 0:
+        handled += count
+    assert handled == 60
+    assert sorted(row["message_id"] for row in bucket_rows(s3)) == sorted(ids)
+    for stream in parted.streams:
+        assert r.xpending(stream, parted.CONSUMER_GROUP)["pending"] == 0
+        for source in pollers[0].sources:
+            source._next_trim = 0
+            source.maybe_trim()
+        assert r.xlen(stream) <= 1  # each partition trimmed up to its last delivered entry
+
+
+def test_a_poller_of_some_partitions_leaves_the_others(
+    parted: Settings, redis_url: str, s3: Any
+) -> None:
+    ids = accept(parted, 30)
+    r = redis.Redis.from_url(redis_url)
+    ctx = handler.build_context(parted)
+    chosen = chosen_partitions("0,2", PARTITIONS)
+    poller = redis_poller(parted, r, lambda e: handler.handle(e, ctx), "some", partitions=chosen)
+    poller.run(burst=True)
+    written = {row["message_id"] for row in bucket_rows(s3)}
+    middle = {i.decode() for i, _ in r.xrange(parted.streams[1])}
+    assert written == set(ids) - middle
+    assert middle
+    assert r.xinfo_groups(parted.streams[1]) == []  # never read: no group made there
+
+
+def test_a_poison_entry_goes_to_its_partitions_dead_letters(
+    parted: Settings, redis_url: str, s3: Any
+) -> None:
+    r = redis.Redis.from_url(redis_url)
+    tuned = parted.model_copy(update={"MAX_DELIVERIES": 2, "CLAIM_IDLE_MS": 1})
+    ctx = handler.build_context(tuned)
+    poller = redis_poller(tuned, r, lambda e: handler.handle(e, ctx), "test")
+    for source in poller.sources:
+        source.ensure_group()
+    poison = r.xadd(tuned.streams[2], {"model": "svm", "data": b"\xff"}, id="5-2").decode()
+
+    def dead_lettered() -> bool:
+        for source in poller.sources:
+            source._next_claim = 0
+        poller.poll_once(block_ms=None)
+        return r.xlen(dlq_key(tuned.streams[2])) == 1
+
+    wait_for(dead_lettered, timeout=20)
+    assert [r.exists(dlq_key(s)) for s in tuned.streams] == [0, 0, 1]
+    state = orjson.loads(r.get(f"streamfn:result:{poison}"))
+    assert state["status"] == "dead_letter"
+
+
+@pytest.mark.parametrize(
+    ("given", "chosen"), [(None, None), ("1", [1]), ("0-2", [0, 1, 2]), ("2,0", [0, 2])]
+)
+def test_partitions_option(given: str | None, chosen: list[int] | None) -> None:
+    assert chosen_partitions(given, PARTITIONS) == chosen
+
+
+@pytest.mark.parametrize("given", ["3", "a", "1-x", ""])
+def test_partitions_option_refuses_what_is_not_there(given: str) -> None:
+    with pytest.raises(SystemExit, match="--partitions"):
+        chosen_partitions(given, PARTITIONS)
