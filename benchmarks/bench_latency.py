@@ -93,8 +93,8 @@ def timed_poller(settings: Any, marks: dict[str, dict[str, int]]) -> Any:
         return found
 
     handler.predict = predict
-    poller = redis_poller(settings, connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER),
-                          invoke.in_process(settings), "latency")  # fmt: skip
+    client = connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER)
+    poller = redis_poller(settings, client, invoke.in_process(settings), "latency")
     read = poller.source.read
 
     def timed_read(count: int, block_ms: int | None) -> Any:

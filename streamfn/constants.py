@@ -24,7 +24,11 @@ CLUSTER_ROOT = "{streamfn}:"
 
 
 def root() -> str:
-    """The start of every key streamfn keeps beside its streams (ROOT, or CLUSTER_ROOT)."""
+    """The start of every key streamfn keeps beside its streams (ROOT, or CLUSTER_ROOT).
+
+    Read from the process's settings (get_settings: the environment), not from a Settings a
+    caller holds: a key's name is fixed for the life of a process, and every function that
+    names a key would otherwise need the settings passed down to it."""
     # Imported here: streamfn.config imports this module.
     from streamfn.config import get_settings
 

@@ -10,11 +10,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypedDict
 
 import orjson
-from redis import Redis
 from redis.client import Pipeline
 
 from streamfn import stream_ids
-from streamfn.connections import AsyncClient
+from streamfn.connections import AsyncClient, SyncClient
 from streamfn.constants import result_key
 from streamfn.partitions import partition_of_id
 
@@ -46,7 +45,10 @@ def stage(
 
 
 def save(
-    client: Redis, states: Iterable[tuple[str, MessageState]], ttl_s: int, key: KeyOf = result_key
+    client: SyncClient,
+    states: Iterable[tuple[str, MessageState]],
+    ttl_s: int,
+    key: KeyOf = result_key,
 ) -> None:
     """Store the states of several messages in one round trip, each expiring after ttl_s (under
     their result keys, or the shadow's)."""

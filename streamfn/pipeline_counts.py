@@ -50,7 +50,7 @@ def accepted_roots(settings: Settings) -> list[str]:
     """Per partition, where ingest counts what it accepts. On one node, beside every other
     count; on a Redis Cluster, in the partition's own slot (its stream's hash tag), so that the
     append script counts in the step that appends, and the counting spreads as the streams do."""
-    if not settings.REDIS_CLUSTER:
+    if not settings.REDIS_CLUSTER or settings.STREAM_BACKEND != "redis":  # Kinesis, SQS: root
         return [root()] * settings.STREAM_PARTITIONS
     return [f"{ROOT}{{{slot_tag(stream)}}}:" for stream in settings.streams]
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from redis import Redis
 
 from streamfn.bucket import PREDICTIONS, Bucket
+from streamfn.connections import SyncClient
 from streamfn.constants import labels_key
 from streamfn.features import EMPLOYEE_ID
 from streamfn.infer.models import LoadedModel
@@ -120,7 +120,7 @@ def batches(
                 held, size = {}, 0
 
 
-def label_cells(redis: Redis | None, rows: pd.DataFrame, predicted: list[str]) -> Counter[str]:
+def label_cells(redis: SyncClient | None, rows: pd.DataFrame, predicted: list[str]) -> Counter[str]:
     """The confusion cells of the labelled rows: written (l:) and candidate's (k:)."""
     if redis is None:
         return Counter()
@@ -141,7 +141,7 @@ def label_cells(redis: Redis | None, rows: pd.DataFrame, predicted: list[str]) -
 
 
 def backtest(
-    candidate: LoadedModel, bucket: Bucket, keys: Sequence[str], redis: Redis | None,
+    candidate: LoadedModel, bucket: Bucket, keys: Sequence[str], redis: SyncClient | None,
     since_ms: int | None = None, progress: Callable[[int, int], None] | None = None,
 ) -> Outcome:  # fmt: skip
     """Predict every row of these objects with the candidate, beside the written prediction

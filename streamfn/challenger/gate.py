@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlflow import MlflowClient
-from redis import Redis
 
+from streamfn.connections import SyncClient
 from streamfn.monitor import stats
 from streamfn.monitor.keys import index_key, shadow_prefix, window_key
 from streamfn.registry import ClientRegistry
@@ -54,7 +54,7 @@ class Decision:
     evidence: Evidence
 
 
-def evidence(redis: Redis, model: str, champion: str, challenger: str) -> Evidence:
+def evidence(redis: SyncClient, model: str, champion: str, challenger: str) -> Evidence:
     """The challenger's shadow counts beside this champion, summed over every window kept."""
     prefix = shadow_prefix(challenger)
     starts = [int(start) for version, start in

@@ -17,10 +17,9 @@ from streamfn.cli.common import CommandError, Commands, check_mlflow, console
 from streamfn.config import Settings
 
 if TYPE_CHECKING:
-    from redis import Redis
-
     from streamfn.challenger.backtest import Outcome
     from streamfn.challenger.gate import Gate
+    from streamfn.connections import SyncClient
 
 _HOURS = re.compile(r"(\d+(?:\.\d+)?)([hd])")
 
@@ -119,7 +118,7 @@ def candidate_version(settings: Settings, name: str, args: argparse.Namespace) -
     return version
 
 
-def labels_store(settings: Settings) -> Redis | None:
+def labels_store(settings: Settings) -> SyncClient | None:
     """Redis, where the labels are; None (agreement only) when it does not answer."""
     from redis.exceptions import RedisError
 

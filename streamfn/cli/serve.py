@@ -91,7 +91,7 @@ def chosen_partitions(given: str | None, partitions: int) -> list[int] | None:
     chosen: set[int] = set()
     for part in given.split(","):
         low, _, high = part.strip().partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
+        if not low.isdigit() or (high and not high.isdigit()) or int(high or low) < int(low):
             raise SystemExit(f"--partitions {given!r}: give numbers like 0,2 or 0-3")
         chosen.update(range(int(low), int(high or low) + 1))
     if not chosen or max(chosen) >= partitions:

@@ -13,12 +13,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from redis import Redis
 from redis.exceptions import RedisError
 
 from streamfn import connections, crash, events, message_state, metrics
 from streamfn.bucket import PREDICTIONS, Bucket, BucketUnavailableError
 from streamfn.config import Settings
+from streamfn.connections import SyncClient
 from streamfn.constants import shadow_key
 from streamfn.infer.challengers import ChallengerCache
 from streamfn.infer.messages import Message, MessageError, decode
@@ -52,7 +52,7 @@ class InferContext:
 
     models: ModelCache
     writer: OnceWriter
-    redis: Redis
+    redis: SyncClient
     result_ttl_s: int
     recorder: DoneRecorder
     closer: WindowCloser | None = None  # None: no monitoring
@@ -87,8 +87,12 @@ def build_context(settings: Settings) -> InferContext:
         writer=OnceWriter(bucket, redis, settings.RESULT_TTL_S, checkpoint),
         redis=redis,
         result_ttl_s=settings.RESULT_TTL_S,
+        # On a cluster with partitions, a message's state and the counts are in two slots.
         recorder=DoneRecorder(
-            redis, settings.RESULT_TTL_S, retention_s(settings), split=settings.REDIS_CLUSTER
+            redis,
+            settings.RESULT_TTL_S,
+            retention_s(settings),
+            split=settings.REDIS_CLUSTER and settings.STREAM_PARTITIONS > 1,
         ),
         closer=closer,
         checkpoint=checkpoint,

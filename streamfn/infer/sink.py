@@ -19,10 +19,9 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from redis import Redis
-
 from streamfn import message_state
 from streamfn.bucket import Bucket, ObjectKind, object_key
+from streamfn.connections import SyncClient
 from streamfn.constants import result_key
 from streamfn.crash import Checkpoint, no_crash
 from streamfn.message_state import KeyOf
@@ -41,7 +40,7 @@ class OnceWriter:
     """Steps 1 and 2 of the protocol, and the check a redelivered message goes through."""
 
     def __init__(
-        self, bucket: Bucket, redis: Redis, ttl_s: int, checkpoint: Checkpoint = no_crash,
+        self, bucket: Bucket, redis: SyncClient, ttl_s: int, checkpoint: Checkpoint = no_crash,
         key: KeyOf = result_key,
     ) -> None:  # fmt: skip
         self.bucket = bucket

@@ -22,12 +22,12 @@ from typing import Any
 import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from streamfn import pipeline_counts as pc
 from streamfn.aws import aws_session
 from streamfn.config import Settings
+from streamfn.connections import AsyncClient
 from streamfn.constants import result_key
 from streamfn.events import kinesis_message_id
 from streamfn.ingest.refusals import BodyError
@@ -87,7 +87,7 @@ class _MarkedWriter:
     service = ""
     max_bytes = 0
 
-    def __init__(self, redis: Redis, ttl_s: int) -> None:
+    def __init__(self, redis: AsyncClient, ttl_s: int) -> None:
         self.redis = redis
         self.ttl_s = ttl_s
 
@@ -127,7 +127,7 @@ class KinesisWriter(_MarkedWriter):
     service = "Kinesis"
     max_bytes = KINESIS_MAX_BYTES
 
-    def __init__(self, client: Any, stream: str, redis: Redis, ttl_s: int) -> None:
+    def __init__(self, client: Any, stream: str, redis: AsyncClient, ttl_s: int) -> None:
         super().__init__(redis, ttl_s)
         self.client = client
         self.stream = stream
@@ -155,7 +155,7 @@ class SqsWriter(_MarkedWriter):
     service = "SQS"
     max_bytes = SQS_MAX_BYTES
 
-    def __init__(self, client: Any, queue_url: str, redis: Redis, ttl_s: int) -> None:
+    def __init__(self, client: Any, queue_url: str, redis: AsyncClient, ttl_s: int) -> None:
         super().__init__(redis, ttl_s)
         self.client = client
         self.queue_url = queue_url
@@ -185,7 +185,7 @@ def aws_client(settings: Settings) -> Any:
     return session.client("sqs", endpoint_url=settings.AWS_ENDPOINT_URL_SQS, config=_CLIENT_CONFIG)
 
 
-def aws_writer(settings: Settings, client: Any, redis: Redis) -> Writer:
+def aws_writer(settings: Settings, client: Any, redis: AsyncClient) -> Writer:
     """The writer of STREAM_BACKEND=kinesis or sqs."""
     if settings.STREAM_BACKEND == "kinesis":
         return KinesisWriter(client, str(settings.KINESIS_STREAM), redis, settings.RESULT_TTL_S)

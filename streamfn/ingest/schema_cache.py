@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from streamfn import schemas
 from streamfn.config import Settings
+from streamfn.connections import AsyncClient
 from streamfn.constants import schema_key
 from streamfn.ingest.validation import Validator
 from streamfn.registry import Registry, RegistryError, open_registry
@@ -68,7 +68,7 @@ class SchemaCache:
             self._registry = open_registry(self.settings.MLFLOW_TRACKING_URI)
         return self._registry
 
-    async def validator(self, model: str, redis: Redis) -> Validator:
+    async def validator(self, model: str, redis: AsyncClient) -> Validator:
         """The validator of a configured model, or ModelUnavailableError."""
         entry = self.entries.get(model)
         if entry is None:
@@ -102,7 +102,7 @@ class SchemaCache:
         entry = self.entries.get(model)
         return entry.validator.schema if entry and entry.validator else None
 
-    async def _first_read(self, model: str, redis: Redis) -> Entry:
+    async def _first_read(self, model: str, redis: AsyncClient) -> Entry:
         try:
             entry = await self._read(model, redis)
         except RegistryError as error:
@@ -115,7 +115,7 @@ class SchemaCache:
         gc.freeze()
         return entry
 
-    async def _read(self, model: str, redis: Redis) -> Entry:
+    async def _read(self, model: str, redis: AsyncClient) -> Entry:
         """Read the schema from the registry; keep a copy in Redis."""
         name = self.settings.models[model]
         try:
@@ -135,7 +135,7 @@ class SchemaCache:
         version = self.registry.alias_version(name, self.settings.MODEL_ALIAS).version
         return self.registry.schema(model, name, version)
 
-    async def _from_redis(self, model: str, redis: Redis, cause: RegistryError) -> Entry:
+    async def _from_redis(self, model: str, redis: AsyncClient, cause: RegistryError) -> Entry:
         """The copy of the model's schema in Redis, when the registry cannot be read."""
         try:
             raw = await redis.get(schema_key(model))
@@ -150,7 +150,7 @@ class SchemaCache:
                     extra={"model": model, "error": str(cause)})  # fmt: skip
         return Entry(Validator(ModelSchema.from_json(orjson.loads(raw))), time.monotonic())
 
-    def _refresh_soon(self, model: str, redis: Redis) -> None:
+    def _refresh_soon(self, model: str, redis: AsyncClient) -> None:
         if model in self._refreshing:
             return
         self._refreshing.add(model)
@@ -158,7 +158,7 @@ class SchemaCache:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _refresh(self, model: str, redis: Redis) -> None:
+    async def _refresh(self, model: str, redis: AsyncClient) -> None:
         """Re-read a model's schema; on failure keep the one in hand and say so."""
         try:
             fresh = await self._read(model, redis)

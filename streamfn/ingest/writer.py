@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+from redis.exceptions import ConnectionError, MovedError, TimeoutError
 
 from streamfn import connections
 from streamfn import pipeline_counts as pc
@@ -101,6 +100,13 @@ class RefusedError(RuntimeError):
     reason = "unavailable"
 
 
+class MasterDownError(RefusedError):
+    """The stream's master did not answer the append and its WAIT (a 503); a failover may be
+    under way."""
+
+    reason = "unavailable"
+
+
 class ReplicasError(RefusedError):
     """INGEST_WAIT_REPLICAS replicas did not confirm the entry in time (a 503)."""
 
@@ -147,7 +153,7 @@ class StreamWriter:
         self.count_roots = pc.accepted_roots(settings)  # each partition's, in its slot
         self.router = Router(len(self.streams))
         self._append = client.register_script(_APPEND)
-        self._nodes: dict[str, AsyncRedis] = {}
+        self._nodes: dict[str, AsyncRedis] = {}  # stream -> its master's client, with WAIT
 
     async def append(self, model: str, records: list[dict[str, Any]]) -> Appended:
         """XADD one entry (model, data, received_at) or raise RefusedError."""
@@ -172,17 +178,20 @@ class StreamWriter:
         if not self.replicas:
             return await self._append(keys=keys, args=args)
         # WAIT counts the replicas that have this connection's writes: the script and the WAIT
-        # go down one connection, the stream's master's (a cluster client would pick any).
+        # go down one connection to the stream's master (a cluster client would pick any).
         node = await self._node_of(stream)
         try:
-            async with node.pipeline(transaction=False) as pipe:
-                await self._append(keys=keys, args=args, client=pipe)
-                pipe.execute_command("WAIT", self.replicas, WAIT_MS)
-                reply, confirmed = await pipe.execute()
-        except (ConnectionError, TimeoutError, ResponseError) as error:
-            await self._forget_nodes()  # a failover moved the slot: learn the new master
-            raise ReplicasError(f"the stream's master did not take the entry: {error}") from None
-        if isinstance(reply, list) and confirmed < self.replicas:
+            async with node.client() as pinned:
+                reply = await self._append(keys=keys, args=args, client=pinned)
+                if not isinstance(reply, list):  # refused: nothing appended, nothing to wait for
+                    return reply
+                confirmed = await pinned.wait(self.replicas, WAIT_MS)
+        except (ConnectionError, TimeoutError, MovedError) as error:
+            self._nodes.pop(stream, None)  # a failover moved the slot, or is moving it
+            if isinstance(self.client, AsyncRedisCluster):
+                await self.client.nodes_manager.initialize()
+            raise MasterDownError(f"the stream's master did not answer: {error}") from None
+        if confirmed < self.replicas:
             raise ReplicasError(
                 f"entry {reply[0].decode()} reached {confirmed} of {self.replicas} replicas "
                 f"(INGEST_WAIT_REPLICAS) in {WAIT_MS} ms; it may still be processed"
@@ -190,26 +199,11 @@ class StreamWriter:
         return reply
 
     async def _node_of(self, stream: str) -> AsyncRedis:
+        """A client of the master holding the stream (the one client, on a single node)."""
         if not isinstance(self.client, AsyncRedisCluster):
             return self.client
-        await self.client.initialize()
-        node = self.client.get_node_from_key(stream)
-        if node.name not in self._nodes:
-            url = node_url(self.url, node.host, node.port)
-            self._nodes[node.name] = connections.request_client(url)  # type: ignore[assignment]
-        return self._nodes[node.name]
-
-    async def _forget_nodes(self) -> None:
-        nodes, self._nodes = self._nodes, {}
-        for node in nodes.values():
-            await node.aclose()
-        if isinstance(self.client, AsyncRedisCluster):
-            await self.client.nodes_manager.initialize()
-
-
-def node_url(url: str, host: str, port: int) -> str:
-    """REDIS_URL (its scheme, credentials, options) pointed at one node of the cluster."""
-    parts = urlsplit(url)
-    credentials = parts.netloc.rpartition("@")[0]
-    where = f"{host}:{port}"
-    return urlunsplit(parts._replace(netloc=f"{credentials}@{where}" if credentials else where))
+        if stream not in self._nodes:
+            await self.client.initialize()
+            node = self.client.get_node_from_key(stream)
+            self._nodes[stream] = connections.node_client(self.url, node.host, node.port)
+        return self._nodes[stream]

@@ -2,7 +2,8 @@
 
 Each node is `redis-server --cluster-enabled yes` with AOF, as the single node of the local stack
 is; `redis-cli --cluster create` gives each master its share of the slots and a replica. A node
-also listens on its port + 10000 (the cluster bus), so node ports are drawn below 55536.
+also listens on its port + 10000 (the cluster bus), which must stay below 65536: node ports are
+drawn between 20000 and 45535.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def read_stream(client: SyncClient, settings: Settings) -> tuple[int | None, ...
     partitions (None: unknown)."""
     if settings.STREAM_BACKEND != "redis":
         return None, None, None, None  # Kinesis or SQS: their depth is theirs to tell
-    totals = [0, 0, 0, 0]
+    totals: list[int | None] = [0, 0, 0, 0]
     for stream in settings.streams:
         try:
             length = client.xlen(stream)
@@ -98,11 +98,15 @@ def read_stream(client: SyncClient, settings: Settings) -> tuple[int | None, ...
         except RedisError:
             return None, None, None, None
         group = next((g for g in groups if text(g["name"]) == settings.CONSUMER_GROUP), None)
-        lag = length if group is None or group.get("lag") is None else group["lag"]
-        # The length bounds a lag Redis overstates after an AOF reload (redis/redis#10569).
+        if group is None:  # nothing read yet: all of it is lag
+            lag: int | None = length
+        elif group.get("lag") is None:  # Redis 6.2, or a lag Redis cannot compute
+            lag = None
+        else:  # the length bounds a lag Redis overstates after an AOF reload (redis/redis#10569)
+            lag = min(group["lag"], length)
         pending = 0 if group is None else group["pending"]
-        for i, value in enumerate((length, min(lag, length), pending, dead)):
-            totals[i] += value
+        totals = [None if t is None or v is None else t + v
+                  for t, v in zip(totals, (length, lag, pending, dead), strict=True)]  # fmt: skip
     return tuple(totals)
 
 

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from redis import Redis
 
 from streamfn import metrics
 from streamfn.bucket import MONITORING, Bucket, BucketUnavailableError
+from streamfn.connections import SyncClient
 from streamfn.monitor import stats
 from streamfn.monitor.keys import open_key, window_key
 
@@ -41,7 +41,7 @@ class WindowCloser:
     """Writes each window's statistics once it is closed; at most every CHECK_EVERY_S."""
 
     def __init__(
-        self, redis: Redis, bucket: Bucket, profiles: Profiles, window_s: float,
+        self, redis: SyncClient, bucket: Bucket, profiles: Profiles, window_s: float,
         min_records: int, drift_psi: float,
     ) -> None:  # fmt: skip
         self.redis = redis

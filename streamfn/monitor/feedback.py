@@ -13,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from streamfn import message_state, stream_ids
 from streamfn.config import Settings
+from streamfn.connections import AsyncClient
 from streamfn.constants import labels_key, result_key, shadow_key
 from streamfn.features import burn_class
 from streamfn.monitor.keys import shadow_prefix, window_key, window_of
@@ -117,7 +116,10 @@ def check(body: object) -> list[dict[str, Any]]:
 
 
 async def join(
-    redis: Redis, labels: list[dict[str, Any]], schemas: dict[str, ModelSchema], settings: Settings
+    redis: AsyncClient,
+    labels: list[dict[str, Any]],
+    schemas: dict[str, ModelSchema],
+    settings: Settings,
 ) -> list[Joined]:
     """Each label joined to its stored prediction; FeedbackError naming those that cannot be."""
     ids = [item["message_id"] for item in labels]
@@ -174,7 +176,7 @@ def challenged(shadow: message_state.MessageState, record_index: int) -> tuple[s
     return shadow_prefix(str(shadow["model_version"])), str(predictions[record_index])
 
 
-async def count_once(redis: Redis, joined: list[Joined], ttl_s: int) -> int:
+async def count_once(redis: AsyncClient, joined: list[Joined], ttl_s: int) -> int:
     """Count each label not counted before; how many were new."""
     keys, args = [], [ttl_s]
     for label in joined:

@@ -93,10 +93,10 @@ return {}
 class DoneRecorder:
     """Records messages done and adds their counts, atomically.
 
-    On a Redis Cluster (`split`) the states and the counts are in different slots, and no
-    script may touch both: the same script runs twice, first with the states alone (a
-    message's keys are in its partition's slot), then with the counts alone. A crash between
-    the two leaves those rows uncounted; never counted twice."""
+    On a Redis Cluster with partitions (`split`) the states and the counts are in different
+    slots, and no script may touch both: the same script runs twice, first with the states
+    alone (a message's keys are in its partition's slot), then with the counts alone. A crash
+    or a Redis error between the two leaves those rows uncounted; never counted twice."""
 
     def __init__(
         self, redis: SyncClient, ttl_s: int, retention_s: int, split: bool = False
@@ -114,25 +114,27 @@ class DoneRecorder:
         tally: Tally,
     ) -> set[str]:
         """Set the states and add the counts; the ids already done (nothing changed) if any."""
-        ids = {result_key(i): i for i, _ in states}
+        keys = [result_key(i) for i, _ in states]
+        ids = dict(zip(keys, (i for i, _ in states), strict=True))
         state_args = [orjson.dumps({k: v for k, v in s.items() if v is not None})
                       for _, s in states]  # fmt: skip
         count_keys, count_args, parts = self._counts(windows, tally)
         header = [self.ttl_s, self.retention_s, len(states)]
         if not self.split:
-            keys = [*ids, *count_keys]
-            done = self._script(keys=keys, args=[*header, len(windows), parts, *state_args,
-                                                 *count_args])  # fmt: skip
+            args = [*header, len(windows), parts, *state_args, *count_args]
+            done = self._script(keys=[*keys, *count_keys], args=args)
             return {ids[key.decode()] for key in done}
         nothing = [0, pc.SERIES_TTL_S, tally.version, tally.at_ms]  # no rows, no windows
-        done = self._script(keys=list(ids), args=[*header, 0, 0, *state_args, *nothing])
+        done = self._script(keys=keys, args=[*header, 0, 0, *state_args, *nothing])
         if done:
             return {ids[key.decode()] for key in done}
         args = [self.ttl_s, self.retention_s, 0, len(windows), parts, *count_args]
         self._script(keys=count_keys, args=args)
         return set()
 
-    def _counts(self, windows: Sequence[Window], tally: Tally) -> tuple[list[str], list, int]:
+    def _counts(
+        self, windows: Sequence[Window], tally: Tally
+    ) -> tuple[list[str], list[object], int]:
         """The keys and arguments of the counts, after the states', and the partitions."""
         parts = sorted(tally.partitions.items())
         keys = [window_key(w.model, w.version, w.start) for w in windows]

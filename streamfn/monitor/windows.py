@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.asyncio import Redis
-
 from streamfn.config import Settings
+from streamfn.connections import AsyncClient
 from streamfn.monitor import stats
 from streamfn.monitor.keys import index_key, window_key
 
 AsyncProfiles = Callable[[str, str], Awaitable[dict[str, Any] | None]]
 
 
-async def recent(redis: Redis, model: str, count: int) -> list[tuple[str, int, dict[str, int]]]:
+async def recent(
+    redis: AsyncClient, model: str, count: int
+) -> list[tuple[str, int, dict[str, int]]]:
     """(version, start, counts) of a model's `count` newest windows, newest first."""
     members = [m.decode() for m in await redis.zrevrange(index_key(model), 0, count - 1)]
     if not members:
@@ -33,7 +34,7 @@ async def recent(redis: Redis, model: str, count: int) -> list[tuple[str, int, d
 
 
 async def reports(
-    redis: Redis, model: str, count: int, settings: Settings, profiles: AsyncProfiles
+    redis: AsyncClient, model: str, count: int, settings: Settings, profiles: AsyncProfiles
 ) -> list[dict[str, Any]]:
     """The statistics of a model's newest windows, newest first."""
     found = []

@@ -20,7 +20,8 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from redis.exceptions import RedisError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
@@ -32,6 +33,7 @@ from streamfn.poller.invoke import InvokeError, Invoker
 from streamfn.poller.sources.redis import Entry, RedisSource
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BLOCK_MS = 1000  # how long an idle read waits; also how quickly a stop request is noticed
 # Under load, how long to wait for more entries before sending a batch that could grow. (Redis
@@ -63,7 +65,6 @@ class Poller:
         self.checkpoint = checkpoint
         self.last_poll: float | None = None  # monotonic time of the last poll that went through
         self.last_batch = 0  # entries of the last batch: more than one means load
-        self._needs_group = True
         self._turn = 0  # the partition the next pass starts at
 
     @property
@@ -104,14 +105,14 @@ class Poller:
         return handled
 
     def _poll_guarded(self, block_ms: int | None) -> int:
-        if self._needs_group:
-            for source in self.sources:
+        for source in self.sources:
+            if source.needs_group:
                 source.ensure_group()
-            self._needs_group = False
         try:
             count = self.poll_once(block_ms)
         except RedisError:
-            self._needs_group = True  # a restarted Redis may have lost the group
+            for source in self.sources:
+                source.needs_group = True  # a restarted Redis may have lost the group
             raise
         self.last_poll = time.monotonic()
         return count
@@ -129,23 +130,50 @@ class Poller:
 
     def poll_once(self, block_ms: int | None = BLOCK_MS) -> int:
         """Give one batch to the next partition with entries; return its size."""
-        turn = self._turn
-        order = self.sources[turn:] + self.sources[:turn]
-        self._turn = (turn + 1) % len(self.sources)
-        several = len(self.sources) > 1
-        count = 0
-        for source in order:
-            count = self.poll_source(source, None if several else block_ms)
+        if len(self.sources) == 1:
+            count = self.poll_source(self.source, block_ms)
+            self.source.maybe_trim()
+            self._set_lag()
+            return count
+        turn = [self.sources[(self._turn + i) % len(self.sources)]
+                for i in range(len(self.sources))]  # fmt: skip
+        ready = [source for source in turn if not source.resting()]
+        if not ready:  # every partition failed a moment ago: Redis is down, back off
+            raise RedisError("every partition's master failed; see the warnings before")
+        served, count = ready[0], 0
+        for source in ready:
+            count = self._poll_partition(source, None)
             if count:
+                served = source
                 break
-        if several and not count and block_ms is not None:
-            count = self.poll_source(order[0], min(block_ms, IDLE_BLOCK_MS))
-        for source in self.sources:
-            source.maybe_trim()
+        if not count and block_ms is not None:
+            count = self._poll_partition(served, min(block_ms, IDLE_BLOCK_MS))
+        self._turn = (self.sources.index(served) + 1) % len(self.sources)
+        for source in ready:
+            self._partition_call(source, source.maybe_trim)
+        self._set_lag()
+        return count
+
+    def _poll_partition(self, source: RedisSource, block_ms: int | None) -> int:
+        count = self._partition_call(source, lambda: self.poll_source(source, block_ms))
+        return count or 0
+
+    @staticmethod
+    def _partition_call(source: RedisSource, call: Callable[[], T]) -> T | None:
+        """Run one partition's call; a Redis error rests that partition (its master failing
+        over) while the others go on."""
+        try:
+            if source.needs_group:
+                source.ensure_group()
+            return call()
+        except RedisError as error:
+            source.rest(error)
+            return None
+
+    def _set_lag(self) -> None:
         lags = [source.lag for source in self.sources if source.lag is not None]
         if lags:
             metrics.POLLER_LAG.set(sum(lags))
-        return count
 
     def poll_source(self, source: RedisSource, block_ms: int | None) -> int:
         """Reclaim idle entries of one partition, top the batch up with new ones, process it."""
@@ -168,10 +196,10 @@ class Poller:
         linger = self.last_batch > 1
         # A partition gets 1/P of the traffic: it waits P times as long for its next entry.
         pause_s = LINGER_S * self.settings.STREAM_PARTITIONS
-        while entries and len(entries) < limit and time.monotonic() < deadline:
+        while entries and len(entries) < limit and (left := deadline - time.monotonic()) > 0:
             more = source.read(limit - len(entries), None)
             if not more and linger:
-                time.sleep(pause_s)
+                time.sleep(min(pause_s, left))
                 more = source.read(limit - len(entries), None)
             if not more:
                 break  # nothing more is coming: go now rather than wait for a fuller batch

@@ -54,7 +54,7 @@ class ClusterPipeline(Pipeline):
             self.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
 
     def settled(self) -> bool:
-        """Every live node says cluster_state:ok and knows the same masters."""
+        """Every live node says cluster_state:ok (every slot served)."""
         for port in set(self.ports) - self.killed:
             info = redis.Redis(port=port, socket_timeout=2).cluster("info")
             if info["cluster_state"] != "ok":
@@ -99,6 +99,14 @@ class ClusterPipeline(Pipeline):
         self.killed.discard(port)
         self.wait(self.settled, 60, f"node {port} back in the cluster")
         self.wait(self.replicated, 60, "every master has its replica in sync again")
+
+    def pending(self, consumer: str | None = None) -> int:
+        """Entries read but not acknowledged, over the partitions: by the group, or one
+        consumer."""
+        if consumer is None:
+            return sum(int(self.r.xpending(s, GROUP)["pending"]) for s in self.streams)
+        return sum(len(self.r.xpending_range(s, GROUP, "-", "+", 1000, consumername=consumer))
+                   for s in self.streams)  # fmt: skip
 
     def added(self) -> int:
         """Entries ever added to the partitions."""

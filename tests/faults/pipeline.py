@@ -178,7 +178,7 @@ class Pipeline:
 
     def close(self) -> None:
         """Stop every child (all at once, redis last) and the proxy; leave nothing behind."""
-        children = [c for c in self.children.values() if c.name != "redis"]
+        children = [c for c in self.children.values() if not c.name.startswith("redis")]
         for child in children:
             child.terminate()  # together: each poller's last batch finishes in parallel
         for child in [*children, *self.children.values()]:

@@ -13,7 +13,7 @@ from streamfn import metrics
 from streamfn.config import get_settings
 from streamfn.features import EMPLOYEE_ID
 from tests.faults.cluster import ClusterPipeline
-from tests.faults.parts import MotoS3, Registry
+from tests.faults.parts import MotoS3, Registry, metric_samples
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -83,3 +83,8 @@ def test_master_sigkill_failover(on_cluster: ClusterPipeline, replicas: int) -> 
     assert tally.duplicated <= CONCURRENCY * BATCH, on_cluster.explain(tally)
     if replicas:  # WAIT: every accepted entry was on the replica that took over
         assert tally.lost == 0, on_cluster.explain(tally)
+        # The promoted master had no replica until the old one came back: refused meanwhile.
+        refused = metric_samples(
+            on_cluster.ingest_port, metrics.sample_name(metrics.INGEST_REJECTIONS)
+        )
+        assert any(labels["reason"] == "replicas" and value > 0 for labels, value in refused)

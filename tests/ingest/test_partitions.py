@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
@@ -14,6 +15,7 @@ from streamfn.config import Settings
 from streamfn.features import EMPLOYEE_ID
 from streamfn.ingest.app import create_app
 from streamfn.partitions import Router, partition_of_id
+from tests.conftest import RedisServer, free_port, wait_for
 from tests.factories import body, full_record
 
 PARTITIONS = 3
@@ -87,3 +89,42 @@ def test_the_router_keeps_an_employee_on_one_partition(partitions: int) -> None:
     assert chosen <= set(range(partitions))
     turns = [router.partition([{}]) for _ in range(2 * partitions)]
     assert turns == [n % partitions for n in range(2 * partitions)]
+
+
+def test_a_202_waits_for_the_replica_and_none_comes_once_it_is_gone(
+    make_settings: Callable[..., Settings], private_redis: RedisServer, tmp_path: Path
+) -> None:
+    (tmp_path / "replica").mkdir()
+    replica_server = RedisServer(free_port(), tmp_path / "replica")
+    replica_server.start()
+    try:
+        _wait_then_refuse(make_settings, private_redis, replica_server)
+    finally:
+        replica_server.kill()
+
+
+def _wait_then_refuse(
+    make_settings: Callable[..., Settings], private_redis: RedisServer, replica_server: RedisServer
+) -> None:
+    master = redis.Redis.from_url(private_redis.url)
+    replica = redis.Redis.from_url(replica_server.url)
+    replica.replicaof("127.0.0.1", private_redis.port)
+
+    def online() -> bool:
+        return master.info("replication").get("slave0", {}).get("state") == "online"
+
+    wait_for(online, timeout=20)
+    settings = make_settings(REDIS_URL=private_redis.url, INGEST_WAIT_REPLICAS=1)
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/predict_stream?model=svm", content=body(full_record()),
+                             headers={"content-type": "application/json"})  # fmt: skip
+        assert answer.status_code == 202, answer.text
+        # WAIT confirmed it: the replica has the entry when the 202 is sent, not later.
+        assert replica.xlen("mlops_stream") == 1
+        replica_server.kill()
+        wait_for(lambda: master.info("replication")["connected_slaves"] == 0, timeout=20)
+        refused = client.post("/predict_stream?model=svm", content=body(full_record()),
+                              headers={"content-type": "application/json"})  # fmt: skip
+    assert refused.status_code == 503
+    assert "0 replicas connected" in refused.json()["detail"]
+    assert master.xlen("mlops_stream") == 1  # refused before anything was appended

@@ -81,3 +81,16 @@ def test_kinesis_or_sqs_run_on_a_moto_server_of_their_own(tmp_path: Path, backen
     else:
         assert stack.env["SQS_QUEUE_URL"] == "http://127.0.0.1:4566/123456789012/streamfn-requests"
     assert "moto" in stack.links[backend.capitalize()]
+
+
+def test_cluster_runs_six_nodes_in_place_of_the_one_redis(tmp_path: Path) -> None:
+    stack = local.plan(local.Options(tmp_path, partitions=6, cluster=True))
+    nodes = [f"redis-{port}" for port in local.CLUSTER_PORTS]
+    assert names(stack) == [*nodes, "mlflow", "s3", "ingest", "poller-1", "producer"]
+    assert [s.ports for s in stack.services[:6]] == [(p,) for p in local.CLUSTER_PORTS]
+    assert all(port + 10_000 < 65_536 for port in local.CLUSTER_PORTS)  # the cluster bus
+    assert "--cluster-enabled" in stack.services[0].command
+    assert stack.env["REDIS_URL"] == "redis://127.0.0.1:7000/0"
+    assert (stack.env["REDIS_CLUSTER"], stack.env["STREAM_PARTITIONS"]) == ("true", "6")
+    plain = local.plan(local.Options(tmp_path))
+    assert (plain.env["REDIS_CLUSTER"], plain.env["STREAM_PARTITIONS"]) == ("false", "1")

@@ -16,7 +16,7 @@ from streamfn.constants import dlq_key
 from streamfn.infer import handler
 from streamfn.ingest.app import create_app
 from streamfn.poller.loop import redis_poller
-from tests.conftest import bucket_rows, wait_for
+from tests.conftest import bucket_rows, free_port, wait_for
 from tests.factories import body, full_record
 
 pytestmark = pytest.mark.slow
@@ -110,7 +110,36 @@ def test_partitions_option(given: str | None, chosen: list[int] | None) -> None:
     assert chosen_partitions(given, PARTITIONS) == chosen
 
 
-@pytest.mark.parametrize("given", ["3", "a", "1-x", ""])
+@pytest.mark.parametrize("given", ["3", "a", "1-x", "", "2-0"])
 def test_partitions_option_refuses_what_is_not_there(given: str) -> None:
     with pytest.raises(SystemExit, match="--partitions"):
         chosen_partitions(given, PARTITIONS)
+
+
+def test_busy_partitions_take_turns_and_a_failing_one_rests_alone(
+    parted: Settings, redis_url: str
+) -> None:
+    r = redis.Redis.from_url(redis_url)
+    tuned = parted.model_copy(update={"BATCH_SIZE": 5})
+    for n in range(40):  # partitions 0 and 2 busy, 1 empty
+        for p in (0, 2):
+            r.xadd(tuned.streams[p], {"model": "svm", "data": b"[]"}, id=f"{n + 1}-{p}")
+    served: list[str] = []
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        served.append(event["Records"][0]["eventSourceARN"].rsplit("/", 1)[1])
+        return {"batchItemFailures": []}
+
+    poller = redis_poller(tuned, r, invoke, "fair")
+    for _ in range(6):
+        poller.poll_once(block_ms=None)
+    assert served == [tuned.streams[p] for p in (0, 2, 0, 2, 0, 2)]
+    # Partition 2's master stops answering: 0 goes on alone, 2 rests, nothing is raised.
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
+    poller.sources[2].redis = dead
+    served.clear()
+    for _ in range(4):
+        poller.poll_once(block_ms=None)
+    assert set(served) == {tuned.streams[0]}
+    assert poller.sources[2].resting()
+    assert r.xpending(tuned.streams[2], tuned.CONSUMER_GROUP)["pending"] == 0  # left unread

@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import Response
-from redis.asyncio import Redis
 
 from streamfn import message_state, stream_ids
 from streamfn.config import Settings
+from streamfn.connections import AsyncClient
 from streamfn.constants import result_key
 from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
 from streamfn.ingest.openapi import MESSAGE, NOT_FOUND, REDIS_DOWN
@@ -20,7 +20,7 @@ from streamfn.message_ids import NATIVE_ID
 router = APIRouter()
 
 
-async def find(client: Redis, settings: Settings, message_id: str) -> dict[str, Any] | None:
+async def find(client: AsyncClient, settings: Settings, message_id: str) -> dict[str, Any] | None:
     """The stored state of a message, {"status": "pending"} while in the stream, else None."""
     on_redis = settings.STREAM_BACKEND == "redis"
     if not (stream_ids.is_stream_id(message_id) if on_redis else NATIVE_ID.fullmatch(message_id)):

@@ -35,11 +35,11 @@ from typing import Any
 
 import orjson
 from botocore.exceptions import ClientError
-from redis import Redis
 from redis.exceptions import RedisError
 
 from streamfn import crash, events, metrics
 from streamfn.config import Settings
+from streamfn.connections import SyncClient
 from streamfn.constants import kinesis_key
 from streamfn.poller.invoke import InvokeError, Invoker, is_outage
 from streamfn.times import now_ms
@@ -115,7 +115,7 @@ class KinesisSource:
     """KINESIS_STREAM as Lambda's mapping reads it, each batch invoked through `invoke`."""
 
     def __init__(
-        self, settings: Settings, client: Any, redis: Redis, invoke: Invoker, consumer: str,
+        self, settings: Settings, client: Any, redis: SyncClient, invoke: Invoker, consumer: str,
         sqs: Any = None, checkpoint: crash.Checkpoint = crash.no_crash,
     ) -> None:  # fmt: skip
         self.settings = settings
@@ -132,7 +132,7 @@ class KinesisSource:
         self._lease = redis.register_script(_LEASE)
         self._move = redis.register_script(_CHECKPOINT)
         self._renew = redis.register_script(_RENEW)
-        # One hash tag: the Lua calls touch one Redis Cluster slot.
+        # One slot for the Lua calls: the stream's hash tag on one node, `{streamfn}` on a cluster.
         self.checkpoints_key = kinesis_key(self.stream, "checkpoints")
         self.pollers_key = kinesis_key(self.stream, "pollers")
         self.held: set[str] = set()

@@ -26,6 +26,7 @@ from streamfn.constants import dlq_key, result_key
 log = logging.getLogger(__name__)
 
 TRIM_EVERY_S = 1.0
+REST_S = 1.0  # how long a partition whose master failed is left alone (a failover takes seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +64,23 @@ class RedisSource:
         self.group = settings.CONSUMER_GROUP
         self.arn = f"{settings.REDIS_URL.rsplit('@', 1)[-1]}/{self.stream}"
         self.lag: int | None = None  # the group's lag at the last trim, where Redis knows it
+        self.needs_group = True  # at the start, and after an error (Redis may have lost it)
         self._next_claim = 0.0
         self._next_trim = 0.0
+        self._rest_until = 0.0
+
+    def rest(self, error: RedisError) -> None:
+        """Leave this partition alone for REST_S: its master failed (a failover may be under
+        way), and the poller's other partitions go on meanwhile."""
+        self._rest_until = time.monotonic() + REST_S
+        self.needs_group = True
+        metrics.POLLER_BACKOFFS.inc()
+        log.warning("partition failed; resting it", extra={
+            "stream": self.stream, "error": str(error), "retry_in_s": REST_S})  # fmt: skip
+
+    def resting(self) -> bool:
+        """Whether this partition rests after a failure."""
+        return time.monotonic() < self._rest_until
 
     def ensure_group(self) -> None:
         """Create the consumer group (and the stream) if missing."""
@@ -73,6 +89,7 @@ class RedisSource:
         except ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
+        self.needs_group = False
 
     def read(self, count: int, block_ms: int | None) -> list[Entry]:
         """Up to `count` new entries; wait up to block_ms for the first (None: do not wait)."""
