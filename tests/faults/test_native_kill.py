@@ -23,8 +23,8 @@ def test_native_poller_sigkill_mid_stream_then_replaced(pipeline: Pipeline, back
     native.create(load_settings(**pipeline.env), VISIBILITY_TIMEOUT_S)
     pipeline.start("a", "b")
     # One request at a time on Kinesis: moto numbers a shard's records without a lock, and two
-    # puts at once can take one sequence number, the second overwriting the first (a record
-    # lost inside moto, both 202s naming the same id). AWS does not; moto's SQS neither.
+    # puts at once could take one sequence number, the second overwriting the first (a record
+    # lost inside moto). One CI run lost a record in this case; AWS numbers records itself.
     concurrency = 1 if backend == "kinesis" else 4
     run = pipeline.produce(3000, seed=111 if backend == "kinesis" else 121, concurrency=concurrency)
     # "a" is working the stream: it has settled batches (and holds the next one).
