@@ -10,6 +10,13 @@ at once. When the last batch was a single entry (light traffic), that is all: th
 alone, at once. When it held more (entries arrived while it was in flight), the poller lingers
 a millisecond at a time while entries keep arriving, for at most BATCH_WINDOW_MS, so that under
 load batches grow and their fixed cost is shared.
+
+With STREAM_PARTITIONS > 1 a poller reads its partitions in turn, one XREADGROUP each (a Redis
+Cluster refuses one command over several slots): the first with entries gets the batch, and the
+next pass starts at the partition after it. When none has any, it waits on one of them for
+IDLE_BLOCK_MS, so an entry on another waits that long at most. A partition lingers P times as
+long for more entries (it gets 1/P of them), and one whose master fails rests while the others
+go on.
 """
 
 from __future__ import annotations
