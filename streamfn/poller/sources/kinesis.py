@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -35,12 +34,12 @@ from typing import Any
 
 import orjson
 from botocore.exceptions import ClientError
-from redis.exceptions import RedisError
 
 from streamfn import crash, events, metrics
 from streamfn.config import Settings
 from streamfn.connections import SyncClient
 from streamfn.constants import kinesis_key
+from streamfn.poller.heartbeat import beating
 from streamfn.poller.invoke import InvokeError, Invoker, is_outage
 from streamfn.times import now_ms
 
@@ -291,23 +290,9 @@ class KinesisSource:
         """Renew the shard's lease every quarter of CLAIM_IDLE_MS while a batch is invoked, so
         that no other poller takes the shard from a slow invocation (a cold start)."""
         every_s = max(self.settings.CLAIM_IDLE_MS // 4, 1) / 1000
-        done = threading.Event()
         key, ttl = self.lease_key(shard.shard_id), self.settings.CLAIM_IDLE_MS
-
-        def beat() -> None:
-            while not done.wait(every_s):
-                try:
-                    self._renew(keys=[key], args=[self.consumer, ttl])
-                except RedisError as error:  # the batch's own calls will meet the outage
-                    log.warning("could not hold the shard", extra={"error": str(error)})
-
-        heart = threading.Thread(target=beat, name="hold-shard", daemon=True)
-        heart.start()
-        try:
+        with beating(every_s, lambda: self._renew(keys=[key], args=[self.consumer, ttl]), "shard"):
             yield
-        finally:
-            done.set()
-            heart.join()
 
     def read(self, shard: Shard) -> list[dict[str, Any]]:
         """Up to BATCH_SIZE records from the shard's position, more for at most BATCH_WINDOW_MS."""

@@ -8,7 +8,6 @@ counter. Acknowledged entries are trimmed (XTRIM MINID) so the stream's memory s
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from streamfn import events, message_state, metrics, stream_ids
 from streamfn.config import Settings
 from streamfn.connections import SyncClient, text
 from streamfn.constants import dlq_key, result_key
+from streamfn.poller.heartbeat import beating
 
 log = logging.getLogger(__name__)
 
@@ -145,24 +145,14 @@ class RedisSource:
         while this process was frozen is not taken back.
         """
         every_ms = max(self.settings.CLAIM_IDLE_MS // 4, 1)
-        done = threading.Event()
 
         def beat() -> None:
-            while not done.wait(every_ms / 1000):
-                try:
-                    self.redis.xclaim(
-                        self.stream, self.group, self.consumer, every_ms // 2, ids, justid=True
-                    )
-                except RedisError as error:  # the batch's own calls will meet the outage
-                    log.warning("could not hold the batch", extra={"error": str(error)})
+            self.redis.xclaim(
+                self.stream, self.group, self.consumer, every_ms // 2, ids, justid=True
+            )
 
-        heart = threading.Thread(target=beat, name="hold-batch", daemon=True)
-        heart.start()
-        try:
+        with beating(every_ms / 1000, beat, "batch"):
             yield
-        finally:
-            done.set()
-            heart.join()
 
     def leave(self) -> None:
         """Leave the group when stopping, unless this consumer still holds entries (those stay
