@@ -4,6 +4,7 @@ the pollers answering, the versions each model has served, and the objects per m
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,19 +25,22 @@ async def status(redis: AsyncClient, settings: Settings, now_s: float) -> dict[s
     slots = pc.recent_slots(now_s)
     # Where ingest counts: one root, or on a Redis Cluster one per partition.
     roots = sorted(set(pc.accepted_roots(settings)))
+    # Each series is one MGET of one slot, sent on its own: a cluster's pipeline refuses MGET.
+    series_reads = [redis.mget([pc.series_key(pc.WRITTEN, s) for s in slots])]
+    series_reads += [redis.mget([pc.series_key(pc.ACCEPTED, s, at) for s in slots])
+                     for at in roots]  # fmt: skip
+    written, *accepted_by_root = await asyncio.gather(*series_reads)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(pc.totals_key())
-        pipe.mget([pc.series_key(pc.WRITTEN, s) for s in slots])
         for at in roots:
             pipe.hget(pc.totals_key(at), pc.ACCEPTED)
-            pipe.mget([pc.series_key(pc.ACCEPTED, s, at) for s in slots])
         for stream in settings.streams:
             pipe.xlen(stream)
             pipe.xlen(dlq_key(stream))
-        totals, written, *found = await pipe.execute()
-    counted, lengths = found[: 2 * len(roots)], found[2 * len(roots) :]
-    ingested = sum(int(v or 0) for v in counted[0::2])
-    accepted = [sum(int(v or 0) for v in column) for column in zip(*counted[1::2], strict=True)]
+        totals, *found = await pipe.execute()
+    counted, lengths = found[: len(roots)], found[len(roots) :]
+    ingested = sum(int(v or 0) for v in counted)
+    accepted = [sum(int(v or 0) for v in column) for column in zip(*accepted_by_root, strict=True)]
     length, dead = sum(lengths[0::2]), sum(lengths[1::2])
     lag, pending, pollers = await _group(redis, settings, lengths[0::2])
     series = {

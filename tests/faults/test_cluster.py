@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from streamfn import metrics
@@ -49,6 +50,15 @@ def test_poller_sigkill_on_a_cluster_loses_and_repeats_nothing(on_cluster: Clust
     on_cluster.drain()
     tally = on_cluster.tally("cluster_poller_sigkill")
     on_cluster.check(tally)
+    # The console reads the counts of every partition, each in its own slot, through the cluster.
+    shown = httpx.get(f"{on_cluster.env['INGEST_URL']}/ui/api/status", timeout=10)
+    assert shown.status_code == 200, shown.text
+    found = shown.json()
+    records = len(on_cluster.accepted)
+    assert (found["ingested"], found["processed"], found["lag"], found["pending"]) == (
+        records, records, 0, 0,
+    )  # fmt: skip
+    assert sum(found["series"]["ingested"]) == sum(found["series"]["processed"]) == records
     # Every partition took requests, and each employee's rows came from one partition.
     for stream in on_cluster.streams:
         assert int(on_cluster.r.xinfo_stream(stream)["entries-added"]) > 0, stream
