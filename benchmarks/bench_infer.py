@@ -19,9 +19,9 @@ import pandas as pd
 
 from streamfn.data import training
 from streamfn.data.synth import RecordSampler, load_profile
-from streamfn.features import FEATURE_NAMES, NUMERIC
-from streamfn.infer.models import frame_of
-from streamfn.schemas import seed_schema
+from streamfn.models.cache import frame_of
+from streamfn.models.schemas import seed_schema
+from streamfn.models.seed import FEATURE_NAMES, NUMERIC
 
 SEED = seed_schema()
 

@@ -22,18 +22,18 @@ from typing import Any
 
 import orjson
 
-from streamfn import connections, times
 from streamfn.bench import pipeline
 from streamfn.bench.load import drive
-from streamfn.bucket import Bucket
-from streamfn.config import load_settings
-from streamfn.constants import SEED_MODELS, result_key
+from streamfn.core import clock, connections
+from streamfn.core.keys import SEED_MODELS, result_key
+from streamfn.core.settings import load_settings
 from streamfn.data import training
 from streamfn.data.synth import RecordSampler, load_profile
 from streamfn.infer import handler
 from streamfn.local import services, stack
 from streamfn.poller import invoke
 from streamfn.poller.loop import redis_poller
+from streamfn.sink.bucket import Bucket
 
 STEPS = ("accepted → read", "read → predicting", "predicting", "predicted → written", "total")
 
@@ -84,11 +84,11 @@ def timed_poller(settings: Any, marks: dict[str, dict[str, int]]) -> Any:
     original_predict = handler.predict
 
     def predict(model: Any, messages: Any, probabilities: bool) -> Any:
-        started = times.now_ms()
+        started = clock.now_ms()
         found = original_predict(model, messages, probabilities)
         for m in messages:
             marks.setdefault(m.message_id, {}).update(
-                predicting=started, predicted=times.now_ms(), accepted=m.received_at
+                predicting=started, predicted=clock.now_ms(), accepted=m.received_at
             )
         return found
 
@@ -100,7 +100,7 @@ def timed_poller(settings: Any, marks: dict[str, dict[str, int]]) -> Any:
     def timed_read(count: int, block_ms: int | None) -> Any:
         entries = read(count, block_ms)
         for entry in entries:
-            marks.setdefault(entry.id, {})["read"] = times.now_ms()
+            marks.setdefault(entry.id, {})["read"] = clock.now_ms()
         return entries
 
     poller.source.read = timed_read  # type: ignore[method-assign]

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import orjson
 
-from streamfn.features import FEATURES, Feature
 from streamfn.ingest.validation import Validator
-from streamfn.schemas import seed_schema
+from streamfn.models.schemas import seed_schema
+from streamfn.models.seed import FEATURES, Feature
 
 parse_body = Validator(seed_schema()).parse_body
 

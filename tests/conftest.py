@@ -23,7 +23,7 @@ import httpx
 import pytest
 import redis
 
-from streamfn.config import Settings, load_settings
+from streamfn.core.settings import Settings, load_settings
 from streamfn.local.stack import free_port
 
 # The real stacks (MLflow server, moto's S3 server, a pipeline of children) some suites share.

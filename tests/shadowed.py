@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamfn.data.synth import RecordSampler, load_profile
-from streamfn.features import EMPLOYEE_ID
+from streamfn.models.seed import EMPLOYEE_ID
 
 
 def sampled_records(count: int, seed: int) -> list[dict[str, Any]]:

@@ -15,8 +15,14 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from streamfn.bucket import PREDICTIONS, Bucket, BucketUnavailableError, make_s3_client, object_key
-from streamfn.config import Settings, load_settings
+from streamfn.core.settings import Settings, load_settings
+from streamfn.sink.bucket import (
+    PREDICTIONS,
+    Bucket,
+    BucketUnavailableError,
+    make_s3_client,
+    object_key,
+)
 from tests.conftest import free_port
 
 BUCKET = "predictions"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streamfn.config import ConfigError, Settings, load_settings
-from streamfn.constants import dlq_key
+from streamfn.core.keys import dlq_key
+from streamfn.core.settings import ConfigError, Settings, load_settings
 
 
 @pytest.fixture(autouse=True)

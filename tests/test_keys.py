@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from streamfn import pipeline_counts as pc
-from streamfn.config import get_settings, load_settings
-from streamfn.constants import kinesis_key, labels_key, result_key, schema_key, shadow_key
+from streamfn.core.keys import kinesis_key, labels_key, result_key, schema_key, shadow_key
+from streamfn.core.settings import get_settings, load_settings
 from streamfn.monitor.keys import index_key, open_key, window_key
+from streamfn.sink import counts as pc
 
 
 @pytest.fixture

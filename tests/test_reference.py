@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from streamfn import reference
-from streamfn.schemas import Column, ModelSchema
+from streamfn.models import reference
+from streamfn.models.schemas import Column, ModelSchema
 
 SCHEMA = ModelSchema("m", "M", "1", (Column("x", "number"), Column("c", "string")))
 

@@ -8,9 +8,9 @@ import math
 import pytest
 import yaml
 
-from streamfn import schemas
-from streamfn.features import FEATURE_NAMES
-from streamfn.schemas import Column, ModelSchema, SchemaError
+from streamfn.models import schemas
+from streamfn.models.schemas import Column, ModelSchema, SchemaError
+from streamfn.models.seed import FEATURE_NAMES
 
 
 def mlmodel(inputs: list[dict] | None, outputs: list[dict] | None = None) -> str:

@@ -3,10 +3,10 @@ S3, `batchItemFailures` out."""
 
 from typing import Any
 
-from streamfn import logs
-from streamfn.config import get_settings
-from streamfn.events import BatchResponse
+from streamfn.core import logs
+from streamfn.core.settings import get_settings
 from streamfn.infer import handler as infer
+from streamfn.stream.events import BatchResponse
 
 logs.configure("streamfn-infer")
 # Module scope: a warm Lambda container (or the poller's process) keeps models loaded. Loading

@@ -2,7 +2,7 @@
 
 from mangum import Mangum
 
-from streamfn.ingest.app import create_app
+from streamfn.app import create_app
 
 app = create_app()
 handler = Mangum(app, lifespan="off")

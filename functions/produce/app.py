@@ -3,8 +3,8 @@
 import asyncio
 from typing import Any
 
-from streamfn import logs
-from streamfn.config import get_settings
+from streamfn.core import logs
+from streamfn.core.settings import get_settings
 from streamfn.data import producer
 from streamfn.data.plan import plan_from_event
 

@@ -38,8 +38,8 @@ from urllib.parse import urlsplit
 import orjson
 from redis import Redis
 
-from streamfn import connections
 from streamfn.bench.console_cost import CpuMeter
+from streamfn.core import connections
 from streamfn.data.synth import RecordSampler, load_profile
 
 PARTS = ("xadd", "xreadgroup", "ingest", "poller", "s3")
@@ -278,9 +278,9 @@ def measure_s3(
     (1 thread) and from a pool of threads."""
     from botocore.config import Config
 
-    from streamfn.aws import aws_session
-    from streamfn.bucket import Bucket
-    from streamfn.config import load_settings
+    from streamfn.core.aws import aws_session
+    from streamfn.core.settings import load_settings
+    from streamfn.sink.bucket import Bucket
 
     settings = load_settings(AWS_ENDPOINT_URL_S3=endpoint, AWS_ACCESS_KEY_ID="bench",
                              AWS_SECRET_ACCESS_KEY="bench")  # fmt: skip
@@ -401,7 +401,7 @@ def _drain(
 
 def result_key_bytes(client: Redis) -> int:
     """MEMORY USAGE of one message's result key (0 when there is none)."""
-    from streamfn.constants import result_key
+    from streamfn.core.keys import result_key
 
     for key in client.scan_iter(match=result_key("*"), count=1000):
         return int(client.memory_usage(key, samples=0) or 0)
@@ -417,8 +417,8 @@ def measure_poller(
     then backlogs XADDed straight into the stream, each timed from its first XADD until the
     group has acknowledged all of it, growing until one lasts about `seconds`."""
     from streamfn.bench import pipeline
-    from streamfn.config import load_settings
-    from streamfn.constants import SEED_MODELS
+    from streamfn.core.keys import SEED_MODELS
+    from streamfn.core.settings import load_settings
 
     found = []
     for size in sizes:

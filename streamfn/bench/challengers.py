@@ -7,9 +7,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from streamfn.constants import SEED_MODELS
+from streamfn.core.keys import SEED_MODELS
 from streamfn.data import training
-from streamfn.registry import open_registry
+from streamfn.models.registry import open_registry
 
 MODEL = "lightgbm"
 WORKING = "challenger"

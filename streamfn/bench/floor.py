@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from streamfn.bench import Measurement
+from streamfn.core.clock import now_ms
 from streamfn.infer import handler
 from streamfn.infer.messages import Message
-from streamfn.infer.models import LoadedModel
-from streamfn.infer.rows import encode_csv
-from streamfn.times import now_ms
+from streamfn.models.cache import LoadedModel
+from streamfn.sink.rows import encode_csv
 
 
 def one_batch(model: LoadedModel, records: list[dict[str, Any]]) -> bytes:

@@ -18,9 +18,9 @@ import orjson
 
 from streamfn.bench import Measurement
 from streamfn.bench.load import drive
-from streamfn.constants import SEED_MODELS
-from streamfn.features import FEATURE_NAMES, NUMERIC
+from streamfn.core.keys import SEED_MODELS
 from streamfn.local import stack
+from streamfn.models.seed import FEATURE_NAMES, NUMERIC
 
 SEED_STREAM = "seed_stream"
 SEED_GROUP = "workers"
@@ -76,8 +76,8 @@ def seed_worker(
     import mlflow
     from redis import Redis
 
-    from streamfn.infer.models import frame_of
-    from streamfn.schemas import seed_schema
+    from streamfn.models.cache import frame_of
+    from streamfn.models.schemas import seed_schema
 
     r = Redis.from_url(redis_url)
     r.delete(SEED_STREAM)

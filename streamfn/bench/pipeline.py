@@ -30,15 +30,15 @@ from tenacity import (
     wait_fixed,
 )
 
-from streamfn import connections, metrics
 from streamfn.bench import CurvePoint, Measurement
 from streamfn.bench.load import drive
-from streamfn.bucket import Bucket
-from streamfn.config import Settings, load_settings
-from streamfn.connections import text
-from streamfn.constants import result_key
+from streamfn.core import connections, metrics
+from streamfn.core.connections import text
+from streamfn.core.keys import result_key
+from streamfn.core.settings import Settings, load_settings
 from streamfn.local import services, stack
 from streamfn.local.status import scrape
+from streamfn.sink.bucket import Bucket
 
 DRAIN_TIMEOUT_S = 300.0
 # An alias no version has: no shadow scoring, unless a measurement asks for the challenger.

@@ -14,12 +14,12 @@ from rich.console import Console
 
 from streamfn.bench import Measurement, challengers, console_cost, floor, peers, pipeline, report
 from streamfn.bench.load import require_wrk
-from streamfn.config import defaults
-from streamfn.constants import SEED_MODELS
+from streamfn.core.keys import SEED_MODELS
+from streamfn.core.settings import defaults
 from streamfn.data import training
 from streamfn.data.synth import RecordSampler, load_profile
-from streamfn.features import EMPLOYEE_ID
-from streamfn.infer.models import LoadedModel
+from streamfn.models.cache import LoadedModel
+from streamfn.models.seed import EMPLOYEE_ID
 
 DEFAULTS = defaults()
 FLOOR_SIZES = (1, 100, 1000)
@@ -145,7 +145,7 @@ class Bench:
         return markdown, png
 
     def measure_floor(self, registry: str) -> None:
-        from streamfn.infer.models import ModelCache
+        from streamfn.models.cache import ModelCache
 
         self.say("(a) the in-process floor: frame + predict + CSV encode")
         cache = ModelCache(registry, "champion", 3600, SEED_MODELS)
@@ -237,7 +237,7 @@ class Bench:
         of two alternated; the p99 at one rate with the broken one and with none; beside them the
         working challenger's own in-process cost (frame + predict + CSV, 1,000 records a call),
         which shadow scoring should not exceed."""
-        from streamfn.infer.models import ModelCache
+        from streamfn.models.cache import ModelCache
 
         self.say("(b) the pipeline with a challenger in shadow, a broken one and none, lightgbm")
         version, gone = challengers.working(registry), challengers.broken(registry)
@@ -281,9 +281,9 @@ class Bench:
         at which that run wrote them."""
         import datetime as dt
 
-        from streamfn.bucket import Bucket
         from streamfn.challenger import backtest
-        from streamfn.config import load_settings
+        from streamfn.core.settings import load_settings
+        from streamfn.sink.bucket import Bucket
 
         bucket = Bucket.from_settings(load_settings(**bench.env))
         started = time.perf_counter()

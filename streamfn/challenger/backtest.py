@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from streamfn.bucket import PREDICTIONS, Bucket
-from streamfn.connections import SyncClient
-from streamfn.constants import labels_key
-from streamfn.features import EMPLOYEE_ID
-from streamfn.infer.models import LoadedModel
+from streamfn.core.connections import SyncClient
+from streamfn.core.keys import labels_key
+from streamfn.models.cache import LoadedModel
+from streamfn.models.schemas import ModelSchema
+from streamfn.models.seed import EMPLOYEE_ID
 from streamfn.monitor import stats
-from streamfn.schemas import ModelSchema
+from streamfn.sink.bucket import PREDICTIONS, Bucket
 
 BATCH_ROWS = 50_000
 READERS = 8

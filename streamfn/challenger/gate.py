@@ -20,10 +20,10 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from streamfn.connections import SyncClient
+from streamfn.core.connections import SyncClient
+from streamfn.models.registry import ClientRegistry
 from streamfn.monitor import stats
 from streamfn.monitor.keys import index_key, shadow_prefix, window_key
-from streamfn.registry import ClientRegistry
 
 TAG = "streamfn."
 

@@ -11,9 +11,9 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from streamfn import logs
 from streamfn.cli.common import CommandError, console
-from streamfn.config import ConfigError, Settings, get_settings
+from streamfn.core import logs
+from streamfn.core.settings import ConfigError, Settings, get_settings
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,12 +14,12 @@ from rich.console import Console
 from rich.table import Table
 
 from streamfn.cli.common import CommandError, Commands, check_mlflow, console
-from streamfn.config import Settings
+from streamfn.core.settings import Settings
 
 if TYPE_CHECKING:
     from streamfn.challenger.backtest import Outcome
     from streamfn.challenger.gate import Gate
-    from streamfn.connections import SyncClient
+    from streamfn.core.connections import SyncClient
 
 _HOURS = re.compile(r"(\d+(?:\.\d+)?)([hd])")
 
@@ -56,8 +56,8 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     """Move the champion alias to the challenger when the live evidence passes the gate."""
     from redis.exceptions import RedisError
 
-    from streamfn import connections
     from streamfn.challenger import gate
+    from streamfn.core import connections
 
     doors = open_gate(settings, args.model)
     try:
@@ -105,7 +105,7 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 def candidate_version(settings: Settings, name: str, args: argparse.Namespace) -> str:
     """The version to backtest: --version, or the one --alias names."""
-    from streamfn.registry import RegistryError, open_registry
+    from streamfn.models.registry import RegistryError, open_registry
 
     if args.version is not None:
         return str(args.version)
@@ -122,7 +122,7 @@ def labels_store(settings: Settings) -> SyncClient | None:
     """Redis, where the labels are; None (agreement only) when it does not answer."""
     from redis.exceptions import RedisError
 
-    from streamfn import connections
+    from streamfn.core import connections
 
     redis = connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER)
     try:
@@ -137,9 +137,9 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     """Score the bucket's rows again with a candidate version; print how it compares."""
     from mlflow import MlflowClient
 
-    from streamfn.bucket import Bucket, BucketUnavailableError
     from streamfn.challenger import backtest
-    from streamfn.infer.models import load_version
+    from streamfn.models.cache import load_version
+    from streamfn.sink.bucket import Bucket, BucketUnavailableError
 
     uri = settings.MLFLOW_TRACKING_URI
     check_mlflow(uri)

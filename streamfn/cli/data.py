@@ -13,15 +13,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from streamfn import schemas
 from streamfn.cli.common import CommandError, Commands, check_mlflow, console
-from streamfn.config import Settings
-from streamfn.constants import SEED_MODELS
+from streamfn.core.keys import SEED_MODELS
+from streamfn.core.settings import Settings
 from streamfn.data import DATASET_PATH, producer
 from streamfn.data.plan import Plan, Tally
 from streamfn.data.samplers import SamplerError
-from streamfn.registry import RegistryError
-from streamfn.schemas import SchemaError
+from streamfn.models import schemas
+from streamfn.models.registry import RegistryError
+from streamfn.models.schemas import SchemaError
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 10.0
@@ -154,7 +154,7 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
 
 def serve_health(port: int, tally: Tally) -> None:
     """/health (ok while records are being accepted) and /metrics on `port`."""
-    from streamfn import health
+    from streamfn.core import health
 
     def healthy() -> tuple[bool, dict[str, Any]]:
         since = tally.last_accepted or tally.started

@@ -10,7 +10,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from streamfn.cli.common import CommandError, Commands, console
-from streamfn.config import Settings, parse_models
+from streamfn.core.settings import Settings, parse_models
 
 RESULT_COLUMNS = ("message_id", "record_index", "model", "model_version", "prediction_label",
                   "predicted_at", "imputed", "Employee ID")  # fmt: skip
@@ -49,7 +49,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_buckets(args: argparse.Namespace, settings: Settings) -> int:
     """Create PREDICTIONS_BUCKET and any other buckets named, unless they exist."""
-    from streamfn.bucket import Bucket, BucketUnavailableError, make_s3_client
+    from streamfn.sink.bucket import Bucket, BucketUnavailableError, make_s3_client
 
     client = make_s3_client(settings)
     for name in dict.fromkeys([settings.PREDICTIONS_BUCKET, *args.names]):
@@ -63,8 +63,8 @@ def cmd_buckets(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     """List the CSV objects per model and date, show the newest rows, optionally download."""
-    from streamfn.bucket import Bucket, BucketUnavailableError
-    from streamfn.local import catalog
+    from streamfn.sink import catalog
+    from streamfn.sink.bucket import Bucket, BucketUnavailableError
 
     bucket = Bucket.from_settings(settings)
     where = f"s3://{bucket.name} at {settings.AWS_ENDPOINT_URL_S3 or 'AWS'}"

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from streamfn.cli.common import Commands
-from streamfn.config import INGEST_PORT, Settings, load_settings
+from streamfn.core.settings import INGEST_PORT, Settings, load_settings
 
 POLL_OPTIONS = ("BATCH_SIZE", "BATCH_WINDOW_MS", "CLAIM_IDLE_MS", "MAX_DELIVERIES")
 
@@ -19,7 +19,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     uvicorn.run(
-        "streamfn.ingest.app:create_app",
+        "streamfn.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
@@ -45,7 +45,7 @@ def stop_on_signals() -> threading.Event:
 
 def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
     """One poller: read batches, invoke infer, acknowledge; SIGTERM/SIGINT finish the batch."""
-    from streamfn import connections, crash, health
+    from streamfn.core import connections, crash, health
     from streamfn.poller import invoke
     from streamfn.poller.loop import consumer_name, redis_poller
 
@@ -107,8 +107,8 @@ def mapped(
     stopping: threading.Event,
 ) -> Any:  # fmt: skip
     """A Kinesis stream or SQS queue read as Lambda's event source mapping reads it."""
-    from streamfn import connections
-    from streamfn.aws import aws_session
+    from streamfn.core import connections
+    from streamfn.core.aws import aws_session
     from streamfn.poller.mapping import Mapping
     from streamfn.poller.sources.kinesis import KinesisSource
     from streamfn.poller.sources.sqs import SqsSource

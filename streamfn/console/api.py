@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from streamfn.config import Settings
 from streamfn.console import overview
 from streamfn.console.objects import (
     ObjectMissingError,
@@ -24,6 +23,7 @@ from streamfn.console.objects import (
     ObjectsUnavailableError,
     is_object_key,
 )
+from streamfn.core.settings import Settings
 from streamfn.ingest.deps import RedisDep, SettingsDep
 from streamfn.ingest.responses import json_response, unavailable
 from streamfn.ingest.routes import models as models_route

@@ -15,10 +15,10 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from streamfn.config import Settings
+from streamfn.core.settings import Settings
 
 if TYPE_CHECKING:
-    from streamfn.bucket import Bucket
+    from streamfn.sink.bucket import Bucket
 
 KEPT_OBJECTS = 32
 # The keys the console hands out: prediction CSVs and monitoring windows, never anything else.
@@ -53,14 +53,14 @@ class ObjectReader:
     def bucket(self) -> Bucket:
         """The bucket, its client made on first use."""
         if self._bucket is None:
-            from streamfn.bucket import Bucket  # here, not above: see the docstring
+            from streamfn.sink.bucket import Bucket  # here, not above: see the docstring
 
             self._bucket = Bucket.from_settings(self.settings)
         return self._bucket
 
     def body(self, key: str) -> bytes:
         """The whole object."""
-        from streamfn.bucket import BucketUnavailableError, is_missing
+        from streamfn.sink.bucket import BucketUnavailableError, is_missing
 
         try:
             return self.bucket().get(key)

@@ -10,10 +10,10 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from streamfn import pipeline_counts as pc
-from streamfn.config import Settings
-from streamfn.connections import AsyncClient, text
-from streamfn.constants import dlq_key
+from streamfn.core.connections import AsyncClient, text
+from streamfn.core.keys import dlq_key
+from streamfn.core.settings import Settings
+from streamfn.sink import counts as pc
 
 # A poller reads at least every BATCH_WINDOW_MS; one silent this long is not answering.
 POLLER_SILENT_MS = 30_000

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from streamfn.data import DATASET_PATH as DEFAULT_PATH
-from streamfn.features import EMPLOYEE_ID, TARGET
+from streamfn.models.seed import EMPLOYEE_ID, TARGET
 
 ROWS = 22_750
 YEAR = 2008

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from streamfn.config import Settings
+from streamfn.core.settings import Settings
 
 KEPT_ERRORS = 5
 MAX_RETRY_AFTER_S = 30.0

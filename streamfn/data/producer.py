@@ -32,8 +32,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from streamfn import metrics
-from streamfn.config import Settings
+from streamfn.core import metrics
+from streamfn.core.settings import Settings
 from streamfn.data.labels import LabelSender
 from streamfn.data.plan import (
     LAMBDA_MARGIN_S,

@@ -17,11 +17,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from streamfn import reference, schemas
 from streamfn.data.artifacts import log_beside_version
-from streamfn.features import key_form
-from streamfn.registry import ClientRegistry
-from streamfn.schemas import ModelSchema
+from streamfn.models import reference, schemas
+from streamfn.models.registry import ClientRegistry
+from streamfn.models.schemas import ModelSchema
+from streamfn.models.seed import key_form
 
 
 class ProfileError(ValueError):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamfn.features import CATEGORICAL, EMPLOYEE_ID, NUMERIC, TARGET
+from streamfn.models.seed import CATEGORICAL, EMPLOYEE_ID, NUMERIC, TARGET
 
 PROFILE_PATH = Path(__file__).with_name("synth_profile.json")
 # Synthetic ids look like the dataset's ("fffe" + UTF-16-LE hex of a number) but use 7-digit

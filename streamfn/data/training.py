@@ -38,12 +38,19 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
-from streamfn import reference, schemas
-from streamfn.constants import SEED_MODELS
+from streamfn.core.keys import SEED_MODELS
 from streamfn.data import dataset
 from streamfn.data.artifacts import log_json_files
-from streamfn.features import CATEGORICAL, CLASS_LABELS, FEATURE_NAMES, NUMERIC, TARGET, burn_class
-from streamfn.registry import ClientRegistry, NotRegisteredError, open_registry
+from streamfn.models import reference, schemas
+from streamfn.models.registry import ClientRegistry, NotRegisteredError, open_registry
+from streamfn.models.seed import (
+    CATEGORICAL,
+    CLASS_LABELS,
+    FEATURE_NAMES,
+    NUMERIC,
+    TARGET,
+    burn_class,
+)
 
 matplotlib.use("Agg")  # no display here; figures go straight to MLflow
 log = logging.getLogger(__name__)

@@ -15,30 +15,31 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from streamfn import connections, crash, events, message_state, metrics
-from streamfn.bucket import PREDICTIONS, Bucket, BucketUnavailableError
-from streamfn.config import Settings
-from streamfn.connections import SyncClient
-from streamfn.constants import shadow_key
-from streamfn.infer.challengers import ChallengerCache
+from streamfn.core import connections, crash, message_state, metrics
+from streamfn.core.clock import now_ms
+from streamfn.core.connections import SyncClient
+from streamfn.core.keys import shadow_key
+from streamfn.core.settings import Settings
 from streamfn.infer.messages import Message, MessageError, decode
-from streamfn.infer.models import (
+from streamfn.infer.predicting import Errors, Predicted, predict, rows_in, rows_of
+from streamfn.infer.shadow import Shadow, ShadowScorer
+from streamfn.models.cache import (
     LoadedModel,
     ModelCache,
     ModelRefusedError,
     ModelUnavailableError,
 )
-from streamfn.infer.predicting import Errors, Predicted, predict, rows_in, rows_of
-from streamfn.infer.rows import encode_csv
-from streamfn.infer.shadow import Shadow, ShadowScorer
-from streamfn.infer.sink import OnceWriter
+from streamfn.models.challengers import ChallengerCache
+from streamfn.models.registry import RegistryError
 from streamfn.monitor.closer import WindowCloser
 from streamfn.monitor.counts import batch_fields, shadow_fields
 from streamfn.monitor.keys import window_of
 from streamfn.monitor.recorder import DoneRecorder, Window
-from streamfn.pipeline_counts import Tally
-from streamfn.registry import RegistryError
-from streamfn.times import now_ms
+from streamfn.sink.bucket import PREDICTIONS, Bucket, BucketUnavailableError
+from streamfn.sink.counts import Tally
+from streamfn.sink.once import OnceWriter
+from streamfn.sink.rows import encode_csv
+from streamfn.stream import events
 
 log = logging.getLogger(__name__)
 

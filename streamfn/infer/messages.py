@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from streamfn.events import EventRecord
+from streamfn.stream.events import EventRecord
 
 
 class MessageError(ValueError):

@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 
 from streamfn.infer.messages import Message
-from streamfn.infer.models import LoadedModel
-from streamfn.infer.rows import Row
+from streamfn.models.cache import LoadedModel
+from streamfn.sink.rows import Row
 
 Errors = dict[str, str]
 

@@ -14,16 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamfn import message_state, metrics
-from streamfn.bucket import SHADOW
-from streamfn.constants import shadow_key
-from streamfn.infer.challengers import ChallengerCache
+from streamfn.core import message_state, metrics
+from streamfn.core.clock import now_ms
+from streamfn.core.keys import shadow_key
 from streamfn.infer.messages import Message
-from streamfn.infer.models import LoadedModel
 from streamfn.infer.predicting import Predicted, predict_all, rows_in
-from streamfn.infer.rows import Row, encode_csv
-from streamfn.infer.sink import OnceWriter
-from streamfn.times import now_ms
+from streamfn.models.cache import LoadedModel
+from streamfn.models.challengers import ChallengerCache
+from streamfn.sink.bucket import SHADOW
+from streamfn.sink.once import OnceWriter
+from streamfn.sink.rows import Row, encode_csv
 
 HASH_RANGE = 2**32
 

@@ -24,16 +24,16 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from redis.exceptions import RedisError
 
-from streamfn import pipeline_counts as pc
-from streamfn.aws import aws_session
-from streamfn.config import Settings
-from streamfn.connections import AsyncClient
-from streamfn.constants import result_key
-from streamfn.events import kinesis_message_id
+from streamfn.core.aws import aws_session
+from streamfn.core.clock import now_ms
+from streamfn.core.connections import AsyncClient
+from streamfn.core.keys import result_key
+from streamfn.core.settings import Settings
 from streamfn.ingest.refusals import BodyError
 from streamfn.ingest.writer import Appended, RefusedError, Writer
-from streamfn.partitions import employee_of
-from streamfn.times import now_ms
+from streamfn.sink import counts as pc
+from streamfn.stream.events import kinesis_message_id
+from streamfn.stream.partitions import employee_of
 
 log = logging.getLogger(__name__)
 

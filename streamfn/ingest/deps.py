@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from streamfn import connections
-from streamfn.config import Settings
-from streamfn.connections import AsyncClient
+from streamfn.core import connections
+from streamfn.core.connections import AsyncClient
+from streamfn.core.settings import Settings
 from streamfn.ingest.schema_cache import SchemaCache
 from streamfn.ingest.writer import StreamWriter, Writer
 

@@ -18,11 +18,11 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, Response
 
 from streamfn import __version__
-from streamfn.features import EMPLOYEE_ID
 from streamfn.ingest.refusals import MAX_STRING_LEN
 from streamfn.ingest.responses import json_response
 from streamfn.ingest.schema_cache import ModelUnavailableError
-from streamfn.schemas import Column, ModelSchema
+from streamfn.models.schemas import Column, ModelSchema
+from streamfn.models.seed import EMPLOYEE_ID
 
 TITLE = "streamfn ingest"
 DESCRIPTION = "Validates records and appends them to the Redis Stream for batched inference."

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from streamfn.features import EMPLOYEE_ID
-from streamfn.schemas import Column
+from streamfn.models.schemas import Column
+from streamfn.models.seed import EMPLOYEE_ID
 
 MAX_STRING_LEN = 128  # a free string (the Employee ID, a string column without categories)
 # Field names and values echoed back in errors are cut to this length.

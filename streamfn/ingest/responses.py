@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import ClientDisconnect
 
-from streamfn import metrics
+from streamfn.core import metrics
 from streamfn.ingest.validation import BodyError
 
 log = logging.getLogger(__name__)

@@ -21,13 +21,13 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
-from streamfn import schemas
-from streamfn.config import Settings
-from streamfn.connections import AsyncClient
-from streamfn.constants import schema_key
+from streamfn.core.connections import AsyncClient
+from streamfn.core.keys import schema_key
+from streamfn.core.settings import Settings
 from streamfn.ingest.validation import Validator
-from streamfn.registry import Registry, RegistryError, open_registry
-from streamfn.schemas import ModelSchema, SchemaError
+from streamfn.models import schemas
+from streamfn.models.registry import Registry, RegistryError, open_registry
+from streamfn.models.schemas import ModelSchema, SchemaError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from streamfn.features import EMPLOYEE_ID, key_form
 from streamfn.ingest.refusals import (
     MAX_STRING_LEN,
     BodyError,
@@ -29,7 +28,8 @@ from streamfn.ingest.refusals import (
     error,
     field_error,
 )
-from streamfn.schemas import Column, ModelSchema
+from streamfn.models.schemas import Column, ModelSchema
+from streamfn.models.seed import EMPLOYEE_ID, key_form
 
 Record = dict[str, str | float | int | bool]
 

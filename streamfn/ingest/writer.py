@@ -11,11 +11,11 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.exceptions import ConnectionError, MovedError, TimeoutError
 
-from streamfn import connections
-from streamfn import pipeline_counts as pc
-from streamfn.config import Settings
-from streamfn.connections import AsyncClient
-from streamfn.partitions import Router
+from streamfn.core import connections
+from streamfn.core.connections import AsyncClient
+from streamfn.core.settings import Settings
+from streamfn.sink import counts as pc
+from streamfn.stream.partitions import Router
 
 # How long ingest waits for INGEST_WAIT_REPLICAS replicas: within the request's Redis timeout.
 WAIT_MS = 1000

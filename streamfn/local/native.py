@@ -12,8 +12,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from streamfn.aws import aws_session
-from streamfn.config import Settings
+from streamfn.core.aws import aws_session
+from streamfn.core.settings import Settings
 from streamfn.poller.invoke import INVOKE_TIMEOUT_S
 
 STREAM = "streamfn-requests"

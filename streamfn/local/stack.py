@@ -16,7 +16,7 @@ import redis
 from tenacity import RetryError, retry_if_result, stop_after_delay, wait_fixed
 from tenacity import Retrying as _Retrying
 
-from streamfn import connections
+from streamfn.core import connections
 
 STOP_GRACE_S = 15.0
 

@@ -16,10 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.exceptions import RedisError, ResponseError
 from rich.table import Table
 
-from streamfn import metrics
-from streamfn.config import Settings
-from streamfn.connections import SyncClient, text
-from streamfn.constants import dlq_key
+from streamfn.core import metrics
+from streamfn.core.connections import SyncClient, text
+from streamfn.core.keys import dlq_key
+from streamfn.core.settings import Settings
 
 METRICS_TIMEOUT_S = 1.0
 

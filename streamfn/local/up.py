@@ -21,9 +21,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-from streamfn import connections
-from streamfn.config import INGEST_PORT, MLFLOW_PORT, REDIS_PORT, S3_PORT, Settings, load_settings
-from streamfn.constants import is_seed_model
+from streamfn.core import connections
+from streamfn.core.keys import is_seed_model
+from streamfn.core.settings import (
+    INGEST_PORT,
+    MLFLOW_PORT,
+    REDIS_PORT,
+    S3_PORT,
+    Settings,
+    load_settings,
+)
 from streamfn.local import cluster, native, services, stack, status
 
 MINIO_CONSOLE_PORT = 9001
@@ -149,7 +156,7 @@ def plan(options: Options) -> LocalStack:
 
 def prepare(env: dict[str, str], log_dir: Path, stopping: threading.Event, say: Callable) -> None:
     """Create the bucket, and train the models the registry lacks."""
-    from streamfn.bucket import Bucket, BucketUnavailableError
+    from streamfn.sink.bucket import Bucket, BucketUnavailableError
 
     settings = load_settings(**env)
     try:

@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 
-from streamfn import metrics
-from streamfn.bucket import MONITORING, Bucket, BucketUnavailableError
-from streamfn.connections import SyncClient
+from streamfn.core import metrics
+from streamfn.core.connections import SyncClient
 from streamfn.monitor import stats
 from streamfn.monitor.keys import open_key, window_key
+from streamfn.sink.bucket import MONITORING, Bucket, BucketUnavailableError
 
 log = logging.getLogger(__name__)
 

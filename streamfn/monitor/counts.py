@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from streamfn import reference
+from streamfn.models import reference
+from streamfn.models.schemas import ModelSchema
 from streamfn.monitor.keys import OTHER, shadow_prefix
-from streamfn.schemas import ModelSchema
 
 
 def _number_fields(name: str, values: np.ndarray, spread: dict[str, Any]) -> Counter[str]:

@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streamfn import message_state, stream_ids
-from streamfn.config import Settings
-from streamfn.connections import AsyncClient
-from streamfn.constants import labels_key, result_key, shadow_key
-from streamfn.features import burn_class
+from streamfn.core import message_state, stream_ids
+from streamfn.core.connections import AsyncClient
+from streamfn.core.keys import labels_key, result_key, shadow_key
+from streamfn.core.settings import Settings
+from streamfn.models.schemas import ModelSchema
+from streamfn.models.seed import burn_class
 from streamfn.monitor.keys import shadow_prefix, window_key, window_of
-from streamfn.schemas import ModelSchema
 
 # KEYS: per label, its message's labels hash and its window hash. ARGV: ttl, then per label:
 # record index, true class, predicted class, and for a shadow-scored record the challenger's

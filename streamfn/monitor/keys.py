@@ -6,7 +6,7 @@ only find a window, import neither.
 
 from __future__ import annotations
 
-from streamfn.constants import root
+from streamfn.core.keys import root
 
 OTHER = "(other)"  # a category or class the reference does not have
 NO_WINDOW = -1  # monitoring off (MONITOR_WINDOW_S=0): a start no window hash ever has

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import orjson
 
-from streamfn import pipeline_counts as pc
-from streamfn.connections import SyncClient
-from streamfn.constants import result_key
-from streamfn.message_state import MessageState
+from streamfn.core.connections import SyncClient
+from streamfn.core.keys import result_key
+from streamfn.core.message_state import MessageState
 from streamfn.monitor.keys import index_key, open_key, window_key
-from streamfn.pipeline_counts import Tally
+from streamfn.sink import counts as pc
+from streamfn.sink.counts import Tally
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from streamfn.config import Settings
-from streamfn.connections import AsyncClient
+from streamfn.core.connections import AsyncClient
+from streamfn.core.settings import Settings
 from streamfn.monitor import stats
 from streamfn.monitor.keys import index_key, window_key
 

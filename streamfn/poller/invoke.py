@@ -13,9 +13,9 @@ import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from streamfn.aws import aws_session
-from streamfn.config import Settings
-from streamfn.events import BatchResponse
+from streamfn.core.aws import aws_session
+from streamfn.core.settings import Settings
+from streamfn.stream.events import BatchResponse
 
 Invoker = Callable[[dict[str, Any]], BatchResponse]
 INVOKE_TIMEOUT_S = 120  # a cold infer container loads every model before answering

@@ -33,9 +33,9 @@ from typing import TypeVar
 from redis.exceptions import RedisError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
-from streamfn import crash, metrics
-from streamfn.config import Settings
-from streamfn.connections import SyncClient
+from streamfn.core import crash, metrics
+from streamfn.core.connections import SyncClient
+from streamfn.core.settings import Settings
 from streamfn.poller.invoke import InvokeError, Invoker
 from streamfn.poller.sources.redis import Entry, RedisSource
 

@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from redis.exceptions import RedisError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
-from streamfn import metrics
+from streamfn.core import metrics
 from streamfn.poller.invoke import InvokeError
 
 log = logging.getLogger(__name__)

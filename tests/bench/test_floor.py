@@ -8,9 +8,9 @@ import io
 import pytest
 
 from streamfn.bench import floor
-from streamfn.constants import SEED_MODELS
+from streamfn.core.keys import SEED_MODELS
 from streamfn.data.synth import RecordSampler, load_profile
-from streamfn.infer.models import ModelCache
+from streamfn.models.cache import ModelCache
 
 pytestmark = pytest.mark.slow
 

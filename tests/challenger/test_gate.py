@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from streamfn.bucket import Bucket
 from streamfn.challenger import backtest, gate
 from streamfn.cli import main
-from streamfn.config import Settings, get_settings
-from streamfn.constants import SEED_MODELS
+from streamfn.core.keys import SEED_MODELS
+from streamfn.core.settings import Settings, get_settings
 from streamfn.infer import handler
 from streamfn.monitor import stats
+from streamfn.sink.bucket import Bucket
 from tests.challenger.conftest import Versions
 from tests.challenger.test_shadow import (
     messages,

@@ -11,13 +11,13 @@ import pytest
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
-from streamfn import crash, metrics
-from streamfn.config import Settings
+from streamfn.core import crash, metrics
+from streamfn.core.settings import Settings
 from streamfn.infer import handler
 from streamfn.infer.shadow import selected
+from streamfn.models.schemas import ModelSchema
 from streamfn.monitor import feedback, stats
 from streamfn.monitor.keys import index_key, window_key
-from streamfn.schemas import ModelSchema
 from tests.challenger.conftest import Versions
 from tests.challengers import CHALLENGED, set_challenger
 from tests.conftest import bucket_rows

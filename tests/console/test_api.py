@@ -13,9 +13,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from streamfn.config import Settings
+from streamfn.app import create_app
+from streamfn.core.settings import Settings
 from streamfn.infer import handler
-from streamfn.ingest.app import create_app
 from tests.factories import batch_event, body, full_record, sqs_record
 
 STREAM = "mlops_stream"

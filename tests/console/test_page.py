@@ -18,8 +18,8 @@ import httpx
 import orjson
 import pytest
 
-from streamfn import pipeline_counts as pc
 from streamfn.local.stack import cli
+from streamfn.sink import counts as pc
 from tests.faults.pipeline import Pipeline
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from streamfn.data.dataset import COLUMNS, DEFAULT_PATH, generate, to_csv_bytes
-from streamfn.features import EMPLOYEE_ID, TARGET
+from streamfn.models.seed import EMPLOYEE_ID, TARGET
 
 CSV_PATH = DEFAULT_PATH
 ROWS = 22_750

@@ -20,10 +20,10 @@ import orjson
 import pytest
 import redis
 
-from streamfn.config import Settings
+from streamfn.app import create_app
+from streamfn.core.settings import Settings
 from streamfn.data import producer
 from streamfn.data.plan import EVENT_DEFAULT_COUNT, Pacer, Plan, Tally, retry_after_s
-from streamfn.ingest.app import create_app
 from streamfn.local.stack import free_port
 from tests.conftest import wait_for
 
@@ -195,7 +195,7 @@ def test_lambda_handler_sends_the_event_plan_and_a_schedule_sends_the_default(
         wait_for(lambda: httpx.get(f"{base}/health").status_code == 200, timeout=30)
         monkeypatch.setenv("INGEST_URL", base)
         monkeypatch.setenv("REDIS_URL", redis_url)
-        from streamfn.config import get_settings
+        from streamfn.core.settings import get_settings
 
         get_settings.cache_clear()
         from functions.produce import app

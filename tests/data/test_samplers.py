@@ -8,7 +8,7 @@ from pathlib import Path
 from streamfn.data.samplers import ProfileSampler, RowSampler
 from streamfn.data.synth import EmployeeIds
 from streamfn.ingest.validation import Validator
-from streamfn.schemas import Column, ModelSchema
+from streamfn.models.schemas import Column, ModelSchema
 
 SCHEMA = ModelSchema("m", "M", "1", (
     Column("x", "number", required=True, low=0, high=10),

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from streamfn.data import dataset, synth
-from streamfn.features import BY_NAME, CATEGORICAL, EMPLOYEE_ID, NUMERIC
 from streamfn.ingest.validation import Validator
-from streamfn.schemas import seed_schema
+from streamfn.models.schemas import seed_schema
+from streamfn.models.seed import BY_NAME, CATEGORICAL, EMPLOYEE_ID, NUMERIC
 
 validate_records = Validator(seed_schema()).validate_records
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from streamfn.constants import SEED_MODELS
+from streamfn.core.keys import SEED_MODELS
 from streamfn.data import training
-from streamfn.features import FEATURE_NAMES, NUMERIC
+from streamfn.models.seed import FEATURE_NAMES, NUMERIC
 
 pytestmark = pytest.mark.slow
 

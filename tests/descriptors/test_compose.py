@@ -28,7 +28,7 @@ import pytest
 import redis
 import yaml
 
-from streamfn.config import Settings
+from streamfn.core.settings import Settings
 from streamfn.local.stack import free_port, port_is_free
 from tests.conftest import bucket_rows, s3_client, wait_for
 from tests.factories import SEED_EXAMPLE

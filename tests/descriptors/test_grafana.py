@@ -11,7 +11,7 @@ import promql_parser
 import yaml
 from prometheus_client import REGISTRY
 
-import streamfn.metrics  # noqa: F401  (registers every metric streamfn exports)
+import streamfn.core.metrics  # noqa: F401  (registers every metric streamfn exports)
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "streamfn.json"

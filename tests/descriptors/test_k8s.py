@@ -26,9 +26,9 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from streamfn import health
-from streamfn.config import Settings
-from streamfn.ingest.app import create_app
+from streamfn.app import create_app
+from streamfn.core import health
+from streamfn.core.settings import Settings
 from streamfn.local.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from streamfn.bucket import MONITORING, PREDICTIONS
-from streamfn.config import Settings
+from streamfn.core.settings import Settings
+from streamfn.sink.bucket import MONITORING, PREDICTIONS
 from tests.descriptors.sam_transform import transformed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +80,7 @@ def copy_sources(path: Path) -> list[str]:
 @pytest.fixture(autouse=True)
 def _settings(make_settings: object) -> None:
     """Handlers read the settings at import: give them the test's (clean) environment."""
-    from streamfn.config import get_settings
+    from streamfn.core.settings import get_settings
 
     get_settings.cache_clear()
 

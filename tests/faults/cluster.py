@@ -12,8 +12,8 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from streamfn.config import load_settings
-from streamfn.constants import dlq_key
+from streamfn.core.keys import dlq_key
+from streamfn.core.settings import load_settings
 from streamfn.local import cluster
 from tests.faults.parts import MotoS3, Registry
 from tests.faults.pipeline import GROUP, Pipeline

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamfn.config import load_settings
+from streamfn.core.settings import load_settings
 from streamfn.data import producer
 from streamfn.data.plan import Plan
-from streamfn.features import EMPLOYEE_ID
 from streamfn.local.stack import Process, free_port
+from streamfn.models.seed import EMPLOYEE_ID
 from tests.conftest import s3_client
 
 

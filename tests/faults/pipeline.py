@@ -22,13 +22,13 @@ import orjson
 import pytest
 import redis
 
-from streamfn import metrics
-from streamfn.config import Settings, defaults
-from streamfn.constants import SEED_MODELS, dlq_key
+from streamfn.core import metrics
+from streamfn.core.keys import SEED_MODELS, dlq_key
+from streamfn.core.settings import Settings, defaults
 from streamfn.data.synth import RecordSampler, load_profile
-from streamfn.features import EMPLOYEE_ID
 from streamfn.local import services
 from streamfn.local.stack import Process, Service, Stack, always_ok, cli, free_port
+from streamfn.models.seed import EMPLOYEE_ID
 from streamfn.monitor.keys import index_key, window_key, window_of
 from tests.conftest import S3_TEST_ENV, TcpProxy, bucket_rows, wait_for
 from tests.faults.parts import MotoS3, Production, Registry, metric_samples, planned_records

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from streamfn.features import EMPLOYEE_ID
+from streamfn.models.seed import EMPLOYEE_ID
 
 REPORT_VARIABLE = "STREAMFN_FAULT_REPORT"
 SUMMARIES: list[str] = []  # one line per case, shown at the end of the run

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from streamfn.cli import main
-from streamfn.config import get_settings
-from streamfn.constants import SEED_MODELS
+from streamfn.core.keys import SEED_MODELS
+from streamfn.core.settings import get_settings
 from tests.challengers import CHALLENGED
 from tests.faults.parts import Registry
 from tests.faults.pipeline import Pipeline

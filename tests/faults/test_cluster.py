@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from streamfn import metrics
-from streamfn.config import get_settings
-from streamfn.features import EMPLOYEE_ID
+from streamfn.core import metrics
+from streamfn.core.settings import get_settings
+from streamfn.models.seed import EMPLOYEE_ID
 from tests.faults.cluster import ClusterPipeline
 from tests.faults.parts import MotoS3, Registry, metric_samples
 

@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from streamfn import crash
+from streamfn.core import crash
 from tests.faults.pipeline import Pipeline
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from streamfn import metrics
-from streamfn.config import load_settings
-from streamfn.constants import kinesis_key
+from streamfn.core import metrics
+from streamfn.core.keys import kinesis_key
+from streamfn.core.settings import load_settings
 from streamfn.local import native
 from tests.faults.pipeline import Pipeline
 

@@ -9,8 +9,8 @@ import orjson
 import pytest
 import redis
 
-from streamfn.config import Settings
-from streamfn.constants import result_key
+from streamfn.core.keys import result_key
+from streamfn.core.settings import Settings
 from streamfn.infer import handler
 from tests.conftest import bucket_rows
 from tests.factories import SEED, batch_event, full_record, sqs_record

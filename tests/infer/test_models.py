@@ -17,12 +17,12 @@ from mlflow.environment_variables import (
     MLFLOW_HTTP_REQUEST_TIMEOUT,
 )
 
-from streamfn.constants import SEED_MODELS
+from streamfn.core.keys import SEED_MODELS
 from streamfn.data import training
-from streamfn.features import CATEGORICAL, FEATURE_NAMES, NUMERIC
-from streamfn.infer import models
-from streamfn.infer.models import LoadedModel, ModelCache, ModelUnavailableError, frame_of
-from streamfn.schemas import seed_schema
+from streamfn.models import cache as models
+from streamfn.models.cache import LoadedModel, ModelCache, ModelUnavailableError, frame_of
+from streamfn.models.schemas import seed_schema
+from streamfn.models.seed import CATEGORICAL, FEATURE_NAMES, NUMERIC
 from tests.conftest import TcpProxy, free_port
 
 SEED = seed_schema()

@@ -8,10 +8,10 @@ import io
 import pandas as pd
 import pytest
 
-from streamfn.features import FEATURE_NAMES
-from streamfn.infer.rows import CSV_COLUMNS, Row, encode_csv
-from streamfn.schemas import seed_schema
-from streamfn.times import iso_ms
+from streamfn.core.clock import iso_ms
+from streamfn.models.schemas import seed_schema
+from streamfn.models.seed import FEATURE_NAMES
+from streamfn.sink.rows import CSV_COLUMNS, Row, encode_csv
 from tests.factories import full_record
 
 RECEIVED = 1764141569123  # 2025-11-26T07:19:29.123Z

@@ -12,9 +12,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from streamfn import message_state
-from streamfn.config import Settings
-from streamfn.ingest.app import create_app
+from streamfn.app import create_app
+from streamfn.core import message_state
+from streamfn.core.settings import Settings
 from tests.conftest import free_port, wait_for
 from tests.factories import SEED_EXAMPLE, body, full_record
 

@@ -14,8 +14,8 @@ import redis
 from botocore.stub import Stubber
 from fastapi.testclient import TestClient
 
-from streamfn.config import Settings
-from streamfn.ingest.app import create_app
+from streamfn.app import create_app
+from streamfn.core.settings import Settings
 from streamfn.ingest.aws_writers import SQS_MAX_BYTES
 from tests.factories import SEED_EXAMPLE, full_record
 from tests.poller.native import STREAM, Native, native_on

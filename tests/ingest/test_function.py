@@ -17,8 +17,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from streamfn.config import Settings, get_settings
-from streamfn.ingest.app import create_app
+from streamfn.app import create_app
+from streamfn.core.settings import Settings, get_settings
 from tests.conftest import RedisServer, free_port, wait_for
 from tests.factories import SEED_EXAMPLE, body, http_api_v2_event, rest_api_v1_event
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from streamfn.config import Settings
+from streamfn.core.settings import Settings
 from streamfn.local.stack import free_port
 from tests.conftest import wait_for
 

@@ -11,10 +11,10 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from streamfn.config import Settings
-from streamfn.features import EMPLOYEE_ID
-from streamfn.ingest.app import create_app
-from streamfn.partitions import Router, partition_of_id
+from streamfn.app import create_app
+from streamfn.core.settings import Settings
+from streamfn.models.seed import EMPLOYEE_ID
+from streamfn.stream.partitions import Router, partition_of_id
 from tests.conftest import RedisServer, free_port, wait_for
 from tests.factories import body, full_record
 

@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from streamfn.features import EMPLOYEE_ID, FEATURE_NAMES, FEATURES
 from streamfn.ingest.refusals import BodyError
 from streamfn.ingest.validation import MAX_ERRORS, MAX_LEARNT_KEYS, Validator
-from streamfn.schemas import seed_schema
+from streamfn.models.schemas import seed_schema
+from streamfn.models.seed import EMPLOYEE_ID, FEATURE_NAMES, FEATURES
 
 SEED = Validator(seed_schema())
 parse_body = SEED.parse_body

@@ -10,7 +10,7 @@ import pytest
 
 from streamfn.ingest.refusals import BodyError
 from streamfn.ingest.validation import Validator
-from streamfn.schemas import Column, ModelSchema
+from streamfn.models.schemas import Column, ModelSchema
 
 SCHEMA = ModelSchema("m", "M", "1", (
     Column("count", "integer", required=True, low=0, high=10),

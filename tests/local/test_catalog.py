@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from streamfn.bucket import PREDICTIONS, Bucket, object_key
-from streamfn.infer.rows import Row, encode_csv
-from streamfn.local import catalog
-from streamfn.schemas import seed_schema
+from streamfn.sink import catalog
+from streamfn.models.schemas import seed_schema
+from streamfn.sink.bucket import PREDICTIONS, Bucket, object_key
+from streamfn.sink.rows import Row, encode_csv
 from tests.conftest import S3_TEST_ENV, s3_client
 from tests.factories import full_record
 

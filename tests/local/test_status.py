@@ -10,7 +10,7 @@ import pytest
 import redis
 from rich.console import Console
 
-from streamfn.config import Settings
+from streamfn.core.settings import Settings
 from streamfn.local import status
 from streamfn.local.stack import free_port
 

@@ -12,14 +12,14 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from streamfn.config import Settings
+from streamfn.app import create_app
+from streamfn.core.settings import Settings
 from streamfn.data import samplers
 from streamfn.infer import handler
-from streamfn.ingest.app import create_app
 from streamfn.ingest.validation import Validator
 from streamfn.local.stack import free_port
+from streamfn.models.registry import open_registry
 from streamfn.poller.loop import redis_poller
-from streamfn.registry import open_registry
 from tests.conftest import bucket_rows
 from tests.models.conftest import WINE, WINE_LABELS, Brought
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from streamfn.models.schemas import Column, ModelSchema
 from streamfn.monitor import counts, keys
-from streamfn.schemas import Column, ModelSchema
 
 SCHEMA = ModelSchema("m", "M", "1", (Column("x", "number"), Column("c", "string")))
 PROFILE = {

@@ -16,19 +16,19 @@ import redis
 from fastapi.testclient import TestClient
 from sklearn.metrics import accuracy_score, f1_score
 
-from streamfn.bucket import Bucket
-from streamfn.config import Settings
+from streamfn.app import create_app
+from streamfn.core.settings import Settings
 from streamfn.data import producer
 from streamfn.data.plan import Plan
 from streamfn.data.samplers import CopulaSampler, Drifted, parse_drift
 from streamfn.data.synth import RecordSampler, load_profile
-from streamfn.features import burn_class
 from streamfn.infer import handler
-from streamfn.ingest.app import create_app
+from streamfn.models.schemas import seed_schema
+from streamfn.models.seed import burn_class
 from streamfn.monitor.closer import WindowCloser, monitoring_key
 from streamfn.monitor.keys import window_key, window_of
 from streamfn.poller.loop import redis_poller
-from streamfn.schemas import seed_schema
+from streamfn.sink.bucket import Bucket
 from tests.conftest import bucket_rows
 from tests.factories import batch_event, sqs_record
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import boto3
 
-from streamfn.config import Settings
-from streamfn.events import BatchResponse
+from streamfn.core.settings import Settings
 from streamfn.poller import invoke
 from streamfn.poller.mapping import Mapping
 from streamfn.poller.sources.kinesis import KinesisSource
 from streamfn.poller.sources.sqs import SqsSource
+from streamfn.stream.events import BatchResponse
 from tests.conftest import S3_TEST_ENV
 
 STREAM = "streamfn-test"
@@ -85,7 +85,7 @@ def kinesis_mapping(
     settings: Settings, native: Native, invoker: Invoker | None = None, consumer: str = "local"
 ) -> Mapping:
     """A local Kinesis mapping over the in-process handler (or `invoker`)."""
-    from streamfn import connections
+    from streamfn.core import connections
 
     redis = connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER)
     source = KinesisSource(settings, native.kinesis, redis, invoker or invoke.in_process(settings),

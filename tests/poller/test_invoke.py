@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streamfn.config import Settings
+from streamfn.core.settings import Settings
 from streamfn.local.stack import free_port
 from streamfn.poller import invoke
 from streamfn.poller.loop import InvokeError

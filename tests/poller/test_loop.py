@@ -10,12 +10,12 @@ import orjson
 import pytest
 import redis
 
-from streamfn import crash
-from streamfn.config import Settings
-from streamfn.events import BatchResponse
+from streamfn.core import crash
+from streamfn.core.settings import Settings
 from streamfn.infer import handler
 from streamfn.poller.invoke import InvokeError
 from streamfn.poller.loop import Poller, redis_poller
+from streamfn.stream.events import BatchResponse
 from tests.conftest import bucket_rows, rows_in, s3_client, wait_for
 from tests.factories import SEED
 

@@ -16,15 +16,15 @@ import redis
 from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
 
-from streamfn import crash
-from streamfn import pipeline_counts as pc
-from streamfn.config import Settings
-from streamfn.events import BatchResponse
+from streamfn.app import create_app
+from streamfn.core import crash
+from streamfn.core.settings import Settings
 from streamfn.infer.handler import DependencyError
-from streamfn.ingest.app import create_app
 from streamfn.poller import invoke
 from streamfn.poller.invoke import InvokeError
 from streamfn.poller.sources.kinesis import LeaseLostError
+from streamfn.sink import counts as pc
+from streamfn.stream.events import BatchResponse
 from tests.conftest import rows_in, wait_for
 from tests.factories import SEED_EXAMPLE, full_record
 from tests.poller.native import (

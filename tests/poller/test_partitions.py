@@ -10,11 +10,11 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from streamfn.app import create_app
 from streamfn.cli.serve import chosen_partitions
-from streamfn.config import Settings
-from streamfn.constants import dlq_key
+from streamfn.core.keys import dlq_key
+from streamfn.core.settings import Settings
 from streamfn.infer import handler
-from streamfn.ingest.app import create_app
 from streamfn.poller.loop import redis_poller
 from tests.conftest import bucket_rows, free_port, wait_for
 from tests.factories import body, full_record

@@ -13,7 +13,7 @@ from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
 from streamfn.ingest.openapi import REDIS_DOWN
 from streamfn.ingest.responses import json_response
 from streamfn.ingest.schema_cache import ModelUnavailableError, SchemaCache
-from streamfn.registry import RegistryError
+from streamfn.models.registry import RegistryError
 
 router = APIRouter()
 

@@ -9,16 +9,16 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from streamfn import metrics
-from streamfn.config import Settings
+from streamfn.core import metrics
+from streamfn.core.settings import Settings
 from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
 from streamfn.ingest.openapi import FEEDBACK_BODY, FEEDBACK_DOC, MONITORING_DOC, REDIS_DOWN
 from streamfn.ingest.refusals import BodyError
 from streamfn.ingest.responses import json_response
 from streamfn.ingest.routes.predict import check_api_key, known_model, read_body
 from streamfn.ingest.schema_cache import ModelUnavailableError, SchemaCache
+from streamfn.models.schemas import ModelSchema
 from streamfn.monitor import feedback, windows
-from streamfn.schemas import ModelSchema
 
 router = APIRouter()
 DEFAULT_WINDOWS = 60

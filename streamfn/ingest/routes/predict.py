@@ -9,8 +9,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from streamfn import metrics
-from streamfn.config import Settings
+from streamfn.core import metrics
+from streamfn.core.settings import Settings
 from streamfn.ingest.refusals import BodyError
 from streamfn.ingest.responses import json_response, unavailable
 from streamfn.ingest.schema_cache import ModelUnavailableError

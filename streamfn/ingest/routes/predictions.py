@@ -7,15 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import Response
 
-from streamfn import message_state, stream_ids
-from streamfn.config import Settings
-from streamfn.connections import AsyncClient
-from streamfn.constants import result_key
+from streamfn.core import message_state, stream_ids
+from streamfn.core.connections import AsyncClient
+from streamfn.core.keys import result_key
+from streamfn.core.message_ids import NATIVE_ID
+from streamfn.core.settings import Settings
 from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
 from streamfn.ingest.openapi import MESSAGE, NOT_FOUND, REDIS_DOWN
 from streamfn.ingest.responses import json_response
 from streamfn.ingest.schema_cache import ModelUnavailableError
-from streamfn.message_ids import NATIVE_ID
 
 router = APIRouter()
 

@@ -35,13 +35,14 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from streamfn import crash, events, metrics
-from streamfn.config import Settings
-from streamfn.connections import SyncClient
-from streamfn.constants import kinesis_key
+from streamfn.core import crash, metrics
+from streamfn.core.clock import now_ms
+from streamfn.core.connections import SyncClient
+from streamfn.core.keys import kinesis_key
+from streamfn.core.settings import Settings
 from streamfn.poller.heartbeat import beating
 from streamfn.poller.invoke import InvokeError, Invoker, is_outage
-from streamfn.times import now_ms
+from streamfn.stream import events
 
 log = logging.getLogger(__name__)
 

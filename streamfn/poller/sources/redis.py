@@ -17,11 +17,12 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError, ResponseError
 
-from streamfn import events, message_state, metrics, stream_ids
-from streamfn.config import Settings
-from streamfn.connections import SyncClient, text
-from streamfn.constants import dlq_key, result_key
+from streamfn.core import message_state, metrics, stream_ids
+from streamfn.core.connections import SyncClient, text
+from streamfn.core.keys import dlq_key, result_key
+from streamfn.core.settings import Settings
 from streamfn.poller.heartbeat import beating
+from streamfn.stream import events
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,10 @@ import logging
 import time
 from typing import Any
 
-from streamfn import crash, events, metrics
-from streamfn.config import Settings
+from streamfn.core import crash, metrics
+from streamfn.core.settings import Settings
 from streamfn.poller.invoke import InvokeError, Invoker
+from streamfn.stream import events
 
 log = logging.getLogger(__name__)
 

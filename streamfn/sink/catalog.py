@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamfn import stream_ids
-from streamfn.bucket import PREDICTIONS, Bucket
+from streamfn.core import stream_ids
+from streamfn.sink.bucket import PREDICTIONS, Bucket
 
 _PARTITION = re.compile(r"model=([^/]+)/date=(\d{4}-\d{2}-\d{2})/([^/]*)\.csv")
 

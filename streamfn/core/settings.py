@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streamfn.constants import SEED_MODELS, partition_stream
-from streamfn.crash import Step
+from streamfn.core.crash import Step
+from streamfn.core.keys import SEED_MODELS, partition_stream
 
 PositiveInt = Annotated[int, Field(gt=0)]
 # An API name is also a key partition (model=<name>) and a Redis key part: keep it plain.
@@ -202,6 +202,6 @@ def get_settings() -> Settings:
         return settings
     # Imported here: streamfn.api_key reaches boto3 through streamfn.aws, which imports this
     # module; and a process without the parameter never pays for importing boto3.
-    from streamfn.api_key import resolve_api_key
+    from streamfn.core.api_key import resolve_api_key
 
     return resolve_api_key(settings)

@@ -22,10 +22,10 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from streamfn import stream_ids
-from streamfn.aws import aws_session
-from streamfn.config import Settings
-from streamfn.message_ids import key_part
+from streamfn.core import stream_ids
+from streamfn.core.aws import aws_session
+from streamfn.core.message_ids import key_part
+from streamfn.core.settings import Settings
 
 # boto3 builds its clients at run time; without the optional stubs the type is Any.
 S3Client = Any

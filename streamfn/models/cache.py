@@ -34,8 +34,9 @@ from mlflow.environment_variables import (
 )
 from mlflow.pyfunc import PyFuncModel
 
-from streamfn import metrics, registry, schemas
-from streamfn.schemas import ModelSchema, SchemaError
+from streamfn.core import metrics
+from streamfn.models import registry, schemas
+from streamfn.models.schemas import ModelSchema, SchemaError
 
 log = logging.getLogger(__name__)
 

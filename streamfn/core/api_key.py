@@ -5,8 +5,8 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import SecretStr
 
-from streamfn.aws import aws_session
-from streamfn.config import ConfigError, Settings
+from streamfn.core.aws import aws_session
+from streamfn.core.settings import ConfigError, Settings
 
 SECURE_STRING = "SecureString"
 

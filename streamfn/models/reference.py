@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from streamfn.schemas import ModelSchema
+from streamfn.models.schemas import ModelSchema
 
 BINS = 10
 PROFILE_VERSION = 1

@@ -17,8 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from mlflow import MlflowClient
 
-from streamfn import metrics, registry
-from streamfn.infer.models import LoadedModel, load_version, serving
+from streamfn.core import metrics
+from streamfn.models import registry
+from streamfn.models.cache import LoadedModel, load_version, serving
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ import io
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from streamfn.features import EMPLOYEE_ID, FEATURE_NAMES
-from streamfn.schemas import ModelSchema
-from streamfn.times import iso_ms
+from streamfn.core.clock import iso_ms
+from streamfn.models.schemas import ModelSchema
+from streamfn.models.seed import EMPLOYEE_ID, FEATURE_NAMES
 
 IDENTITY = ("message_id", "record_index", "model", "registered_model", "model_version")
 PREDICTION = ("prediction", "prediction_label")

@@ -19,13 +19,13 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from streamfn import message_state
-from streamfn.bucket import Bucket, ObjectKind, object_key
-from streamfn.connections import SyncClient
-from streamfn.constants import result_key
-from streamfn.crash import Checkpoint, no_crash
-from streamfn.message_state import KeyOf
-from streamfn.times import now_ms
+from streamfn.core import message_state
+from streamfn.core.clock import now_ms
+from streamfn.core.connections import SyncClient
+from streamfn.core.crash import Checkpoint, no_crash
+from streamfn.core.keys import result_key
+from streamfn.core.message_state import KeyOf
+from streamfn.sink.bucket import Bucket, ObjectKind, object_key
 
 
 @dataclass(frozen=True)

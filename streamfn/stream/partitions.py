@@ -16,8 +16,8 @@ import itertools
 import zlib
 from typing import Any
 
-from streamfn import stream_ids
-from streamfn.features import EMPLOYEE_ID
+from streamfn.core import stream_ids
+from streamfn.models.seed import EMPLOYEE_ID
 
 
 class Router:

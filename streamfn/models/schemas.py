@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
-from streamfn.features import CLASS_LABELS, FEATURE_NAMES, FEATURES
+from streamfn.models.seed import CLASS_LABELS, FEATURE_NAMES, FEATURES
 
 CONSTRAINTS_FILE = "feature_constraints.json"
 LABELS_FILE = "labels.json"

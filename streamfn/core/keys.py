@@ -30,7 +30,7 @@ def root() -> str:
     caller holds: a key's name is fixed for the life of a process, and every function that
     names a key would otherwise need the settings passed down to it."""
     # Imported here: streamfn.config imports this module.
-    from streamfn.config import get_settings
+    from streamfn.core.settings import get_settings
 
     return CLUSTER_ROOT if get_settings().REDIS_CLUSTER else ROOT
 
@@ -39,8 +39,8 @@ def message_root(message_id: str) -> str:
     """The start of a message's own keys (its result, its shadow result). On a Redis Cluster
     with partitions, a stream id's keys carry its partition's hash tag: they live on the
     partition's master, beside its stream, and spread over the cluster as the streams do."""
-    from streamfn.config import get_settings
-    from streamfn.partitions import partition_of_id
+    from streamfn.core.settings import get_settings
+    from streamfn.stream.partitions import partition_of_id
 
     settings = get_settings()
     if settings.REDIS_CLUSTER and settings.STREAM_PARTITIONS > 1:

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import orjson
 
-from streamfn import schemas
-from streamfn.schemas import ModelSchema
+from streamfn.models import schemas
+from streamfn.models.schemas import ModelSchema
 
 TIMEOUT_S = 4.0
 # What a registry answers when the alias (or the whole model) does not exist: a SQLite store

@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from streamfn import __version__
-from streamfn.config import Settings, get_settings
 from streamfn.console import api as console
+from streamfn.core.settings import Settings, get_settings
 from streamfn.ingest import openapi, responses
 from streamfn.ingest.deps import RedisBinding
 from streamfn.ingest.routes import models, monitoring, predict, predictions, service

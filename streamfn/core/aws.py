@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 from botocore.credentials import EnvProvider
 
-from streamfn.config import Settings
+from streamfn.core.settings import Settings
 
 
 def credentials(settings: Settings) -> dict[str, str | None]:

@@ -12,10 +12,10 @@ from typing import Any, Literal, TypedDict
 import orjson
 from redis.client import Pipeline
 
-from streamfn import stream_ids
-from streamfn.connections import AsyncClient, SyncClient
-from streamfn.constants import result_key
-from streamfn.partitions import partition_of_id
+from streamfn.core import stream_ids
+from streamfn.core.connections import AsyncClient, SyncClient
+from streamfn.core.keys import result_key
+from streamfn.stream.partitions import partition_of_id
 
 Status = Literal["pending", "done", "failed", "dead_letter"]
 

@@ -15,9 +15,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from streamfn.config import Settings
-from streamfn.constants import ROOT, root
-from streamfn.message_ids import key_part
+from streamfn.core.keys import ROOT, root
+from streamfn.core.message_ids import key_part
+from streamfn.core.settings import Settings
 
 SLOT_S = 5  # the chart's resolution
 SERIES_S = 10 * 60  # how far back the chart goes

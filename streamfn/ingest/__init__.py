@@ -1,0 +1,1 @@
+"""The ingest function: validation at the door, the HTTP routes, one append per request."""

@@ -1,0 +1,1 @@
+"""The models: the registry, their schemas and reference profiles, loaded and kept warm."""

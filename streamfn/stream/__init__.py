@@ -1,0 +1,1 @@
+"""The stream between ingest and the poller: its backends, partitions and batch events."""
