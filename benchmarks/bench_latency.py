@@ -25,8 +25,8 @@ import orjson
 from streamfn.bench import pipeline
 from streamfn.bench.load import drive
 from streamfn.core import clock, connections
-from streamfn.core.keys import SEED_MODELS, result_key
-from streamfn.core.settings import load_settings
+from streamfn.core.keys import Keys
+from streamfn.core.settings import SEED_MODELS, load_settings
 from streamfn.data import training
 from streamfn.data.synth import RecordSampler, load_profile
 from streamfn.infer import handler
@@ -111,7 +111,7 @@ def report(marks: dict[str, dict[str, int]], client: Any) -> None:
     """p50 and p90 of each step, in milliseconds."""
     rows = []
     for message_id, seen in marks.items():
-        raw = client.get(result_key(message_id))
+        raw = client.get(Keys().result(message_id))
         written = orjson.loads(raw).get("written_at") if raw else None
         if written is None or "accepted" not in seen or "read" not in seen:
             continue

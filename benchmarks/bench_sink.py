@@ -14,7 +14,8 @@ import redis
 from streamfn.core import message_state as results
 from streamfn.local import stack
 from streamfn.local.stack import free_port
-from streamfn.sink.rows import Row, encode_csv
+from streamfn.sink.formats.csv import encode as encode_csv
+from streamfn.sink.rows import Row
 from tests.factories import full_record
 
 URI = "s3://predictions/predictions/model=lightgbm/date=2026-11-26/1795678695219-0_3f9a0c1d2e3b4a5f.csv"

@@ -1,21 +1,23 @@
-"""The ingest function's FastAPI app: the routes of each feature, one Redis binding, one error
-policy. The same object runs under uvicorn and, wrapped by Mangum, on Lambda."""
+"""The app the ingest function serves: the ingest's routes and the console, one Redis binding, one
+error policy. The same object runs under uvicorn and, wrapped by Mangum, on Lambda."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from streamfn import __version__
+from streamfn.api import responses
+from streamfn.api.deps import RedisBinding
 from streamfn.console import api as console
-from streamfn.core.settings import Settings, get_settings
-from streamfn.ingest import openapi, responses
-from streamfn.ingest.deps import RedisBinding
+from streamfn.core.environment import get_settings
+from streamfn.core.settings import Settings
+from streamfn.ingest import openapi
 from streamfn.ingest.routes import models, monitoring, predict, predictions, service
 from streamfn.ingest.schema_cache import SchemaCache
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The ingest app for these settings (default: the environment's)."""
+    """The app for these settings (default: the environment's)."""
     settings = settings or get_settings()
     # The document and its page are served by streamfn.ingest.openapi, from the live schemas.
     app = FastAPI(title=openapi.TITLE, version=__version__, openapi_url=None, docs_url=None,
@@ -27,5 +29,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     for feature in (predict, predictions, service, models, monitoring):
         app.include_router(feature.router)
-    console.install(app, settings)
+    # The console's page, its JSON, and GET /models and /monitoring again under /ui/api/.
+    console.install(app, settings, {"models": models.models, "monitoring": monitoring.monitoring})
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamfn.core.keys import SEED_MODELS
+from streamfn.core.settings import SEED_MODELS
 
 CHALLENGED = "lightgbm"
 # Few shallow trees: a model that disagrees with the champion on a share of the records.

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import os
 import shutil
 import signal
@@ -303,12 +301,18 @@ def s3_client(endpoint: str) -> Any:
 def bucket_rows(
     client: Any, bucket: str = "predictions", prefix: str = "predictions/"
 ) -> list[dict[str, str]]:
-    """Every CSV row of every prediction object in the bucket, as dicts."""
+    """Every row of every prediction object in the bucket (CSV or Parquet), as dicts of text."""
+    from streamfn.sink.formats.base import format_of
+
     rows: list[dict[str, str]] = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            rows.extend(csv.DictReader(io.StringIO(body.decode())))
+            fmt = format_of(item["Key"])
+            assert fmt is not None, f"an object of no known format: {item['Key']}"
+            header, cells = fmt.table(
+                client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            )
+            rows.extend(dict(zip(header, row, strict=True)) for row in cells)
     return rows
 
 

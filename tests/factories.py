@@ -1,13 +1,21 @@
-"""Factories for records, bodies and API Gateway events."""
+"""Factories for records, bodies, API Gateway events and pollers."""
 
 from __future__ import annotations
 
 import base64
+import threading
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
+from streamfn.core.connections import SyncClient
+from streamfn.core.crash import Checkpoint, no_crash
+from streamfn.core.settings import Settings
 from streamfn.ingest.openapi import EXAMPLE_BODY
+from streamfn.poller.invoke import Invoker
+from streamfn.poller.loop import Poller
+from streamfn.stream.redis.source import RedisSource
 
 SEED_EXAMPLE = {"data": [{"Designation": 1.5, "Resource_Allocation": 1.7, "Sleep_Hours": 7}]}
 # The seed's example record in canonical spelling (what ingest puts in the stream).
@@ -115,3 +123,13 @@ def sqs_record(
 def batch_event(*records: dict[str, Any]) -> dict[str, Any]:
     """The batch event holding these records."""
     return {"Records": list(records)}
+
+
+def redis_poller(
+    settings: Settings, client: SyncClient, invoke: Invoker, consumer: str = "test",
+    stopping: threading.Event | None = None, checkpoint: Checkpoint = no_crash,
+    partitions: Sequence[int] | None = None,
+) -> Poller:  # fmt: skip
+    """A poller of the Redis Stream's partitions (all, or those given) through `client`."""
+    source = RedisSource(settings, client, consumer, partitions, checkpoint)
+    return Poller(source, invoke, stopping)

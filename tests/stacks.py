@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from streamfn.core.keys import SEED_MODELS
+from streamfn.core.settings import SEED_MODELS
 from streamfn.local import services
 from streamfn.local.stack import Stack, free_port
 from tests import challengers

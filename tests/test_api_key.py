@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from streamfn.core.api_key import resolve_api_key
-from streamfn.core.settings import ConfigError, Settings, get_settings, load_settings
+from streamfn.core.environment import get_settings
+from streamfn.core.settings import ConfigError, Settings, load_settings
 
 PARAMETER = "/streamfn/ingest-api-key"
 

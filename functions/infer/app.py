@@ -4,7 +4,7 @@ S3, `batchItemFailures` out."""
 from typing import Any
 
 from streamfn.core import logs
-from streamfn.core.settings import get_settings
+from streamfn.core.environment import get_settings
 from streamfn.infer import handler as infer
 from streamfn.stream.events import BatchResponse
 

@@ -4,7 +4,7 @@ import asyncio
 from typing import Any
 
 from streamfn.core import logs
-from streamfn.core.settings import get_settings
+from streamfn.core.environment import get_settings
 from streamfn.data import producer
 from streamfn.data.plan import plan_from_event
 

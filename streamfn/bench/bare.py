@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from redis.asyncio import Redis
 
-from streamfn.core.settings import get_settings
+from streamfn.core.environment import get_settings
 
 app = FastAPI()
 settings = get_settings()

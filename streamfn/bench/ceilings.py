@@ -401,9 +401,9 @@ def _drain(
 
 def result_key_bytes(client: Redis) -> int:
     """MEMORY USAGE of one message's result key (0 when there is none)."""
-    from streamfn.core.keys import result_key
+    from streamfn.core.keys import Keys
 
-    for key in client.scan_iter(match=result_key("*"), count=1000):
+    for key in client.scan_iter(match=Keys().result("*"), count=1000):
         return int(client.memory_usage(key, samples=0) or 0)
     return 0
 
@@ -417,8 +417,7 @@ def measure_poller(
     then backlogs XADDed straight into the stream, each timed from its first XADD until the
     group has acknowledged all of it, growing until one lasts about `seconds`."""
     from streamfn.bench import pipeline
-    from streamfn.core.keys import SEED_MODELS
-    from streamfn.core.settings import load_settings
+    from streamfn.core.settings import SEED_MODELS, load_settings
 
     found = []
     for size in sizes:

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from streamfn.core.keys import SEED_MODELS
+from streamfn.core.settings import SEED_MODELS
 from streamfn.data import training
 from streamfn.models.registry import open_registry
 

@@ -13,16 +13,19 @@ from streamfn.core.clock import now_ms
 from streamfn.infer import handler
 from streamfn.infer.messages import Message
 from streamfn.models.cache import LoadedModel
-from streamfn.sink.rows import encode_csv
+from streamfn.sink.formats.base import Format, format_named
 
 
-def one_batch(model: LoadedModel, records: list[dict[str, Any]]) -> bytes:
-    """Frame build, predict, CSV encode: the infer function's own work for one message, with
-    its own functions, without I/O."""
+def one_batch(
+    model: LoadedModel, records: list[dict[str, Any]], fmt: Format | None = None
+) -> bytes:
+    """Frame build, predict, encode (CSV unless another format is given): the infer function's
+    own work for one message, with its own functions, without I/O."""
     now = now_ms()
     message = Message("1-0", model.api_name, records, now)
     predicted = handler.predict(model, [message], probabilities=False)
-    return encode_csv(model.schema, handler.rows_of(model, [message], predicted, now))
+    rows = handler.rows_of(model, [message], predicted, now)
+    return (fmt or format_named("csv")).encode(model.schema, rows, (), False)
 
 
 def timed(call: Callable[[], object], seconds: float, at_least: int = 5) -> list[float]:

@@ -18,7 +18,7 @@ import orjson
 
 from streamfn.bench import Measurement
 from streamfn.bench.load import drive
-from streamfn.core.keys import SEED_MODELS
+from streamfn.core.settings import SEED_MODELS
 from streamfn.local import stack
 from streamfn.models.seed import FEATURE_NAMES, NUMERIC
 

@@ -34,7 +34,7 @@ from streamfn.bench import CurvePoint, Measurement
 from streamfn.bench.load import drive
 from streamfn.core import connections, metrics
 from streamfn.core.connections import text
-from streamfn.core.keys import result_key
+from streamfn.core.keys import Keys
 from streamfn.core.settings import Settings, load_settings
 from streamfn.local import services, stack
 from streamfn.local.status import scrape
@@ -167,8 +167,8 @@ def throughput(
 def latencies_since(r: Redis, since_ms: int) -> list[float]:
     """Acceptance-to-object milliseconds of every message accepted since `since_ms`."""
     keys = []
-    for key in r.scan_iter(match=result_key("*"), count=5000):
-        message_id = key.decode().removeprefix(result_key(""))
+    for key in r.scan_iter(match=Keys().result("*"), count=5000):
+        message_id = key.decode().removeprefix(Keys().result(""))
         if int(message_id.split("-", 1)[0]) >= since_ms:
             keys.append(key)
     found: list[float] = []
@@ -177,7 +177,7 @@ def latencies_since(r: Redis, since_ms: int) -> list[float]:
         for key, raw in zip(chunk, r.mget(chunk), strict=True):
             written = orjson.loads(raw).get("written_at") if raw else None
             if written is not None:
-                received = int(key.decode().removeprefix(result_key("")).split("-", 1)[0])
+                received = int(key.decode().removeprefix(Keys().result("")).split("-", 1)[0])
                 found.append(written - received)
     return found
 

@@ -14,8 +14,7 @@ from rich.console import Console
 
 from streamfn.bench import Measurement, challengers, console_cost, floor, peers, pipeline, report
 from streamfn.bench.load import require_wrk
-from streamfn.core.keys import SEED_MODELS
-from streamfn.core.settings import defaults
+from streamfn.core.settings import SEED_MODELS, defaults
 from streamfn.data import training
 from streamfn.data.synth import RecordSampler, load_profile
 from streamfn.models.cache import LoadedModel
@@ -285,11 +284,13 @@ class Bench:
         from streamfn.core.settings import load_settings
         from streamfn.sink.bucket import Bucket
 
-        bucket = Bucket.from_settings(load_settings(**bench.env))
+        settings = load_settings(**bench.env)
+        bucket = Bucket.from_settings(settings)
         started = time.perf_counter()
         today = dt.datetime.now(dt.UTC).date()
-        keys = backtest.object_keys(bucket, CURVE_MODEL, [today, today + dt.timedelta(days=1)])
-        outcome = backtest.backtest(candidate, bucket, keys, bench.redis)
+        days = [today, today + dt.timedelta(days=1)]
+        objects = backtest.object_keys(bucket, CURVE_MODEL, days)
+        outcome = backtest.backtest(candidate, bucket, objects, bench.redis, settings.keys)
         per_s = outcome.rows / (time.perf_counter() - started)
         self.findings.challenger |= {"backtest": per_s, "written": written_per_s,
                                      "backtest_rows": outcome.rows,

@@ -2,8 +2,8 @@
 
 A prediction row holds the record's inputs as the champion saw them, so the candidate sees the
 same records: no replay through the stream. Objects are read a few at a time in parallel (each
-GET is a round trip); the bodies of about `BATCH_ROWS` rows that share a header are parsed in one
-`read_csv` (per object, pandas' set-up cost dominates small objects) and predicted in one call.
+GET is a round trip), in whatever format each was written (streamfn.sink.formats); the rows of
+about `BATCH_ROWS` are read into one frame and predicted in one call.
 Where a record got a label through POST /feedback (kept RESULT_TTL_S in Redis), both versions
 are scored on it.
 """
@@ -11,7 +11,6 @@ are scored on it.
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,15 +19,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from streamfn.core import plugins
 from streamfn.core.connections import SyncClient
-from streamfn.core.keys import labels_key
+from streamfn.core.keys import Keys
 from streamfn.models.cache import LoadedModel
 from streamfn.models.schemas import ModelSchema
 from streamfn.models.seed import EMPLOYEE_ID
 from streamfn.monitor import stats
-from streamfn.sink.bucket import PREDICTIONS, Bucket
+from streamfn.sink.bucket import Bucket
+from streamfn.sink.formats.base import format_named
+from streamfn.sink.layout import PREDICTIONS, prefix
 
 BATCH_ROWS = 50_000
+# About what a row takes in an object (CSV, ~190 bytes; Parquet less): batches' sizes, roughly.
+BYTES_PER_ROW = 150
 READERS = 8
 
 
@@ -68,25 +72,21 @@ def days(since_h: float | None, date: dt.date | None, now: dt.datetime) -> list[
 
 
 def object_keys(bucket: Bucket, model: str, dates: Sequence[dt.date]) -> list[str]:
-    """The prediction objects of a model on these dates."""
+    """The prediction objects of a model on these dates, of every format."""
     keys = []
     for day in dates:
-        prefix = f"{PREDICTIONS.prefix}model={model}/date={day.strftime('%Y-%m-%d')}/"
-        keys += [item["key"] for item in bucket.list_objects(prefix)]
+        listed = bucket.list_objects(prefix(PREDICTIONS, model, day))
+        keys += [item["key"] for item in listed if plugins.format_name_of(item["key"])]
     return keys
 
 
-TEXT_COLUMNS = ("message_id", "model_version", "prediction", "received_at", EMPLOYEE_ID)
+TEXT_COLUMNS = ("message_id", "model_version", "prediction", EMPLOYEE_ID)
 
 
-def read_rows(bodies: Sequence[bytes], schema: ModelSchema) -> pd.DataFrame:
-    """The rows of objects with the same header, parsed at once: the model's text inputs and the
-    columns compared as text, numbers as numbers, an empty cell as missing."""
-    header, _, first = bodies[0].partition(b"\r\n")
-    joined = b"".join([header, b"\r\n", first, *(b.partition(b"\r\n")[2] for b in bodies[1:])])
-    text = {c.name for c in schema.columns if c.kind not in ("number", "integer")}
-    return pd.read_csv(io.BytesIO(joined), dtype=dict.fromkeys([*TEXT_COLUMNS, *text], str),
-                       keep_default_na=False, na_values=[""])  # fmt: skip
+def text_columns(schema: ModelSchema) -> list[str]:
+    """The columns read as text: those compared, and the model's text inputs."""
+    text = [c.name for c in schema.columns if c.kind not in ("number", "integer")]
+    return [*TEXT_COLUMNS, *text]
 
 
 def frame_of_rows(schema: ModelSchema, rows: pd.DataFrame) -> pd.DataFrame:
@@ -108,26 +108,29 @@ def batches(
     bucket: Bucket, keys: Sequence[str], schema: ModelSchema, rows: int
 ) -> Iterator[tuple[int, pd.DataFrame]]:
     """(objects read, their rows) in batches of about `rows` rows (the last may be smaller)."""
-    held: dict[bytes, list[bytes]] = {}  # header -> bodies (a version may add columns)
+    text = text_columns(schema)
+    held: dict[str, list[bytes]] = {}  # format -> bodies
     size = 0
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="backtest-read") as pool:
-        for done, body in enumerate(pool.map(bucket.get, keys), 1):
-            held.setdefault(body.partition(b"\r\n")[0], []).append(body)
-            size += body.count(b"\n") - 1
+        for done, (key, body) in enumerate(zip(keys, pool.map(bucket.get, keys), strict=True), 1):
+            held.setdefault(str(plugins.format_name_of(key)), []).append(body)
+            size += len(body) // BYTES_PER_ROW
             if size >= rows or done == len(keys):
-                tables = [read_rows(bodies, schema) for bodies in held.values()]
+                tables = [format_named(name).frame(bodies, text) for name, bodies in held.items()]
                 yield done, pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
                 held, size = {}, 0
 
 
-def label_cells(redis: SyncClient | None, rows: pd.DataFrame, predicted: list[str]) -> Counter[str]:
+def label_cells(
+    redis: SyncClient | None, keys: Keys, rows: pd.DataFrame, predicted: list[str]
+) -> Counter[str]:
     """The confusion cells of the labelled rows: written (l:) and candidate's (k:)."""
     if redis is None:
         return Counter()
     ids = rows["message_id"].unique().tolist()
     with redis.pipeline(transaction=False) as pipe:
         for message_id in ids:
-            pipe.hgetall(labels_key(message_id))
+            pipe.hgetall(keys.labels(message_id))
         found = dict(zip(ids, pipe.execute(), strict=True))
     cells: Counter[str] = Counter()
     columns = (rows[c] for c in ("message_id", "record_index", "prediction"))
@@ -141,22 +144,21 @@ def label_cells(redis: SyncClient | None, rows: pd.DataFrame, predicted: list[st
 
 
 def backtest(
-    candidate: LoadedModel, bucket: Bucket, keys: Sequence[str], redis: SyncClient | None,
-    since_ms: int | None = None, progress: Callable[[int, int], None] | None = None,
+    candidate: LoadedModel, bucket: Bucket, objects: Sequence[str], redis: SyncClient | None,
+    keys: Keys, since_ms: int | None = None, progress: Callable[[int, int], None] | None = None,
 ) -> Outcome:  # fmt: skip
     """Predict every row of these objects with the candidate, beside the written prediction
     (rows received before `since_ms` are left out)."""
-    outcome = Outcome(objects=len(keys))
-    for objects, rows in batches(bucket, keys, candidate.schema, BATCH_ROWS):
+    outcome = Outcome(objects=len(objects))
+    for read, rows in batches(bucket, objects, candidate.schema, BATCH_ROWS):
         if since_ms is not None:
-            received = pd.to_datetime(rows["received_at"], utc=True)
-            rows = rows[received >= pd.Timestamp(since_ms, unit="ms", tz="UTC")]
+            rows = rows[rows["received_at"] >= pd.Timestamp(since_ms, unit="ms", tz="UTC")]
         if len(rows):
             predicted = [str(v) for v in candidate.predict(frame_of_rows(candidate.schema, rows))]
             tally(outcome, rows, predicted)
-            outcome.labels.update(label_cells(redis, rows, predicted))
+            outcome.labels.update(label_cells(redis, keys, rows, predicted))
         if progress is not None:
-            progress(objects, outcome.rows)
+            progress(read, outcome.rows)
     return outcome
 
 

@@ -21,9 +21,10 @@ from typing import Any
 from mlflow import MlflowClient
 
 from streamfn.core.connections import SyncClient
+from streamfn.core.keys import Keys
 from streamfn.models.registry import ClientRegistry
 from streamfn.monitor import stats
-from streamfn.monitor.keys import index_key, shadow_prefix, window_key
+from streamfn.monitor.windowing import shadow_prefix
 
 TAG = "streamfn."
 
@@ -54,15 +55,15 @@ class Decision:
     evidence: Evidence
 
 
-def evidence(redis: SyncClient, model: str, champion: str, challenger: str) -> Evidence:
+def evidence(redis: SyncClient, keys: Keys, model: str, champion: str, challenger: str) -> Evidence:
     """The challenger's shadow counts beside this champion, summed over every window kept."""
     prefix = shadow_prefix(challenger)
     starts = [int(start) for version, start in
-              (m.decode().rsplit(":", 1) for m in redis.zrange(index_key(model), 0, -1))
+              (m.decode().rsplit(":", 1) for m in redis.zrange(keys.window_index(model), 0, -1))
               if version == champion]  # fmt: skip
     with redis.pipeline(transaction=False) as pipe:
         for start in starts:
-            pipe.hgetall(window_key(model, champion, start))
+            pipe.hgetall(keys.window(model, champion, start))
         windows = pipe.execute()
     summed: Counter[str] = Counter()
     for counts in windows:

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 
 from streamfn.cli.common import CommandError, console
 from streamfn.core import logs
-from streamfn.core.settings import ConfigError, Settings, get_settings
+from streamfn.core.environment import get_settings
+from streamfn.core.settings import ConfigError, Settings
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -66,7 +66,7 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(str(error)) from None
     redis = connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER)
     try:
-        found = gate.evidence(redis, args.model, champion, challenger)
+        found = gate.evidence(redis, settings.keys, args.model, champion, challenger)
     except RedisError as error:
         raise CommandError(
             f"the live evidence is in Redis at REDIS_URL={settings.REDIS_URL}, which did not "
@@ -149,17 +149,19 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     since_ms = None if args.date else int((now.timestamp() - args.since * 3600) * 1000)
     bucket = Bucket.from_settings(settings)
     try:
-        keys = backtest.object_keys(bucket, args.model, backtest.days(args.since, args.date, now))
-        if not keys:
+        objects = backtest.object_keys(
+            bucket, args.model, backtest.days(args.since, args.date, now)
+        )
+        if not objects:
             raise CommandError(f"no prediction objects of {args.model} then: nothing to score")
         try:
             candidate = load_version(MlflowClient(uri, uri), uri, args.model, name, version)
         except Exception as error:  # whatever the registry or the load says
             raise CommandError(f"{name} v{version} cannot be loaded: {error}") from None
         started = time.perf_counter()
-        with progress_bar(len(keys)) as show:
+        with progress_bar(len(objects)) as show:
             outcome = backtest.backtest(
-                candidate, bucket, keys, labels_store(settings), since_ms, show
+                candidate, bucket, objects, labels_store(settings), settings.keys, since_ms, show
             )
     except BucketUnavailableError as error:
         raise CommandError(str(error)) from None

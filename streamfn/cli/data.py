@@ -14,8 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamfn.cli.common import CommandError, Commands, check_mlflow, console
-from streamfn.core.keys import SEED_MODELS
-from streamfn.core.settings import Settings
+from streamfn.core.settings import SEED_MODELS, Settings
 from streamfn.data import DATASET_PATH, producer
 from streamfn.data.plan import Plan, Tally
 from streamfn.data.samplers import SamplerError

@@ -10,6 +10,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from streamfn.cli.common import CommandError, Commands, console
+from streamfn.core import plugins
 from streamfn.core.settings import Settings, parse_models
 
 RESULT_COLUMNS = ("message_id", "record_index", "model", "model_version", "prediction_label",
@@ -201,7 +202,7 @@ def register(commands: Commands) -> None:
     )
     up.add_argument("--no-producer", action="store_true", help="start no producer")
     up.add_argument(
-        "--backend", choices=("redis", "kinesis", "sqs"),
+        "--backend", choices=tuple(plugins.BACKENDS),
         help="the stream: Redis, or Kinesis or SQS on moto's server (default: STREAM_BACKEND)",
     )  # fmt: skip
     up.add_argument("--models", help="MODELS for every process (default: MODELS, else the seed's)")

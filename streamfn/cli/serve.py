@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from streamfn.cli.common import Commands
+from streamfn.core import plugins
 from streamfn.core.settings import INGEST_PORT, Settings, load_settings
 
 POLL_OPTIONS = ("BATCH_SIZE", "BATCH_WINDOW_MS", "CLAIM_IDLE_MS", "MAX_DELIVERIES")
@@ -44,20 +45,23 @@ def stop_on_signals() -> threading.Event:
 
 
 def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
-    """One poller: read batches, invoke infer, acknowledge; SIGTERM/SIGINT finish the batch."""
-    from streamfn.core import connections, crash, health
+    """One poller: read batches, invoke infer, settle them; SIGTERM/SIGINT finish the batch."""
+    from streamfn.core import crash, health
     from streamfn.poller import invoke
-    from streamfn.poller.loop import consumer_name, redis_poller
+    from streamfn.poller.loop import Poller, consumer_name
+    from streamfn.stream.base import SourceOptions, backend
 
-    overrides = {
+    overrides: dict[str, object] = {
         n: getattr(args, n.lower()) for n in POLL_OPTIONS if getattr(args, n.lower()) is not None
     }
+    if args.source:  # checked as STREAM_BACKEND is: what it needs must be set
+        overrides["STREAM_BACKEND"] = args.source
     if overrides:
         settings = load_settings(**overrides)
     # Signals first: building the invoker loads the models, and a stop may come meanwhile.
     stopping = stop_on_signals()
     started = time.monotonic()
-    poller: Any = None  # a Poller, or a Mapping of Kinesis or SQS
+    poller: Poller | None = None
 
     def healthy() -> tuple[bool, dict[str, Any]]:
         if poller is None or poller.last_poll is None:
@@ -68,17 +72,13 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.metrics_port:
         health.serve(args.metrics_port, healthy)
-    consumer = args.consumer or consumer_name()
-    partitions = chosen_partitions(args.partitions, settings.STREAM_PARTITIONS)
-    checkpoint = crash.exit_at(settings.CRASH_AT)
+    options = SourceOptions(
+        settings, args.consumer or consumer_name(), crash.exit_at(settings.CRASH_AT),
+        chosen_partitions(args.partitions, settings.STREAM_PARTITIONS),
+    )  # fmt: skip
     invoker = invoke.from_settings(settings)
-    source = args.source or settings.STREAM_BACKEND
-    if source == "redis":
-        client = connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER)
-        poller = redis_poller(settings, client, invoker, consumer, stopping, checkpoint,
-                              partitions)  # fmt: skip
-    else:
-        poller = mapped(source, settings, invoker, consumer, checkpoint, stopping)
+    source = backend(settings.STREAM_BACKEND).source(options)
+    poller = Poller(source, invoker, stopping)
     poller.run(burst=args.burst)
     return 0
 
@@ -102,31 +102,6 @@ def chosen_partitions(given: str | None, partitions: int) -> list[int] | None:
     return sorted(chosen)
 
 
-def mapped(
-    source: str, settings: Settings, invoker: Any, consumer: str, checkpoint: Any,
-    stopping: threading.Event,
-) -> Any:  # fmt: skip
-    """A Kinesis stream or SQS queue read as Lambda's event source mapping reads it."""
-    from streamfn.core import connections
-    from streamfn.core.aws import aws_session
-    from streamfn.poller.mapping import Mapping
-    from streamfn.poller.sources.kinesis import KinesisSource
-    from streamfn.poller.sources.sqs import SqsSource
-
-    session = aws_session(settings)
-    sqs = session.client("sqs", endpoint_url=settings.AWS_ENDPOINT_URL_SQS)
-    if source == "sqs":
-        if not settings.SQS_QUEUE_URL:
-            raise SystemExit("streamfn poll --source sqs needs SQS_QUEUE_URL")
-        return Mapping(SqsSource(settings, sqs, invoker, consumer, checkpoint), stopping)
-    if not settings.KINESIS_STREAM:
-        raise SystemExit("streamfn poll --source kinesis needs KINESIS_STREAM")
-    kinesis = session.client("kinesis", endpoint_url=settings.AWS_ENDPOINT_URL_KINESIS)
-    redis = connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER)
-    return Mapping(KinesisSource(settings, kinesis, redis, invoker, consumer, sqs, checkpoint),
-                   stopping)  # fmt: skip
-
-
 def register(commands: Commands) -> None:
     """Add `ingest` and `poll`."""
     ingest = commands.add_parser("ingest", help="serve the ingest API under uvicorn")
@@ -139,7 +114,7 @@ def register(commands: Commands) -> None:
         flag = "--" + name.lower().replace("_", "-")
         poll.add_argument(flag, type=int, dest=name.lower(), help=f"default: {name}")
     poll.add_argument(
-        "--source", choices=("redis", "kinesis", "sqs"),
+        "--source", choices=tuple(plugins.BACKENDS),
         help="read the Redis Stream, or a Kinesis stream or SQS queue as Lambda's event source "
         "mapping would (default: STREAM_BACKEND)",
     )  # fmt: skip

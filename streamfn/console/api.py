@@ -10,26 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from streamfn.api.auth import check_api_key
+from streamfn.api.deps import RedisDep, SettingsDep
+from streamfn.api.inputs import ModelQuery, known_model
+from streamfn.api.responses import json_response, unavailable
 from streamfn.console import overview
 from streamfn.console.objects import (
     ObjectMissingError,
     ObjectReader,
     ObjectsUnavailableError,
-    is_object_key,
+    RowsUnreadableError,
+    content_type,
 )
 from streamfn.core.settings import Settings
-from streamfn.ingest.deps import RedisDep, SettingsDep
-from streamfn.ingest.responses import json_response, unavailable
-from streamfn.ingest.routes import models as models_route
-from streamfn.ingest.routes import monitoring as monitoring_route
-from streamfn.ingest.routes.monitoring import ModelQuery
-from streamfn.ingest.routes.predict import check_api_key, known_model
 
 STATIC = Path(__file__).parent / "static"
 ROWS_SHOWN = 25
@@ -41,23 +42,26 @@ async def key_required(request: Request) -> None:
     check_api_key(request, request.app.state.settings)
 
 
-# The same endpoints as GET /monitoring and GET /models, behind the key.
-for path, endpoint in (("/api/monitoring", monitoring_route.monitoring),
-                       ("/api/models", models_route.models)):  # fmt: skip
-    router.add_api_route(path, endpoint, methods=["GET"], dependencies=[Depends(key_required)])
-
-
-def install(app: FastAPI, settings: Settings) -> None:
-    """Serve the console on this app."""
+def install(app: FastAPI, settings: Settings, answers: dict[str, Callable[..., Any]]) -> None:
+    """Serve the console on this app; `answers` are routes of the app the page reads too (by
+    name, under /ui/api/), behind the key."""
     app.state.objects = ObjectReader(settings)
+    for name, endpoint in answers.items():
+        app.add_api_route(f"/ui/api/{name}", endpoint, methods=["GET"], include_in_schema=False,
+                          dependencies=[Depends(key_required)])  # fmt: skip
     app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="console-static")
     app.add_exception_handler(ObjectsUnavailableError, _s3_down)  # type: ignore[arg-type]
     app.add_exception_handler(ObjectMissingError, _missing)  # type: ignore[arg-type]
+    app.add_exception_handler(RowsUnreadableError, _unreadable)  # type: ignore[arg-type]
 
 
 async def _s3_down(request: Request, error: ObjectsUnavailableError) -> Response:
     return unavailable(f"S3 cannot answer: {error}")
+
+
+async def _unreadable(request: Request, error: RowsUnreadableError) -> Response:
+    return json_response({"detail": f"rows not readable here: {error}"}, status_code=501)
 
 
 async def _missing(request: Request, error: ObjectMissingError) -> Response:
@@ -76,7 +80,7 @@ async def status(request: Request, redis: RedisDep, settings: SettingsDep) -> Re
     check_api_key(request, settings)
     client, _ = redis.bind()
     found = await overview.status(client, settings, time.time())
-    found["versions"] = await overview.versions(client, list(settings.models))
+    found["versions"] = await overview.versions(client, settings.keys, list(settings.models))
     return json_response(found)
 
 
@@ -85,7 +89,7 @@ async def objects(request: Request, redis: RedisDep, settings: SettingsDep) -> R
     """The newest partitions (model and date): objects, rows, the newest object."""
     check_api_key(request, settings)
     client, _ = redis.bind()
-    return json_response({"partitions": await overview.partitions(client)})
+    return json_response({"partitions": await overview.partitions(client, settings.keys)})
 
 
 @router.get("/api/rows")
@@ -100,7 +104,7 @@ async def rows(
     if model is not None:
         known_model(model, settings)
     client, _ = redis.bind()
-    newest = overview.newest_objects(await overview.partitions(client), model)
+    newest = overview.newest_objects(await overview.partitions(client, settings.keys), model)
     reader: ObjectReader = request.app.state.objects
     tables = await asyncio.gather(*(asyncio.to_thread(reader.rows, key) for key in newest))
     return json_response(overview.merge_rows(tables, ROWS_SHOWN))
@@ -110,11 +114,11 @@ async def rows(
 async def download(key: str, request: Request, settings: SettingsDep) -> Response:
     """One object of the bucket, through the API (the browser needs no S3 credentials)."""
     check_api_key(request, settings)
-    if not is_object_key(key):
+    kind = content_type(key)
+    if kind is None:
         raise ObjectMissingError(f"{key!r} is not an object the console serves")
     reader: ObjectReader = request.app.state.objects
     body = await asyncio.to_thread(reader.body, key)
-    kind = "text/csv; charset=utf-8" if key.endswith(".csv") else "application/json"
     name = key.rsplit("/", 1)[-1]
     return Response(body, media_type=kind,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip

@@ -1,31 +1,29 @@
 """The console's reads of the bucket: the newest rows of a model, and one object to download.
 
-streamfn.bucket (boto3) is imported when the bucket is first needed, not with the app: the
+streamfn.sink.bucket (boto3) is imported when the bucket is first needed, not with the app: the
 ingest's zip function does not ship boto3 (Lambda's Python runtime provides it), and the ingest's
 hot path never needs it. An object never changes once written, so the rows read from one are
 kept (the newest few objects): the page asks every few seconds and S3 is read once per object.
+Rows are read in the object's own format (streamfn.sink.formats), whatever SINK_FORMAT is now.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from streamfn.core import plugins
 from streamfn.core.settings import Settings
+from streamfn.sink.formats.base import format_of
+from streamfn.sink.layout import MONITORING, PREDICTIONS, WINDOW_CONTENT_TYPE, parse_key
 
 if TYPE_CHECKING:
     from streamfn.sink.bucket import Bucket
 
 KEPT_OBJECTS = 32
-# The keys the console hands out: prediction CSVs and monitoring windows, never anything else.
-_OBJECT_KEY = re.compile(
-    r"^(predictions/model=[^/]+/date=\d{4}-\d{2}-\d{2}/[0-9]+-[0-9]+_[0-9a-f]+\.csv"
-    r"|monitoring/model=[^/]+/date=\d{4}-\d{2}-\d{2}/[0-9]+_v[0-9]+\.json)$"
-)
+# What the console hands out: prediction objects and monitoring windows, never anything else.
+SERVED = (PREDICTIONS, MONITORING)
 
 
 class ObjectsUnavailableError(RuntimeError):
@@ -36,9 +34,20 @@ class ObjectMissingError(LookupError):
     """No such object in the bucket."""
 
 
-def is_object_key(key: str) -> bool:
-    """Whether a key names an object the console may serve."""
-    return bool(_OBJECT_KEY.match(key))
+class RowsUnreadableError(RuntimeError):
+    """This process cannot read the object's format (the page says why)."""
+
+
+def content_type(key: str) -> str | None:
+    """The content type of an object the console may serve (a prediction object of a known
+    format, a monitoring window), None for any other key."""
+    place = parse_key(key)
+    if place is None or place.kind not in SERVED:
+        return None
+    if place.kind == MONITORING:
+        return WINDOW_CONTENT_TYPE
+    name = plugins.format_name_of(key)
+    return None if name is None else plugins.FORMATS[name].content_type
 
 
 class ObjectReader:
@@ -70,13 +79,18 @@ class ObjectReader:
             raise ObjectsUnavailableError(str(error)) from error
 
     def rows(self, key: str) -> tuple[list[str], list[list[str]]]:
-        """The header and rows of a prediction CSV object."""
+        """The header and rows of a prediction object, in its format."""
         with self._lock:
             if key in self._rows:
                 self._rows.move_to_end(key)
                 return self._rows[key]
-        table = list(csv.reader(io.StringIO(self.body(key).decode("utf-8"))))
-        found = (table[0], table[1:]) if table else ([], [])
+        try:
+            fmt = format_of(key)
+        except ImportError as error:  # pyarrow, for Parquet, is not in the ingest's zip
+            raise RowsUnreadableError(f"{key}: {error}") from error
+        if fmt is None:
+            raise ObjectMissingError(f"{key!r} is not a prediction object")
+        found = fmt.table(self.body(key))
         with self._lock:
             self._rows[key] = found
             while len(self._rows) > KEPT_OBJECTS:

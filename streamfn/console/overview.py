@@ -10,10 +10,10 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from streamfn.core import series
 from streamfn.core.connections import AsyncClient, text
-from streamfn.core.keys import dlq_key
+from streamfn.core.keys import Keys, dlq_key
 from streamfn.core.settings import Settings
-from streamfn.sink import counts as pc
 
 # A poller reads at least every BATCH_WINDOW_MS; one silent this long is not answering.
 POLLER_SILENT_MS = 30_000
@@ -22,18 +22,19 @@ PARTITIONS_SHOWN = 60
 
 async def status(redis: AsyncClient, settings: Settings, now_s: float) -> dict[str, Any]:
     """Totals, the per-slot series of the last minutes, and the stream's state."""
-    slots = pc.recent_slots(now_s)
+    keys = settings.keys
+    slots = series.recent_slots(now_s)
     # Where ingest counts: one root, or on a Redis Cluster one per partition.
-    roots = sorted(set(pc.accepted_roots(settings)))
+    roots = sorted(set(keys.accepted_roots()))
     # Each series is one MGET of one slot, sent on its own: a cluster's pipeline refuses MGET.
-    series_reads = [redis.mget([pc.series_key(pc.WRITTEN, s) for s in slots])]
-    series_reads += [redis.mget([pc.series_key(pc.ACCEPTED, s, at) for s in slots])
+    series_reads = [redis.mget([keys.series(series.WRITTEN, s) for s in slots])]
+    series_reads += [redis.mget([keys.series(series.ACCEPTED, s, at) for s in slots])
                      for at in roots]  # fmt: skip
     written, *accepted_by_root = await asyncio.gather(*series_reads)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.hgetall(pc.totals_key())
+        pipe.hgetall(keys.totals())
         for at in roots:
-            pipe.hget(pc.totals_key(at), pc.ACCEPTED)
+            pipe.hget(keys.totals(at), series.ACCEPTED)
         for stream in settings.streams:
             pipe.xlen(stream)
             pipe.xlen(dlq_key(stream))
@@ -43,16 +44,16 @@ async def status(redis: AsyncClient, settings: Settings, now_s: float) -> dict[s
     accepted = [sum(int(v or 0) for v in column) for column in zip(*accepted_by_root, strict=True)]
     length, dead = sum(lengths[0::2]), sum(lengths[1::2])
     lag, pending, pollers = await _group(redis, settings, lengths[0::2])
-    series = {
-        "slot_s": pc.SLOT_S,
+    chart = {
+        "slot_s": series.SLOT_S,
         "slots": slots,
         "ingested": accepted,
         "processed": [int(v or 0) for v in written],
     }
     return {
         "ingested": ingested,
-        "processed": int(totals.get(pc.WRITTEN.encode(), 0)),
-        "series": series,
+        "processed": int(totals.get(series.WRITTEN.encode(), 0)),
+        "series": chart,
         "stream_length": length,
         "lag": lag,
         "pending": pending,
@@ -87,11 +88,13 @@ async def _group(
     return lag, pending, {"answering": answering, "known": len(idle)}
 
 
-async def versions(redis: AsyncClient, models: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+async def versions(
+    redis: AsyncClient, keys: Keys, models: Sequence[str]
+) -> dict[str, list[dict[str, Any]]]:
     """Per model, each version that has written rows and since when (epoch ms), newest first."""
     async with redis.pipeline(transaction=False) as pipe:
         for model in models:
-            pipe.hgetall(pc.versions_key(model))
+            pipe.hgetall(keys.versions(model))
         found = await pipe.execute()
     served = {}
     for model, raw in zip(models, found, strict=True):
@@ -100,12 +103,14 @@ async def versions(redis: AsyncClient, models: Sequence[str]) -> dict[str, list[
     return served
 
 
-async def partitions(redis: AsyncClient, limit: int = PARTITIONS_SHOWN) -> list[dict[str, Any]]:
+async def partitions(
+    redis: AsyncClient, keys: Keys, limit: int = PARTITIONS_SHOWN
+) -> list[dict[str, Any]]:
     """The newest model-and-date partitions: objects, rows and the newest object's key."""
-    members = [text(m) for m in await redis.zrevrange(pc.partitions_key(), 0, limit - 1)]
+    members = [text(m) for m in await redis.zrevrange(keys.object_days(), 0, limit - 1)]
     async with redis.pipeline(transaction=False) as pipe:
         for member in members:
-            pipe.hgetall(pc.partition_key(*member.split("/", 1)))
+            pipe.hgetall(keys.objects(*member.split("/", 1)))
         found = await pipe.execute()
     shown = []
     for member, raw in zip(members, found, strict=True):

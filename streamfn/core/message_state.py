@@ -14,8 +14,6 @@ from redis.client import Pipeline
 
 from streamfn.core import stream_ids
 from streamfn.core.connections import AsyncClient, SyncClient
-from streamfn.core.keys import result_key
-from streamfn.stream.partitions import partition_of_id
 
 Status = Literal["pending", "done", "failed", "dead_letter"]
 
@@ -36,9 +34,7 @@ class MessageState(TypedDict, total=False):
 KeyOf = Callable[[str], str]  # message id -> the Redis key of its state
 
 
-def stage(
-    pipe: Pipeline, message_id: str, state: MessageState, ttl_s: int, key: KeyOf = result_key
-) -> None:
+def stage(pipe: Pipeline, message_id: str, state: MessageState, ttl_s: int, key: KeyOf) -> None:
     """Queue the SET of one message's state (compact: no null fields) on a pipeline."""
     compact: dict[str, Any] = {k: v for k, v in state.items() if v is not None}
     pipe.set(key(message_id), orjson.dumps(compact), ex=ttl_s)
@@ -48,7 +44,7 @@ def save(
     client: SyncClient,
     states: Iterable[tuple[str, MessageState]],
     ttl_s: int,
-    key: KeyOf = result_key,
+    key: KeyOf,
 ) -> None:
     """Store the states of several messages in one round trip, each expiring after ttl_s (under
     their result keys, or the shadow's)."""
@@ -66,7 +62,7 @@ async def queued(
     ids = [i for i in message_ids if stream_ids.is_stream_id(i)]
     async with client.pipeline(transaction=False) as pipe:
         for message_id in ids:
-            stream = streams[partition_of_id(message_id, len(streams)) or 0]
+            stream = streams[stream_ids.partition_of(message_id, len(streams)) or 0]
             pipe.xrange(stream, message_id, message_id, count=1)
         entries = dict(zip(ids, await pipe.execute(), strict=True)) if ids else {}
     return [

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamfn.core import plugins
 from streamfn.core.crash import Step
-from streamfn.core.keys import SEED_MODELS, partition_stream
+from streamfn.core.keys import Keys, partition_stream
+
+# The seed's three models, MODELS's default: API name (the `model=` query value) -> name in the
+# MLflow Model Registry. `streamfn train` knows how to train these.
+SEED_MODELS: dict[str, str] = {
+    "svm": "SVC",
+    "knn": "Knn_Classifier",
+    "lightgbm": "LightGBM_Classifier",
+}
 
 PositiveInt = Annotated[int, Field(gt=0)]
 # An API name is also a key partition (model=<name>) and a Redis key part: keep it plain.
@@ -35,7 +45,7 @@ class Settings(BaseSettings):
     REDIS_URL: str = f"redis://localhost:{REDIS_PORT}/0"
     # Where ingest appends requests: the Redis Stream (read by `streamfn poll`), a Kinesis stream
     # or an SQS queue (read by Lambda's event source mapping, or `streamfn poll --source`).
-    STREAM_BACKEND: Literal["redis", "kinesis", "sqs"] = "redis"
+    STREAM_BACKEND: str = plugins.DEFAULT_BACKEND
     KINESIS_STREAM: str | None = None
     SQS_QUEUE_URL: str | None = None
     # Where `streamfn poll --source kinesis` sends a batch that failed MAX_DELIVERIES times (an
@@ -57,6 +67,8 @@ class Settings(BaseSettings):
     MODEL_REFRESH_S: float = Field(30.0, ge=0)
     MODELS: str = ",".join(f"{api}={name}" for api, name in SEED_MODELS.items())
     OUTPUT_PROBABILITIES: bool = False
+    # How row objects are written (the keys of streamfn.sink.formats: csv, parquet).
+    SINK_FORMAT: str = plugins.DEFAULT_FORMAT
     CHALLENGER_ALIAS: str = Field("challenger", min_length=1)
     SHADOW_SHARE: float = Field(1.0, ge=0, le=1)  # of each batch's messages, scored in shadow
 
@@ -129,12 +141,21 @@ class Settings(BaseSettings):
         # Compose and SAM pass unset parameters as empty strings.
         return None if value == "" else value
 
+    @field_validator("STREAM_BACKEND")
+    @classmethod
+    def _backend(cls, value: str) -> str:
+        return _one_of(value, plugins.BACKENDS)
+
+    @field_validator("SINK_FORMAT")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        return _one_of(value, plugins.FORMATS)
+
     @model_validator(mode="after")
     def _backend_named(self) -> Settings:
-        if self.STREAM_BACKEND == "kinesis" and not self.KINESIS_STREAM:
-            raise ValueError("STREAM_BACKEND=kinesis needs KINESIS_STREAM (the stream's name)")
-        if self.STREAM_BACKEND == "sqs" and not self.SQS_QUEUE_URL:
-            raise ValueError("STREAM_BACKEND=sqs needs SQS_QUEUE_URL (the queue's URL)")
+        for name, what in plugins.BACKENDS[self.STREAM_BACKEND].needs.items():
+            if not getattr(self, name):
+                raise ValueError(f"STREAM_BACKEND={self.STREAM_BACKEND} needs {name} ({what})")
         return self
 
     @field_validator("MODELS")
@@ -153,6 +174,19 @@ class Settings(BaseSettings):
         """The stream of each partition, in partition order (one: STREAM_KEY itself)."""
         return [partition_stream(self.STREAM_KEY, p, self.STREAM_PARTITIONS)
                 for p in range(self.STREAM_PARTITIONS)]  # fmt: skip
+
+    @property
+    def keys(self) -> Keys:
+        """The Redis key names of this deployment."""
+        in_redis = plugins.BACKENDS[self.STREAM_BACKEND].in_redis
+        streams = tuple(self.streams) if in_redis else ()
+        return Keys(self.REDIS_CLUSTER, self.STREAM_PARTITIONS, streams)
+
+
+def _one_of(value: str, choices: Iterable[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"must be one of {', '.join(choices)}")
+    return value
 
 
 @lru_cache(maxsize=16)
@@ -192,16 +226,3 @@ def load_settings(**overrides: object) -> Settings:
 def defaults() -> Settings:
     """Every variable at its default, whatever the environment says."""
     return Settings.model_construct()
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once (the API key fetched from SSM when so configured)."""
-    settings = load_settings()
-    if settings.INGEST_API_KEY_PARAMETER is None:
-        return settings
-    # Imported here: streamfn.api_key reaches boto3 through streamfn.aws, which imports this
-    # module; and a process without the parameter never pays for importing boto3.
-    from streamfn.core.api_key import resolve_api_key
-
-    return resolve_api_key(settings)

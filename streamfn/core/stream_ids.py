@@ -32,6 +32,13 @@ def order_any(item_id: str) -> tuple[int, int, int, str]:
     return (1, 0, 0, item_id) if parsed is None else (0, *parsed, item_id)
 
 
+def partition_of(message_id: str, partitions: int) -> int | None:
+    """The partition whose stream holds a stream id: its sequence number modulo the partitions
+    (ingest's append script picks ids so). None for an id that is not a stream id."""
+    parsed = parse(message_id)
+    return None if parsed is None else parsed[1] % partitions
+
+
 def millis(stream_id: str) -> int:
     """The epoch milliseconds a stream id was created at (its first part)."""
     return order(stream_id)[0]

@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from streamfn.core.keys import is_seed_model
 from streamfn.core.settings import Settings
 from streamfn.data.synth import EmployeeIds, RecordSampler, load_profile
 from streamfn.models import schemas
 from streamfn.models.registry import Registry, open_registry
 from streamfn.models.schemas import Column, ModelSchema, seed_schema
-from streamfn.models.seed import EMPLOYEE_ID, key_form
+from streamfn.models.seed import EMPLOYEE_ID, is_seed_model, key_form
 
 
 class Sampler(Protocol):

@@ -38,7 +38,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
-from streamfn.core.keys import SEED_MODELS
+from streamfn.core.settings import SEED_MODELS
 from streamfn.data import dataset
 from streamfn.data.artifacts import log_json_files
 from streamfn.models import reference, schemas

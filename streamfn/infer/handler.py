@@ -3,7 +3,7 @@
 Per-record isolation: a message that cannot be decoded or predicted fails alone. A shared
 dependency that is down (the model registry on a cold start, S3, Redis) fails every message that
 needs it, so that the caller retries them and nothing is lost. Rows are written exactly once
-through the protocol of `streamfn.infer.sink`.
+through the protocol of `streamfn.sink.once`, in SINK_FORMAT.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from streamfn.core import connections, crash, message_state, metrics
 from streamfn.core.clock import now_ms
 from streamfn.core.connections import SyncClient
-from streamfn.core.keys import shadow_key
+from streamfn.core.keys import Keys
 from streamfn.core.settings import Settings
 from streamfn.infer.messages import Message, MessageError, decode
 from streamfn.infer.predicting import Errors, Predicted, predict, rows_in, rows_of
@@ -33,12 +33,13 @@ from streamfn.models.challengers import ChallengerCache
 from streamfn.models.registry import RegistryError
 from streamfn.monitor.closer import WindowCloser
 from streamfn.monitor.counts import batch_fields, shadow_fields
-from streamfn.monitor.keys import window_of
 from streamfn.monitor.recorder import DoneRecorder, Window
-from streamfn.sink.bucket import PREDICTIONS, Bucket, BucketUnavailableError
+from streamfn.monitor.windowing import window_of
+from streamfn.sink.bucket import Bucket, BucketUnavailableError
 from streamfn.sink.counts import Tally
+from streamfn.sink.formats.base import format_named
+from streamfn.sink.layout import PREDICTIONS
 from streamfn.sink.once import OnceWriter
-from streamfn.sink.rows import encode_csv
 from streamfn.stream import events
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class InferContext:
     models: ModelCache
     writer: OnceWriter
     redis: SyncClient
+    keys: Keys
     result_ttl_s: int
     recorder: DoneRecorder
     closer: WindowCloser | None = None  # None: no monitoring
@@ -66,8 +68,10 @@ class InferContext:
 def build_context(settings: Settings) -> InferContext:
     """The warm state of an infer process: model cache, S3 writer, Redis client."""
     redis = connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER)
+    keys = settings.keys
     checkpoint = crash.exit_at(settings.CRASH_AT)
     bucket = Bucket.from_settings(settings)
+    sink_format = format_named(settings.SINK_FORMAT)
     models = ModelCache(
         settings.MLFLOW_TRACKING_URI, settings.MODEL_ALIAS, settings.MODEL_REFRESH_S,
         settings.models,
@@ -75,33 +79,30 @@ def build_context(settings: Settings) -> InferContext:
     window_s = settings.MONITOR_WINDOW_S
     closer = None
     if window_s:
-        closer = WindowCloser(redis, bucket, models.profile, window_s,
+        closer = WindowCloser(redis, keys, bucket, models.profile, window_s,
                               settings.MONITOR_MIN_RECORDS, settings.DRIFT_PSI)  # fmt: skip
     challengers = ChallengerCache(
         settings.MLFLOW_TRACKING_URI, settings.CHALLENGER_ALIAS, settings.MODEL_REFRESH_S,
         settings.models,
     )  # fmt: skip
     models.reuse = challengers.loaded
-    shadow_writer = OnceWriter(bucket, redis, settings.RESULT_TTL_S, key=shadow_key)
+    ttl_s = settings.RESULT_TTL_S
+    shadow_writer = OnceWriter(bucket, redis, ttl_s, keys.shadow, sink_format)
+    # On a cluster with partitions, a message's state and the counts are in two slots.
+    split = settings.REDIS_CLUSTER and settings.STREAM_PARTITIONS > 1
+    recorder = DoneRecorder(redis, keys, ttl_s, retention_s(settings), split)
     return InferContext(
         models=models,
-        writer=OnceWriter(bucket, redis, settings.RESULT_TTL_S, checkpoint),
+        writer=OnceWriter(bucket, redis, ttl_s, keys.result, sink_format, checkpoint),
         redis=redis,
-        result_ttl_s=settings.RESULT_TTL_S,
-        # On a cluster with partitions, a message's state and the counts are in two slots.
-        recorder=DoneRecorder(
-            redis,
-            settings.RESULT_TTL_S,
-            retention_s(settings),
-            split=settings.REDIS_CLUSTER and settings.STREAM_PARTITIONS > 1,
-        ),
+        keys=keys,
+        result_ttl_s=ttl_s,
+        recorder=recorder,
         closer=closer,
         checkpoint=checkpoint,
         probabilities=settings.OUTPUT_PROBABILITIES,
         window_s=window_s,
-        shadow=ShadowScorer(
-            challengers, shadow_writer, settings.SHADOW_SHARE, settings.RESULT_TTL_S
-        ),
+        shadow=ShadowScorer(challengers, shadow_writer, settings.SHADOW_SHARE, ttl_s),
     )
 
 
@@ -145,8 +146,9 @@ def write_model_group(ctx: InferContext, api_name: str, messages: list[Message])
     if fresh:
         at_ms = now_ms()
         labels = [model.schema.label(c) for c in model.classes] if probabilities else []
-        body = encode_csv(model.schema, rows_of(model, fresh, predicted, at_ms), labels)
         ids = [m.message_id for m in fresh]
+        body = ctx.writer.encode(PREDICTIONS, model.schema, rows_of(model, fresh, predicted, at_ms),
+                                 labels)  # fmt: skip
         written = ctx.writer.write(PREDICTIONS, api_name, ids, body, at_ms)
         written_at = written.written_at
         objects.update(dict.fromkeys(ids, written.uri))
@@ -168,7 +170,7 @@ def write_model_group(ctx: InferContext, api_name: str, messages: list[Message])
     record_done(ctx, model, finishing, predicted, states, shadow)
     failed = [(i, message_state.failed(api_name, error)) for i, error in predicted.errors.items()]
     if failed:
-        message_state.save(ctx.redis, failed, ctx.result_ttl_s)
+        message_state.save(ctx.redis, failed, ctx.result_ttl_s, ctx.keys.result)
     ctx.checkpoint("after_done")
     return predicted.errors
 
@@ -279,4 +281,4 @@ def record_poison(ctx: InferContext, failures: Errors) -> None:
     metrics.INFER_FAILURES.inc(len(failures))
     states = [(i, message_state.failed(None, e)) for i, e in failures.items() if i]
     if states:
-        message_state.save(ctx.redis, states, ctx.result_ttl_s)
+        message_state.save(ctx.redis, states, ctx.result_ttl_s, ctx.keys.result)

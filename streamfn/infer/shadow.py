@@ -16,14 +16,13 @@ from typing import Any
 
 from streamfn.core import message_state, metrics
 from streamfn.core.clock import now_ms
-from streamfn.core.keys import shadow_key
 from streamfn.infer.messages import Message
 from streamfn.infer.predicting import Predicted, predict_all, rows_in
 from streamfn.models.cache import LoadedModel
 from streamfn.models.challengers import ChallengerCache
-from streamfn.sink.bucket import SHADOW
+from streamfn.sink.layout import SHADOW
 from streamfn.sink.once import OnceWriter
-from streamfn.sink.rows import Row, encode_csv
+from streamfn.sink.rows import Row
 
 HASH_RANGE = 2**32
 
@@ -70,7 +69,7 @@ class ShadowScorer:
             # All chosen messages, not only the fresh ones: the window counts need them all.
             values = challenger_values(challenger, champion, chosen, predicted)
             rows = shadow_rows(champion, challenger, fresh, predicted, values, at_ms)
-            body = encode_csv(challenger.schema, rows, shadow=True)
+            body = self.writer.encode(SHADOW, challenger.schema, rows)
         except Exception as error:  # the challenger's own failure: never the batch's
             self.challengers.drop(challenger, error)
             return None
@@ -80,7 +79,7 @@ class ShadowScorer:
             states = [(m.message_id, message_state.done(champion.api_name, challenger.version,
                                                         values[m.message_id], written.uri))
                       for m in fresh]  # fmt: skip
-            message_state.save(self.writer.redis, states, self.ttl_s, shadow_key)
+            message_state.save(self.writer.redis, states, self.ttl_s, self.writer.key)
             metrics.SHADOW_RECORDS.labels(champion.api_name).inc(sum(len(m.records) for m in fresh))
         return Shadow(challenger, values)
 

@@ -18,8 +18,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, Response
 
 from streamfn import __version__
+from streamfn.api.responses import json_response
 from streamfn.ingest.refusals import MAX_STRING_LEN
-from streamfn.ingest.responses import json_response
 from streamfn.ingest.schema_cache import ModelUnavailableError
 from streamfn.models.schemas import Column, ModelSchema
 from streamfn.models.seed import EMPLOYEE_ID

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from streamfn.api.responses import BodyError
 from streamfn.models.schemas import Column
 from streamfn.models.seed import EMPLOYEE_ID
 
@@ -15,18 +16,6 @@ MAX_STRING_LEN = 128  # a free string (the Employee ID, a string column without 
 # Field names and values echoed back in errors are cut to this length.
 _ECHO_LEN = 200
 _PREVIEW_LEN = 40
-
-
-class BodyError(ValueError):
-    """The body cannot be accepted; `status` is 422 or 413, `errors` FastAPI-shaped."""
-
-    status: int
-    errors: list[dict[str, Any]]
-
-    def __init__(self, status: int, errors: list[dict[str, Any]]) -> None:
-        super().__init__(errors[0]["msg"] if errors else "invalid body")
-        self.status = status
-        self.errors = errors
 
 
 class ValueProblemError(Exception):

@@ -16,13 +16,13 @@ import gc
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from fastapi import Depends, Request
 from redis.exceptions import RedisError
 
 from streamfn.core.connections import AsyncClient
-from streamfn.core.keys import schema_key
 from streamfn.core.settings import Settings
 from streamfn.ingest.validation import Validator
 from streamfn.models import schemas
@@ -54,6 +54,7 @@ class SchemaCache:
 
     def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
         self.settings = settings
+        self.keys = settings.keys
         self._registry = registry
         self.entries: dict[str, Entry] = {}
         self._refreshing: set[str] = set()
@@ -126,7 +127,7 @@ class SchemaCache:
                                               "error": str(refused)})  # fmt: skip
             return Entry(None, time.monotonic(), message)
         try:
-            await redis.set(schema_key(model), orjson.dumps(schema.to_json()))
+            await redis.set(self.keys.schema(model), orjson.dumps(schema.to_json()))
         except RedisError as error:  # the copy is a convenience; the schema is good
             log.warning("schema not copied to Redis", extra={"model": model, "error": str(error)})
         return Entry(Validator(schema), time.monotonic())
@@ -138,7 +139,7 @@ class SchemaCache:
     async def _from_redis(self, model: str, redis: AsyncClient, cause: RegistryError) -> Entry:
         """The copy of the model's schema in Redis, when the registry cannot be read."""
         try:
-            raw = await redis.get(schema_key(model))
+            raw = await redis.get(self.keys.schema(model))
         except RedisError:
             raw = None
         if raw is None:
@@ -179,3 +180,10 @@ class SchemaCache:
             held.checked = fresh.checked  # keep the validator, and the spellings it learnt
             return
         self.entries[model] = fresh
+
+
+async def _schemas(request: Request) -> SchemaCache:
+    return request.app.state.schemas
+
+
+SchemasDep = Annotated[SchemaCache, Depends(_schemas)]

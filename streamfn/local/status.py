@@ -84,10 +84,11 @@ def served_versions(
 def read_stream(client: SyncClient, settings: Settings) -> tuple[int | None, ...]:
     """Length, group lag, pending entries and dead letters of the stream, summed over its
     partitions (None: unknown)."""
-    if settings.STREAM_BACKEND != "redis":
-        return None, None, None, None  # Kinesis or SQS: their depth is theirs to tell
+    streams = settings.keys.streams  # none when the stream is not Redis's (Kinesis, SQS)
+    if not streams:
+        return None, None, None, None  # the service's depth is the service's to tell
     totals: list[int | None] = [0, 0, 0, 0]
-    for stream in settings.streams:
+    for stream in streams:
         try:
             length = client.xlen(stream)
             dead = client.xlen(dlq_key(stream))

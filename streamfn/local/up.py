@@ -22,7 +22,6 @@ from rich.console import Console
 from rich.live import Live
 
 from streamfn.core import connections
-from streamfn.core.keys import is_seed_model
 from streamfn.core.settings import (
     INGEST_PORT,
     MLFLOW_PORT,
@@ -31,7 +30,9 @@ from streamfn.core.settings import (
     Settings,
     load_settings,
 )
-from streamfn.local import cluster, native, services, stack, status
+from streamfn.local import cluster, services, stack, status
+from streamfn.models.seed import is_seed_model
+from streamfn.stream.base import LocalSetupError, backend
 
 MINIO_CONSOLE_PORT = 9001
 FIRST_POLLER_METRICS_PORT = 9101
@@ -131,11 +132,12 @@ def plan(options: Options) -> LocalStack:
     else:
         env["AWS_ENDPOINT_URL_S3"] = options.s3_endpoint
         s3_kind = "yours (AWS_ENDPOINT_URL_S3)"
-    if options.backend != "redis":
-        # Kinesis or SQS on a moto server of its own, whatever serves S3.
-        endpoint = f"http://127.0.0.1:{AWS_PORT}"
+    endpoint = f"http://127.0.0.1:{AWS_PORT}"
+    emulated = backend(options.backend).local_variables(endpoint)
+    if emulated:
+        # The stream on a moto server of its own (Kinesis, SQS), whatever serves S3.
         running.append(services.moto_server("aws", AWS_PORT))
-        env |= native.variables(options.backend, endpoint)
+        env |= emulated
         env.setdefault("AWS_ACCESS_KEY_ID", EMBEDDED_CREDENTIALS["AWS_ACCESS_KEY_ID"])
         env.setdefault("AWS_SECRET_ACCESS_KEY", EMBEDDED_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
         env.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # for boto3 and the aws CLI in a shell
@@ -163,11 +165,10 @@ def prepare(env: dict[str, str], log_dir: Path, stopping: threading.Event, say: 
         Bucket.from_settings(settings).ensure()
     except BucketUnavailableError as error:
         raise UpError(f"S3 at {env['AWS_ENDPOINT_URL_S3']} is not usable: {error}") from None
-    if settings.STREAM_BACKEND != "redis":
-        try:
-            native.create(settings)
-        except native.NativeSetupError as error:
-            raise UpError(str(error)) from None
+    try:
+        backend(settings.STREAM_BACKEND).create_local(settings)
+    except LocalSetupError as error:
+        raise UpError(str(error)) from None
     seed = [m for m, name in settings.models.items() if is_seed_model(m, name)]
     if not seed:
         return  # models of your own: nothing streamfn knows how to train

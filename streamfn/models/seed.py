@@ -1,4 +1,5 @@
-"""The burn-out feature table: names, types, allowed values, and the target's classes."""
+"""The seed's models and their feature table (the burn-out data): names, types, allowed values,
+and the target's classes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Literal
+
+from streamfn.core.settings import SEED_MODELS
 
 EMPLOYEE_ID = "Employee ID"
 TARGET = "Burn Rate"
@@ -62,3 +65,8 @@ def burn_class(rate: float) -> int:
     if rate < CLASS_EDGES[0]:
         return 0
     return 1 if rate < CLASS_EDGES[1] else 2
+
+
+def is_seed_model(api_name: str, registered_name: str) -> bool:
+    """Whether MODELS maps this API name to the seed's model of that name."""
+    return SEED_MODELS.get(api_name) == registered_name

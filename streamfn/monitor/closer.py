@@ -1,13 +1,11 @@
 """Closing windows: once a window is MONITOR_WINDOW_S past its end, its counts are final (no
 message of it is still in flight but a redelivery, counted with its done record anyway). The
-infer function writes its statistics once to `monitoring/model=…/date=…/<start>_v<version>.json`,
-sets the
-Prometheus gauges, and logs a line when it is flagged.
+infer function writes its statistics once to the bucket (`streamfn.sink.layout.window_key`), sets
+the Prometheus gauges, and logs a line when it is flagged.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -17,9 +15,10 @@ import orjson
 
 from streamfn.core import metrics
 from streamfn.core.connections import SyncClient
+from streamfn.core.keys import Keys
 from streamfn.monitor import stats
-from streamfn.monitor.keys import open_key, window_key
-from streamfn.sink.bucket import MONITORING, Bucket, BucketUnavailableError
+from streamfn.sink.bucket import Bucket, BucketUnavailableError
+from streamfn.sink.layout import WINDOW_CONTENT_TYPE, window_key
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +29,15 @@ BATCH = 50
 Profiles = Callable[[str, str], dict[str, Any] | None]  # (model, version) -> reference profile
 
 
-def monitoring_key(model: str, version: str, start: int) -> str:
-    """monitoring/model=<api name>/date=<YYYY-MM-DD>/<window start>_v<version>.json: a window in
-    which the champion moved has counts for two versions, each its own object."""
-    day = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%d")
-    return f"{MONITORING.prefix}model={model}/date={day}/{start}_v{version}{MONITORING.suffix}"
-
-
 class WindowCloser:
     """Writes each window's statistics once it is closed; at most every CHECK_EVERY_S."""
 
     def __init__(
-        self, redis: SyncClient, bucket: Bucket, profiles: Profiles, window_s: float,
+        self, redis: SyncClient, keys: Keys, bucket: Bucket, profiles: Profiles, window_s: float,
         min_records: int, drift_psi: float,
     ) -> None:  # fmt: skip
         self.redis = redis
+        self.keys = keys
         self.bucket = bucket
         self.profiles = profiles
         self.window_s = window_s
@@ -59,11 +52,13 @@ class WindowCloser:
             return 0
         self._next_check = clock + CHECK_EVERY_S
         now_s = time.time() if now_s is None else now_s
-        due = self.redis.zrangebyscore(open_key(), "-inf", now_s - 2 * self.window_s, 0, BATCH)
+        due = self.redis.zrangebyscore(
+            self.keys.open_windows(), "-inf", now_s - 2 * self.window_s, 0, BATCH
+        )
         closed = 0
         for member in due:
             model, version, start = member.decode().rsplit(":", 2)
-            if self.redis.set(f"{open_key()}:lock:{member.decode()}", 1, nx=True, ex=LOCK_S):
+            if self.redis.set(self.keys.window_lock(member.decode()), 1, nx=True, ex=LOCK_S):
                 try:
                     self.close(model, version, int(start))
                 except BucketUnavailableError as error:
@@ -71,13 +66,13 @@ class WindowCloser:
                                 extra={"model": model, "window_start": int(start),
                                        "error": str(error)})  # fmt: skip
                     continue
-                self.redis.zrem(open_key(), member)
+                self.redis.zrem(self.keys.open_windows(), member)
                 closed += 1
         return closed
 
     def close(self, model: str, version: str, start: int) -> dict[str, Any]:
         """Write one window's statistics (idempotent: the same key and content), report it."""
-        raw = self.redis.hgetall(window_key(model, version, start))
+        raw = self.redis.hgetall(self.keys.window(model, version, start))
         counts = {k.decode(): int(v) for k, v in raw.items()}
         challengers = {v: self.profiles(model, v) for v in stats.challenger_versions(counts)}
         report = stats.window_report(
@@ -87,7 +82,7 @@ class WindowCloser:
         document = {"model": model, "version": version, "window_start": start,
                     "window_end": end, **report, "counts": counts}  # fmt: skip
         self.bucket.put(
-            monitoring_key(model, version, start), orjson.dumps(document), MONITORING.content_type
+            window_key(model, version, start), orjson.dumps(document), WINDOW_CONTENT_TYPE
         )
         publish(document)
         return document

@@ -17,7 +17,7 @@ import pandas as pd
 
 from streamfn.models import reference
 from streamfn.models.schemas import ModelSchema
-from streamfn.monitor.keys import OTHER, shadow_prefix
+from streamfn.monitor.windowing import OTHER, shadow_prefix
 
 
 def _number_fields(name: str, values: np.ndarray, spread: dict[str, Any]) -> Counter[str]:

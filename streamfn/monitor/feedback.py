@@ -15,11 +15,11 @@ from typing import Any
 
 from streamfn.core import message_state, stream_ids
 from streamfn.core.connections import AsyncClient
-from streamfn.core.keys import labels_key, result_key, shadow_key
+from streamfn.core.keys import Keys
 from streamfn.core.settings import Settings
 from streamfn.models.schemas import ModelSchema
 from streamfn.models.seed import burn_class
-from streamfn.monitor.keys import shadow_prefix, window_key, window_of
+from streamfn.monitor.windowing import shadow_prefix, window_of
 
 # KEYS: per label, its message's labels hash and its window hash. ARGV: ttl, then per label:
 # record index, true class, predicted class, and for a shadow-scored record the challenger's
@@ -126,7 +126,8 @@ async def join(
     # Each message's result and its shadow result (the challenger's), in one round trip (GETs,
     # not MGET: on a Redis Cluster the messages' keys are in their partitions' slots).
     async with redis.pipeline(transaction=False) as pipe:
-        for key in [*map(result_key, ids), *map(shadow_key, ids)]:
+        keys = settings.keys
+        for key in [*map(keys.result, ids), *map(keys.shadow, ids)]:
             pipe.get(key)
         found = await pipe.execute()
     states = [message_state.decode(raw) for raw in found[: len(ids)]]
@@ -158,8 +159,8 @@ async def join(
             errors.append(_error(i, "label", "not a class of this model", "enum"))
             continue
         received = state.get("received_at") or stream_ids.millis(item["message_id"])
-        window = window_key(state["model"], str(state["model_version"]),
-                            window_of(received, settings.MONITOR_WINDOW_S))  # fmt: skip
+        window = keys.window(state["model"], str(state["model_version"]),
+                             window_of(received, settings.MONITOR_WINDOW_S))  # fmt: skip
         joined.append(Joined(item["message_id"], item["record_index"], truth,
                              str(predictions[item["record_index"]]), window,
                              challenged(shadow, item["record_index"])))  # fmt: skip
@@ -176,10 +177,10 @@ def challenged(shadow: message_state.MessageState, record_index: int) -> tuple[s
     return shadow_prefix(str(shadow["model_version"])), str(predictions[record_index])
 
 
-async def count_once(redis: AsyncClient, joined: list[Joined], ttl_s: int) -> int:
+async def count_once(redis: AsyncClient, keys: Keys, joined: list[Joined], ttl_s: int) -> int:
     """Count each label not counted before; how many were new."""
-    keys, args = [], [ttl_s]
+    names, args = [], [ttl_s]
     for label in joined:
-        keys += [labels_key(label.message_id), label.window]
+        names += [keys.labels(label.message_id), label.window]
         args += [label.record_index, label.truth, label.predicted, *label.shadow]
-    return int(await redis.eval(_COUNT_ONCE, len(keys), *keys, *args))
+    return int(await redis.eval(_COUNT_ONCE, len(names), *names, *args))

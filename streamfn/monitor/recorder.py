@@ -1,7 +1,7 @@
 """Recording messages done and counting their rows in one atomic step (a Lua script).
 
 The script sets each message's state to done and adds the window counts and the console's counts
-(streamfn.pipeline_counts), unless one of the messages is done already (another poller finished
+(streamfn.sink.counts), unless one of the messages is done already (another poller finished
 it meanwhile): then it changes nothing and names those, and the caller counts again without
 them. So a row is counted with the write that records its message done, and never on a
 redelivery that finds it done.
@@ -15,12 +15,11 @@ from dataclasses import dataclass
 
 import orjson
 
+from streamfn.core import series
 from streamfn.core.connections import SyncClient
-from streamfn.core.keys import result_key
+from streamfn.core.keys import Keys
 from streamfn.core.message_state import MessageState
-from streamfn.monitor.keys import index_key, open_key, window_key
-from streamfn.sink import counts as pc
-from streamfn.sink.counts import Tally
+from streamfn.sink.counts import Tally, day_score
 
 
 @dataclass(frozen=True)
@@ -99,9 +98,10 @@ class DoneRecorder:
     or a Redis error between the two leaves those rows uncounted; never counted twice."""
 
     def __init__(
-        self, redis: SyncClient, ttl_s: int, retention_s: int, split: bool = False
+        self, redis: SyncClient, keys: Keys, ttl_s: int, retention_s: int, split: bool = False
     ) -> None:
         self.redis = redis
+        self.keys = keys
         self.ttl_s = ttl_s
         self.retention_s = retention_s
         self.split = split
@@ -114,7 +114,7 @@ class DoneRecorder:
         tally: Tally,
     ) -> set[str]:
         """Set the states and add the counts; the ids already done (nothing changed) if any."""
-        keys = [result_key(i) for i, _ in states]
+        keys = [self.keys.result(i) for i, _ in states]
         ids = dict(zip(keys, (i for i, _ in states), strict=True))
         state_args = [orjson.dumps({k: v for k, v in s.items() if v is not None})
                       for _, s in states]  # fmt: skip
@@ -124,7 +124,7 @@ class DoneRecorder:
             args = [*header, len(windows), parts, *state_args, *count_args]
             done = self._script(keys=[*keys, *count_keys], args=args)
             return {ids[key.decode()] for key in done}
-        nothing = [0, pc.SERIES_TTL_S, tally.version, tally.at_ms]  # no rows, no windows
+        nothing = [0, series.SERIES_TTL_S, tally.version, tally.at_ms]  # no rows, no windows
         done = self._script(keys=keys, args=[*header, 0, 0, *state_args, *nothing])
         if done:
             return {ids[key.decode()] for key in done}
@@ -137,20 +137,21 @@ class DoneRecorder:
     ) -> tuple[list[str], list[object], int]:
         """The keys and arguments of the counts, after the states', and the partitions."""
         parts = sorted(tally.partitions.items())
-        keys = [window_key(w.model, w.version, w.start) for w in windows]
-        keys += [index_key(w.model) for w in windows] + [open_key()]
-        slot = pc.series_key(pc.WRITTEN, pc.slot_of(tally.at_ms / 1000))
-        keys += [slot, pc.totals_key(), pc.versions_key(tally.model)]
+        k = self.keys
+        keys = [k.window(w.model, w.version, w.start) for w in windows]
+        keys += [k.window_index(w.model) for w in windows] + [k.open_windows()]
+        slot = k.series(series.WRITTEN, series.slot_of(tally.at_ms / 1000))
+        keys += [slot, k.totals(), k.versions(tally.model)]
         for day, _ in parts:
-            keys += [pc.partition_key(tally.model, day), pc.partitions_key()]
+            keys += [k.objects(tally.model, day), k.object_days()]
         args: list[object] = []
         for window in windows:
             member = f"{window.version}:{window.start}"
             args += [window.start, member, f"{window.model}:{member}", len(window.fields)]
             for field, increment in window.fields.items():
                 args += [field, increment]
-        args += [tally.rows, pc.SERIES_TTL_S, tally.version, tally.at_ms]
+        args += [tally.rows, series.SERIES_TTL_S, tally.version, tally.at_ms]
         for day, part in parts:
-            args += [f"{tally.model}/{day}", pc.day_score(day), part.objects, part.rows,
+            args += [f"{tally.model}/{day}", day_score(day), part.objects, part.rows,
                      part.newest]  # fmt: skip
         return keys, args, len(parts)

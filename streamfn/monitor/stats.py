@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streamfn.monitor.keys import OTHER
+from streamfn.monitor.windowing import OTHER
 
 PSI_FLOOR = 1e-4
 WARN_PSI = 0.1

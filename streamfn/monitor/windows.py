@@ -6,24 +6,24 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from streamfn.core.connections import AsyncClient
+from streamfn.core.keys import Keys
 from streamfn.core.settings import Settings
 from streamfn.monitor import stats
-from streamfn.monitor.keys import index_key, window_key
 
 AsyncProfiles = Callable[[str, str], Awaitable[dict[str, Any] | None]]
 
 
 async def recent(
-    redis: AsyncClient, model: str, count: int
+    redis: AsyncClient, keys: Keys, model: str, count: int
 ) -> list[tuple[str, int, dict[str, int]]]:
     """(version, start, counts) of a model's `count` newest windows, newest first."""
-    members = [m.decode() for m in await redis.zrevrange(index_key(model), 0, count - 1)]
+    members = [m.decode() for m in await redis.zrevrange(keys.window_index(model), 0, count - 1)]
     if not members:
         return []
     async with redis.pipeline(transaction=False) as pipe:
         for member in members:
             version, start = member.rsplit(":", 1)
-            pipe.hgetall(window_key(model, version, int(start)))
+            pipe.hgetall(keys.window(model, version, int(start)))
         found = await pipe.execute()
     windows = []
     for member, raw in zip(members, found, strict=True):
@@ -38,7 +38,7 @@ async def reports(
 ) -> list[dict[str, Any]]:
     """The statistics of a model's newest windows, newest first."""
     found = []
-    for version, start, counts in await recent(redis, model, count):
+    for version, start, counts in await recent(redis, settings.keys, model, count):
         challengers = {v: await profiles(model, v) for v in stats.challenger_versions(counts)}
         report = stats.window_report(
             counts, await profiles(model, version), settings.MONITOR_MIN_RECORDS,

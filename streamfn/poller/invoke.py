@@ -15,10 +15,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from streamfn.core.aws import aws_session
 from streamfn.core.settings import Settings
+from streamfn.stream.base import INVOKE_TIMEOUT_S
 from streamfn.stream.events import BatchResponse
 
 Invoker = Callable[[dict[str, Any]], BatchResponse]
-INVOKE_TIMEOUT_S = 120  # a cold infer container loads every model before answering
 
 
 class InvokeError(RuntimeError):

@@ -1,7 +1,5 @@
-"""The predictions bucket on S3-compatible storage: its layout, and whole-object access.
-
-Keys are Hive-partitioned, `<kind>/model=<api name>/date=<YYYY-MM-DD>/<name>`, one object per model
-per batch, named after the messages it holds.
+"""The predictions bucket on S3-compatible storage: whole-object access (its keys are
+streamfn.sink.layout's).
 
 The infer function writes through it, and `streamfn results`, `streamfn up` and the benchmark
 read through it, so every one works the same against MinIO, AWS S3 and the embedded server. Each
@@ -10,21 +8,14 @@ object is one PutObject: it exists whole or not at all. Every failure is one typ
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from streamfn.core import stream_ids
 from streamfn.core.aws import aws_session
-from streamfn.core.message_ids import key_part
 from streamfn.core.settings import Settings
 
 # boto3 builds its clients at run time; without the optional stubs the type is Any.
@@ -39,40 +30,6 @@ _MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
 
 class BucketUnavailableError(RuntimeError):
     """The storage did not take or answer a request: outage, timeout, or any S3 error."""
-
-
-# 64 bits of SHA-256: collisions are negligible for any number of batches a bucket will hold.
-_DIGEST_HEX = 16
-_UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]")
-
-
-@dataclass(frozen=True)
-class ObjectKind:
-    """A kind of object in the bucket: where its keys start, how they end, what they hold."""
-
-    prefix: str
-    suffix: str
-    content_type: str
-
-
-PREDICTIONS = ObjectKind("predictions/", ".csv", "text/csv; charset=utf-8")
-SHADOW = ObjectKind("shadow/", ".csv", "text/csv; charset=utf-8")
-MONITORING = ObjectKind("monitoring/", ".json", "application/json")
-
-
-def object_key(kind: ObjectKind, api_name: str, day: dt.date, message_ids: Sequence[str]) -> str:
-    """<prefix>model=<api>/date=<day>/<first id>_<hash of all ids><suffix>, order-insensitive."""
-    if not api_name or _UNSAFE_KEY_CHARS.search(api_name):
-        raise ValueError(f"model name {api_name!r} cannot be a key partition")
-    ids = sorted(set(message_ids), key=stream_ids.order_any)
-    if not ids:
-        raise ValueError("an object needs at least one message id")
-    # JSON of the sorted list is unambiguous whatever characters the ids contain.
-    digest = hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:_DIGEST_HEX]
-    first = key_part(ids[0])
-    # strftime, not isoformat: a datetime passed as `day` must still give a bare date.
-    partition = f"model={api_name}/date={day.strftime('%Y-%m-%d')}"
-    return f"{kind.prefix}{partition}/{first}_{digest}{kind.suffix}"
 
 
 def make_s3_client(settings: Settings) -> S3Client:

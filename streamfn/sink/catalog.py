@@ -1,28 +1,26 @@
-"""The CSV objects in the bucket, for `streamfn results`: partitions, newest rows, downloads.
+"""The prediction objects in the bucket, for `streamfn results`: partitions, newest rows,
+downloads; in any format (a bucket may hold several: SINK_FORMAT changed mid-day).
 
 Everything goes through `Bucket`, so it works the same against MinIO, AWS S3 and the embedded
-server.
+server, and keys are read by the layout's own parser.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from streamfn.core import stream_ids
-from streamfn.sink.bucket import PREDICTIONS, Bucket
-
-_PARTITION = re.compile(r"model=([^/]+)/date=(\d{4}-\d{2}-\d{2})/([^/]*)\.csv")
+from streamfn.sink.bucket import Bucket
+from streamfn.sink.formats.base import format_of
+from streamfn.sink.layout import PREDICTIONS, parse_key, prefix
 
 
 @dataclass(frozen=True)
 class StoredObject:
-    """One CSV object of the bucket and the partition its key names."""
+    """One prediction object of the bucket and the partition its key names."""
 
     key: str
     size: int
@@ -52,21 +50,16 @@ def list_objects(
     bucket: Bucket, model: str | None = None, date: str | None = None
 ) -> list[StoredObject]:
     """The prediction objects (optionally of one model and date), oldest first."""
-    prefix = PREDICTIONS.prefix
-    if model is not None:
-        prefix += f"model={model}/"
-        if date is not None:
-            prefix += f"date={date}/"
     found = []
-    for item in bucket.list_objects(prefix):
-        match = _PARTITION.fullmatch(item["key"].removeprefix(PREDICTIONS.prefix))
-        if match is None or (date is not None and match[2] != date):
-            continue  # not a prediction object, or another day
-        model, day, name = match.groups()
-        first_id = stream_ids.parse(name.partition("_")[0]) or (0, 0)
-        found.append(
-            StoredObject(item["key"], item["size"], item["last_modified"], model, day, first_id)
-        )
+    for item in bucket.list_objects(prefix(PREDICTIONS, model, date if model else None)):
+        place = parse_key(item["key"])
+        if place is None or format_of(item["key"]) is None:
+            continue  # not a prediction object
+        if date is not None and place.day != date:
+            continue  # another day
+        first_id = stream_ids.parse(str(place.first_message_id)) or (0, 0)
+        found.append(StoredObject(item["key"], item["size"], item["last_modified"],
+                                  place.model, place.day, first_id))  # fmt: skip
     return sorted(found, key=lambda o: o.order)
 
 
@@ -91,8 +84,11 @@ def newest_rows(
     for stored in reversed(objects):
         if len(rows) >= limit:
             break
-        text = bucket.get(stored.key).decode("utf-8")
-        rows.extend(list(csv.DictReader(io.StringIO(text)))[: limit - len(rows)])
+        fmt = format_of(stored.key)
+        if fmt is None:  # not listed by list_objects
+            continue
+        header, cells = fmt.table(bucket.get(stored.key))
+        rows.extend(dict(zip(header, row, strict=True)) for row in cells[: limit - len(rows)])
     return rows
 
 

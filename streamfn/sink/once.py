@@ -1,4 +1,4 @@
-"""Objects written once under a Hive key, whatever batch their messages come back in.
+"""Row objects written once under their layout's key, whatever batch their messages come back in.
 
 The protocol, per object:
 1. intent: each message's state records the object's address (status pending);
@@ -8,9 +8,10 @@ A message delivered again finds its state. Done: its rows are written. Pending, 
 it names exists: its rows are written too (the crash came between 2 and 3), whatever batch the
 message is in now. Pending and no object: the crash came between 1 and 2, so it is written anew.
 
-Every kind of object (`streamfn.bucket.ObjectKind`) goes through the same protocol. The
-challenger's shadow rows keep their states under keys of their own (`streamfn:shadow:<id>`), so a
-message's champion rows and shadow rows are each written once, independently.
+Every kind of row object (streamfn.sink.layout) goes through the same protocol, in the format
+SINK_FORMAT names. The challenger's shadow rows keep their states under keys of their own
+(`Keys.shadow`), so a message's champion rows and shadow rows are each written once,
+independently.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ from streamfn.core import message_state
 from streamfn.core.clock import now_ms
 from streamfn.core.connections import SyncClient
 from streamfn.core.crash import Checkpoint, no_crash
-from streamfn.core.keys import result_key
 from streamfn.core.message_state import KeyOf
-from streamfn.sink.bucket import Bucket, ObjectKind, object_key
+from streamfn.models.schemas import ModelSchema
+from streamfn.sink.bucket import Bucket
+from streamfn.sink.formats.base import Format
+from streamfn.sink.layout import SHADOW, object_key
+from streamfn.sink.rows import Row
 
 
 @dataclass(frozen=True)
@@ -40,14 +44,15 @@ class OnceWriter:
     """Steps 1 and 2 of the protocol, and the check a redelivered message goes through."""
 
     def __init__(
-        self, bucket: Bucket, redis: SyncClient, ttl_s: int, checkpoint: Checkpoint = no_crash,
-        key: KeyOf = result_key,
+        self, bucket: Bucket, redis: SyncClient, ttl_s: int, key: KeyOf, format: Format,
+        checkpoint: Checkpoint = no_crash,
     ) -> None:  # fmt: skip
         self.bucket = bucket
         self.redis = redis
         self.ttl_s = ttl_s
-        self.checkpoint = checkpoint
         self.key = key  # where each message's state is kept
+        self.format = format
+        self.checkpoint = checkpoint
 
     def already_written(self, message_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
         """Each message whose rows are in the bucket already: its object, and whether it was
@@ -67,16 +72,22 @@ class OnceWriter:
                 written[message_id] = (uri, False)
         return written
 
+    def encode(
+        self, kind: str, schema: ModelSchema, rows: Sequence[Row], proba_labels: Sequence[str] = ()
+    ) -> bytes:
+        """The object of these rows, in SINK_FORMAT."""
+        return self.format.encode(schema, rows, proba_labels, kind == SHADOW)
+
     def write(
-        self, kind: ObjectKind, api_name: str, message_ids: Sequence[str], body: bytes, at_ms: int
+        self, kind: str, api_name: str, message_ids: Sequence[str], body: bytes, at_ms: int
     ) -> Written:
         """Record the intent for every message, then PUT the object of day `at_ms`."""
         day = dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC).date()
-        key = object_key(kind, api_name, day, message_ids)
+        key = object_key(kind, api_name, day, message_ids, self.format.suffix)
         uri = self.bucket.url(key)
         intent = message_state.pending(api_name, uri)
         message_state.save(self.redis, [(i, intent) for i in message_ids], self.ttl_s, self.key)
         self.checkpoint("after_intent")
-        self.bucket.put(key, body, kind.content_type)
+        self.bucket.put(key, body, self.format.content_type)
         self.checkpoint("after_put")
         return Written(uri, now_ms())

@@ -1,4 +1,4 @@
-"""The prediction rows as CSV: one row per record, columns per model, encoded on the hot path.
+"""The prediction rows: one row per record, the columns of each model, whatever the format.
 
 A seed model (its inputs are the burn-out feature table) keeps the seed's columns:
   message_id, record_index, model, registered_model, model_version, prediction,
@@ -8,28 +8,26 @@ order, then prediction and prediction_label. With OUTPUT_PROBABILITIES, one `pro
 column per class follows. A challenger's shadow rows end with `champion_version` and
 `champion_prediction`.
 
-Rows are encoded by the C `csv` writer from prebuilt lists (RFC 4180: CRLF line ends, fields
-quoted only when needed), so that any Employee ID survives a round trip. Times are written as
-ISO-8601 UTC with milliseconds.
+`values` gives each row's cells in that order, as Python values (a missing input as None, times
+as the format stamps them): a format (streamfn.sink.formats) writes them as it writes its types.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from streamfn.core.clock import iso_ms
 from streamfn.models.schemas import ModelSchema
 from streamfn.models.seed import EMPLOYEE_ID, FEATURE_NAMES
 
 IDENTITY = ("message_id", "record_index", "model", "registered_model", "model_version")
 PREDICTION = ("prediction", "prediction_label")
 TIMES = ("received_at", "predicted_at", "imputed", EMPLOYEE_ID)
-CSV_COLUMNS: tuple[str, ...] = (*IDENTITY, *PREDICTION, *TIMES, *FEATURE_NAMES)
+SEED_COLUMNS: tuple[str, ...] = (*IDENTITY, *PREDICTION, *TIMES, *FEATURE_NAMES)
 CHAMPION = ("champion_version", "champion_prediction")
 IMPUTED_SEPARATOR = "|"
+# The columns holding epoch milliseconds (written as ISO-8601 UTC in CSV, timestamps in Parquet).
+TIME_COLUMNS = frozenset({"received_at", "predicted_at"})
 
 
 class Row(NamedTuple):
@@ -54,7 +52,7 @@ def columns(
     """The header of a model's objects (of its shadow objects with `shadow`)."""
     extra = (*(f"proba_{label}" for label in proba_labels), *(CHAMPION if shadow else ()))
     if schema.seed_layout:
-        return (*CSV_COLUMNS, *extra)
+        return (*SEED_COLUMNS, *extra)
     return (*IDENTITY, *TIMES, *schema.names, *PREDICTION, *extra)
 
 
@@ -67,39 +65,42 @@ def _label(schema: ModelSchema, row: Row) -> str:
     return schema.label(row.prediction)
 
 
-def _cells(schema: ModelSchema, rows: Sequence[Row]) -> Iterator[list[object]]:
-    # A batch shares a few timestamps: format each distinct one once.
-    stamps: dict[int, str] = {}
+def label_of(schema: ModelSchema, rows: Sequence[Row]) -> dict[Any, str]:
+    """Each prediction's label (a batch has few distinct classes: each is checked once)."""
+    labels: dict[Any, str] = {}
+    for row in rows:
+        if row.prediction not in labels:
+            labels[row.prediction] = _label(schema, row)
+    return labels
+
+
+def imputed(names: Sequence[str], inputs: Sequence[object]) -> str:
+    """The inputs a record left out (the model imputes them), joined by IMPUTED_SEPARATOR."""
+    if None not in inputs:
+        return ""
+    return IMPUTED_SEPARATOR.join(n for n, v in zip(names, inputs, strict=True) if v is None)
+
+
+def epoch_ms(at_ms: int) -> int:
+    """A time as it is kept: epoch milliseconds."""
+    return at_ms
+
+
+def values(
+    schema: ModelSchema, rows: Sequence[Row], stamp: Callable[[int], object] = epoch_ms
+) -> Iterator[list[Any]]:
+    """Each row's cells in `columns` order: a missing input as None, each time as `stamp`
+    gives it (one call per time, so that a format can write each distinct one once)."""
     names = schema.names
     seed = schema.seed_layout
     for row in rows:
-        received, predicted = row.received_at, row.predicted_at
-        received_s = stamps.get(received) or stamps.setdefault(received, iso_ms(received))
-        predicted_s = stamps.get(predicted) or stamps.setdefault(predicted, iso_ms(predicted))
         get = row.record.get
-        # None (absent or null) is written by the csv module as an empty cell.
         inputs = [get(name) for name in names]
-        imputed = ""
-        if None in inputs:
-            imputed = IMPUTED_SEPARATOR.join(
-                n for n, v in zip(names, inputs, strict=True) if v is None
-            )
         identity = row[:5]
-        times = (received_s, predicted_s, imputed, get(EMPLOYEE_ID))
+        times = (stamp(row.received_at), stamp(row.predicted_at), imputed(names, inputs),
+                 get(EMPLOYEE_ID))  # fmt: skip
         prediction = (row.prediction, _label(schema, row))
         if seed:
             yield [*identity, *prediction, *times, *inputs, *row.probabilities, *row.champion]
         else:
             yield [*identity, *times, *inputs, *prediction, *row.probabilities, *row.champion]
-
-
-def encode_csv(
-    schema: ModelSchema, rows: Sequence[Row], proba_labels: Sequence[str] = (), shadow: bool = False
-) -> bytes:
-    """Header plus one CSV line per row, UTF-8."""
-    buffer = io.StringIO()
-    # CRLF (RFC 4180, the csv default) is also what makes the writer quote a lone CR in a field.
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(columns(schema, proba_labels, shadow))
-    writer.writerows(_cells(schema, rows))
-    return buffer.getvalue().encode("utf-8")

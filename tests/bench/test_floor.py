@@ -8,7 +8,7 @@ import io
 import pytest
 
 from streamfn.bench import floor
-from streamfn.core.keys import SEED_MODELS
+from streamfn.core.settings import SEED_MODELS
 from streamfn.data.synth import RecordSampler, load_profile
 from streamfn.models.cache import ModelCache
 

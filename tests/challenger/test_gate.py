@@ -15,8 +15,8 @@ from mlflow import MlflowClient
 
 from streamfn.challenger import backtest, gate
 from streamfn.cli import main
-from streamfn.core.keys import SEED_MODELS
-from streamfn.core.settings import Settings, get_settings
+from streamfn.core.environment import get_settings
+from streamfn.core.settings import SEED_MODELS, Settings
 from streamfn.infer import handler
 from streamfn.monitor import stats
 from streamfn.sink.bucket import Bucket
@@ -157,7 +157,7 @@ def test_backtest_agrees_with_the_shadow_rows_of_the_same_records(
     bucket = Bucket.from_settings(infer_settings)
     today = dt.datetime.now(dt.UTC)
     keys = backtest.object_keys(bucket, CHALLENGED, backtest.days(None, today.date(), today))
-    outcome = backtest.backtest(candidate, bucket, keys, ctx.redis)
+    outcome = backtest.backtest(candidate, bucket, keys, ctx.redis, ctx.keys)
     assert (outcome.rows, outcome.agreeing) == (len(shadow), agreeing) == (500, agreeing)
     labelled, _, _, _, candidate_f1 = outcome.scores()
     live = stats.challenger_report(window_counts(redis_url), challenge.weaker, None, 0.2)

@@ -12,12 +12,12 @@ import redis
 from redis.asyncio import Redis as AsyncRedis
 
 from streamfn.core import crash, metrics
+from streamfn.core.keys import Keys
 from streamfn.core.settings import Settings
 from streamfn.infer import handler
 from streamfn.infer.shadow import selected
 from streamfn.models.schemas import ModelSchema
 from streamfn.monitor import feedback, stats
-from streamfn.monitor.keys import index_key, window_key
 from tests.challenger.conftest import Versions
 from tests.challengers import CHALLENGED, set_challenger
 from tests.conftest import bucket_rows
@@ -103,11 +103,11 @@ def window_counts(redis_url: str) -> Counter[str]:
     """Every window's counts of the challenged model, summed."""
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     summed: Counter[str] = Counter()
-    for member in r.zrange(index_key(CHALLENGED), 0, -1):
+    keys = Keys()
+    for member in r.zrange(keys.window_index(CHALLENGED), 0, -1):
         version, start = member.rsplit(":", 1)
-        summed.update(
-            {k: int(v) for k, v in r.hgetall(window_key(CHALLENGED, version, int(start))).items()}
-        )
+        counts = r.hgetall(keys.window(CHALLENGED, version, int(start)))
+        summed.update({k: int(v) for k, v in counts.items()})
     return summed
 
 
@@ -193,6 +193,6 @@ async def send_labels(
     try:
         schema: ModelSchema = ctx.models.get(CHALLENGED).schema
         joined = await feedback.join(client, labels, {CHALLENGED: schema}, settings)
-        return await feedback.count_once(client, joined, settings.RESULT_TTL_S)
+        return await feedback.count_once(client, settings.keys, joined, settings.RESULT_TTL_S)
     finally:
         await client.aclose()

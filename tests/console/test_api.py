@@ -14,6 +14,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from streamfn.app import create_app
+from streamfn.console.objects import content_type
 from streamfn.core.settings import Settings
 from streamfn.infer import handler
 from tests.factories import batch_event, body, full_record, sqs_record
@@ -100,7 +101,8 @@ def test_the_newest_rows_and_a_download_come_through_the_api(
         "predictions/model=svm/date=2026-12-02/1-0_ab.txt",  # not a prediction object's name
         "secrets/model=svm/date=2026-12-02/1-0_ab.csv",  # outside the console's prefixes
         "predictions/model=svm/date=2026-12-02/../../x.csv",
-        "predictions/model=svm/date=2026-12-02/1-0_ab.csv",  # well formed, but no such object
+        "predictions/model=svm/date=2026-12-02/1-0_0123456789abcdef.csv%0A",  # a newline after
+        "predictions/model=svm/date=2026-12-02/1-0_0123456789abcdef.csv",  # no such object
     ],
 )
 def test_a_download_serves_only_objects_of_the_console(api: TestClient, key: str) -> None:
@@ -137,6 +139,20 @@ def test_s3_down_is_a_503_with_retry_after(
         monkeypatch.setenv(name, value)
     settings = make_settings(AWS_ENDPOINT_URL_S3="http://127.0.0.1:9")  # nothing listens there
     with TestClient(create_app(settings)) as client:
-        answer = client.get("/ui/api/objects/predictions/model=svm/date=2026-12-02/1-0_ab.csv")
+        key = "predictions/model=svm/date=2026-12-02/1-0_0123456789abcdef.csv"
+        answer = client.get(f"/ui/api/objects/{key}")
     assert answer.status_code == 503
     assert answer.headers["retry-after"] == "1"
+
+
+def test_the_allow_list_matches_whole_keys_of_every_backend_and_format() -> None:
+    day = "predictions/model=svm/date=2026-12-02"
+    for first in ("1-0", "shardId-000000000001_4965", "0f4e0c2a-5d7b-4bb8-9d0e-2f8f3c8a1b6e"):
+        assert content_type(f"{day}/{first}_0123456789abcdef.csv") == "text/csv; charset=utf-8"
+        parquet = content_type(f"{day}/{first}_0123456789abcdef.parquet")
+        assert parquet == "application/vnd.apache.parquet"
+    window = "monitoring/model=svm/date=2026-12-02/1764633600_v3.json"
+    assert content_type(window) == "application/json"
+    assert content_type(f"{day}/1-0_0123456789abcdef.csv\n") is None  # a trailing newline
+    assert content_type(window + "\n") is None
+    assert content_type("shadow/model=svm/date=2026-12-02/1-0_0123456789abcdef.csv") is None

@@ -18,8 +18,9 @@ import httpx
 import orjson
 import pytest
 
+from streamfn.core import series
+from streamfn.core.keys import Keys
 from streamfn.local.stack import cli
-from streamfn.sink import counts as pc
 from tests.faults.pipeline import Pipeline
 
 pytestmark = pytest.mark.slow
@@ -91,7 +92,7 @@ def test_the_console_shows_the_live_pipeline(
     running: Pipeline, challenged: str, browser: Any, tmp_path: Path
 ) -> None:
     url = running.env["INGEST_URL"]
-    processed = int(running.r.hget(pc.totals_key(), pc.WRITTEN) or 0)
+    processed = int(running.r.hget(Keys().totals(), series.WRITTEN) or 0)
     assert processed >= 10_200  # every record produced (and the warm-up's) was written
     page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     problems: list[str] = []

@@ -195,7 +195,7 @@ def test_lambda_handler_sends_the_event_plan_and_a_schedule_sends_the_default(
         wait_for(lambda: httpx.get(f"{base}/health").status_code == 200, timeout=30)
         monkeypatch.setenv("INGEST_URL", base)
         monkeypatch.setenv("REDIS_URL", redis_url)
-        from streamfn.core.settings import get_settings
+        from streamfn.core.environment import get_settings
 
         get_settings.cache_clear()
         from functions.produce import app

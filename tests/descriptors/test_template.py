@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from streamfn.core.settings import Settings
-from streamfn.sink.bucket import MONITORING, PREDICTIONS
+from streamfn.sink.layout import MONITORING, PREDICTIONS, SHADOW, prefix
 from tests.descriptors.sam_transform import transformed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +80,7 @@ def copy_sources(path: Path) -> list[str]:
 @pytest.fixture(autouse=True)
 def _settings(make_settings: object) -> None:
     """Handlers read the settings at import: give them the test's (clean) environment."""
-    from streamfn.core.settings import get_settings
+    from streamfn.core.environment import get_settings
 
     get_settings.cache_clear()
 
@@ -131,8 +131,8 @@ def test_template_variables_are_settings_and_the_infer_policy_is_its_bucket() ->
         assert "PredictionsBucket" in json.dumps(statement["Resource"])
     # The infer function writes every kind of object (it closes the monitoring windows too).
     (writes,) = [s for s in statements if "s3:PutObject" in s["Action"]]
-    for kind in (PREDICTIONS, MONITORING):
-        assert f"/{kind.prefix}*" in json.dumps(writes["Resource"]), kind.prefix
+    for kind in (PREDICTIONS, SHADOW, MONITORING):
+        assert f"/{prefix(kind)}*" in json.dumps(writes["Resource"]), kind
 
 
 @pytest.fixture(scope="module")

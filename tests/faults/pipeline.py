@@ -23,13 +23,13 @@ import pytest
 import redis
 
 from streamfn.core import metrics
-from streamfn.core.keys import SEED_MODELS, dlq_key
-from streamfn.core.settings import Settings, defaults
+from streamfn.core.keys import dlq_key
+from streamfn.core.settings import SEED_MODELS, Settings, defaults, load_settings
 from streamfn.data.synth import RecordSampler, load_profile
 from streamfn.local import services
 from streamfn.local.stack import Process, Service, Stack, always_ok, cli, free_port
 from streamfn.models.seed import EMPLOYEE_ID
-from streamfn.monitor.keys import index_key, window_key, window_of
+from streamfn.monitor.windowing import window_of
 from tests.conftest import S3_TEST_ENV, TcpProxy, bucket_rows, wait_for
 from tests.faults.parts import MotoS3, Production, Registry, metric_samples, planned_records
 from tests.faults.tally import Tally, count_rows, epoch_s, report
@@ -391,10 +391,11 @@ class Pipeline:
             from_rows[(*where, "records")] += 1
             from_rows[(*where, f"p:{row['prediction']}")] += 1
         counted: Counter[tuple[str, str, int, str]] = Counter()
+        keys = load_settings(**self.env).keys
         for model in {key[0] for key in from_rows}:
-            for member in self.r.zrange(index_key(model), 0, -1):
+            for member in self.r.zrange(keys.window_index(model), 0, -1):
                 version, start = member.rsplit(":", 1)
-                for field, value in self.r.hgetall(window_key(model, version, int(start))).items():
+                for field, value in self.r.hgetall(keys.window(model, version, int(start))).items():
                     if field == "records" or field.startswith("p:"):
                         counted[(model, version, int(start), field)] = int(value)
         assert counted == from_rows, f"monitoring counts differ from the rows\n{self.logs()}"

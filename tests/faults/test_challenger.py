@@ -8,8 +8,8 @@ import time
 import pytest
 
 from streamfn.cli import main
-from streamfn.core.keys import SEED_MODELS
-from streamfn.core.settings import get_settings
+from streamfn.core.environment import get_settings
+from streamfn.core.settings import SEED_MODELS
 from tests.challengers import CHALLENGED
 from tests.faults.parts import Registry
 from tests.faults.pipeline import Pipeline

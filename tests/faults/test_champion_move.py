@@ -7,7 +7,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from streamfn.core.keys import SEED_MODELS
+from streamfn.core.settings import SEED_MODELS
 from tests.faults.parts import Registry
 from tests.faults.pipeline import Pipeline
 from tests.faults.tally import epoch_s

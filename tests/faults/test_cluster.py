@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from streamfn.core import metrics
-from streamfn.core.settings import get_settings
+from streamfn.core.environment import get_settings
 from streamfn.models.seed import EMPLOYEE_ID
 from tests.faults.cluster import ClusterPipeline
 from tests.faults.parts import MotoS3, Registry, metric_samples

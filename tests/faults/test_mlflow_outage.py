@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from streamfn.core.keys import SEED_MODELS
+from streamfn.core.settings import SEED_MODELS
 from streamfn.data.synth import RecordSampler, load_profile
 from tests.faults.parts import Registry
 from tests.faults.pipeline import DLQ, GROUP, STREAM, Pipeline

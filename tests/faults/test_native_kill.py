@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 
 from streamfn.core import metrics
-from streamfn.core.keys import kinesis_key
+from streamfn.core.keys import Keys
 from streamfn.core.settings import load_settings
-from streamfn.local import native
+from streamfn.stream import base as stream
+from streamfn.stream.sqs import local as sqs_local
 from tests.faults.pipeline import Pipeline
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -19,8 +20,12 @@ VISIBILITY_TIMEOUT_S = 3  # the SQS messages a dead poller held come back after 
 
 @pytest.mark.parametrize("backend", ["kinesis", "sqs"])
 def test_native_poller_sigkill_mid_stream_then_replaced(pipeline: Pipeline, backend: str) -> None:
-    pipeline.env.update(native.variables(backend, pipeline.s3.endpoint))
-    native.create(load_settings(**pipeline.env), VISIBILITY_TIMEOUT_S)
+    pipeline.env.update(stream.backend(backend).local_variables(pipeline.s3.endpoint))
+    settings = load_settings(**pipeline.env)
+    if backend == "sqs":  # a short visibility timeout: a dead poller's messages come back soon
+        sqs_local.create(settings, VISIBILITY_TIMEOUT_S)
+    else:
+        stream.backend(backend).create_local(settings)
     pipeline.start("a", "b")
     # One request at a time on Kinesis: moto numbers a shard's records without a lock, and two
     # puts at once could take one sequence number, the second overwriting the first (a record
@@ -31,7 +36,7 @@ def test_native_poller_sigkill_mid_stream_then_replaced(pipeline: Pipeline, back
     acked = metrics.sample_name(metrics.POLLER_ENTRIES)
     pipeline.wait(lambda: pipeline.poller_total(acked, "a") >= 100, 60, "poller a working")
     if backend == "kinesis":  # both pollers hold a shard (each takes its share)
-        leases = pipeline.r.keys(kinesis_key("*", "lease:*"))
+        leases = pipeline.r.keys(Keys().kinesis("*", "lease:*"))
         assert sorted(pipeline.r.get(k) for k in leases) == ["a", "b"]
     pipeline.kill_poller("a")
     pipeline.start_pollers("a2")

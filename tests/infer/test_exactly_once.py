@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from streamfn.core import crash
-from streamfn.core.keys import result_key
+from streamfn.core.keys import Keys
 from streamfn.core.settings import Settings
 from streamfn.infer import handler
 from tests.conftest import bucket_rows
@@ -39,7 +39,7 @@ def rows_per_record(s3: Any) -> Counter[tuple[str, str]]:
 
 
 def status(redis_url: str, message_id: str) -> str:
-    raw = redis.Redis.from_url(redis_url).get(result_key(message_id))
+    raw = redis.Redis.from_url(redis_url).get(Keys().result(message_id))
     return orjson.loads(raw)["status"] if raw else "none"
 
 
@@ -70,7 +70,7 @@ def test_a_crash_after_the_put_leaves_the_intent_naming_the_object(
     ctx = armed(infer_settings, "after_put")
     with pytest.raises(crash.Crash):
         handler.handle(batch_event(sqs_record("7100-0", "knn", SEED)), ctx)
-    state = orjson.loads(redis.Redis.from_url(redis_url).get(result_key("7100-0")))
+    state = orjson.loads(redis.Redis.from_url(redis_url).get(Keys().result("7100-0")))
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="predictions")["Contents"]]
     assert state["status"] == "pending"
     assert state["object"] == f"s3://predictions/{keys[0]}"

@@ -9,7 +9,7 @@ import orjson
 import pytest
 import redis
 
-from streamfn.core.keys import result_key
+from streamfn.core.keys import Keys
 from streamfn.core.settings import Settings
 from streamfn.infer import handler
 from tests.conftest import bucket_rows
@@ -24,7 +24,7 @@ def ctx(infer_settings: Settings, s3: Any) -> handler.InferContext:
 
 
 def stored(redis_url: str, message_id: str) -> dict[str, Any]:
-    raw = redis.Redis.from_url(redis_url).get(result_key(message_id))
+    raw = redis.Redis.from_url(redis_url).get(Keys().result(message_id))
     assert raw is not None
     return orjson.loads(raw)
 
@@ -131,7 +131,7 @@ def test_an_intent_without_its_object_is_written_again(
         "model": "svm",
         "object": "s3://predictions/predictions/model=svm/lost.csv",
     }
-    redis.Redis.from_url(redis_url).set(result_key("4000-0"), orjson.dumps(intent))
+    redis.Redis.from_url(redis_url).set(Keys().result("4000-0"), orjson.dumps(intent))
     answer = handler.handle(batch_event(sqs_record("4000-0", "svm", SEED)), ctx)
     assert answer["batchItemFailures"] == []
     assert [r["message_id"] for r in bucket_rows(s3)] == ["4000-0"]
@@ -149,7 +149,7 @@ def test_s3_down_fails_the_whole_batch_and_writes_no_result(
     ctx = handler.build_context(down)
     with pytest.raises(handler.DependencyError, match="svm"):
         handler.handle(batch_event(sqs_record("5000-0", "svm", SEED)), ctx)
-    state = redis.Redis.from_url(redis_url).get(result_key("5000-0"))
+    state = redis.Redis.from_url(redis_url).get(Keys().result("5000-0"))
     assert state is None or orjson.loads(state)["status"] == "pending"
 
 

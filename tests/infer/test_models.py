@@ -17,7 +17,7 @@ from mlflow.environment_variables import (
     MLFLOW_HTTP_REQUEST_TIMEOUT,
 )
 
-from streamfn.core.keys import SEED_MODELS
+from streamfn.core.settings import SEED_MODELS
 from streamfn.data import training
 from streamfn.models import cache as models
 from streamfn.models.cache import LoadedModel, ModelCache, ModelUnavailableError, frame_of

@@ -13,7 +13,7 @@ import orjson
 import pytest
 import redis
 
-from streamfn.core.keys import result_key
+from streamfn.core.keys import Keys
 from streamfn.core.settings import Settings
 from streamfn.infer import handler
 from tests.conftest import rows_in
@@ -47,7 +47,7 @@ def test_a_generated_event_writes_its_row_once(
     assert handler.handle(event, ctx) == {"batchItemFailures": []}
     assert handler.handle(event, ctx) == {"batchItemFailures": []}  # delivered again
     assert rows_in(s3) == {(message_id, "0"): 1}
-    state = orjson.loads(redis.Redis.from_url(redis_url).get(result_key(message_id)) or b"{}")
+    state = orjson.loads(redis.Redis.from_url(redis_url).get(Keys().result(message_id)) or b"{}")
     assert (state["status"], state["model"], state["received_at"]) == ("done", "svm", 1764756000000)
 
 

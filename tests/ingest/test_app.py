@@ -234,7 +234,7 @@ def test_prediction_states(client: TestClient, r: redis.Redis, settings: Setting
         "predictions": [2],
         "object": "s3://predictions/x.csv",
     }
-    message_state.save(r, [(message_id, done)], settings.RESULT_TTL_S)
+    message_state.save(r, [(message_id, done)], settings.RESULT_TTL_S, settings.keys.result)
     answer = client.get(f"/predictions/{message_id}").json()
     assert answer == {
         "message_id": message_id,

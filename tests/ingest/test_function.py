@@ -18,7 +18,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from streamfn.app import create_app
-from streamfn.core.settings import Settings, get_settings
+from streamfn.core.environment import get_settings
+from streamfn.core.settings import Settings
 from tests.conftest import RedisServer, free_port, wait_for
 from tests.factories import SEED_EXAMPLE, body, http_api_v2_event, rest_api_v1_event
 

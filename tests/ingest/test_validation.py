@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streamfn.ingest.refusals import BodyError
+from streamfn.api.responses import BodyError
 from streamfn.ingest.validation import MAX_ERRORS, MAX_LEARNT_KEYS, Validator
 from streamfn.models.schemas import seed_schema
 from streamfn.models.seed import EMPLOYEE_ID, FEATURE_NAMES, FEATURES

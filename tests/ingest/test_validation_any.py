@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streamfn.ingest.refusals import BodyError
+from streamfn.api.responses import BodyError
 from streamfn.ingest.validation import Validator
 from streamfn.models.schemas import Column, ModelSchema
 

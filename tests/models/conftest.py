@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from streamfn.core.keys import SEED_MODELS
+from streamfn.core.settings import SEED_MODELS
 
 WINE = "Wine_Classifier"
 DIABETES = "Diabetes_Regressor"

@@ -19,8 +19,8 @@ from streamfn.infer import handler
 from streamfn.ingest.validation import Validator
 from streamfn.local.stack import free_port
 from streamfn.models.registry import open_registry
-from streamfn.poller.loop import redis_poller
 from tests.conftest import bucket_rows
+from tests.factories import redis_poller
 from tests.models.conftest import WINE, WINE_LABELS, Brought
 
 pytestmark = pytest.mark.slow

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from streamfn.core.keys import Keys
 from streamfn.models.schemas import Column, ModelSchema
-from streamfn.monitor import counts, keys
+from streamfn.monitor import counts, windowing
 
 SCHEMA = ModelSchema("m", "M", "1", (Column("x", "number"), Column("c", "string")))
 PROFILE = {
@@ -33,6 +34,6 @@ def test_a_batch_is_counted_per_bin_with_missing_and_out_of_range() -> None:
 
 
 def test_windows_are_tumbling_in_seconds_of_received_at() -> None:
-    assert keys.window_of(1_700_000_099_999, 60) == 1_700_000_040
-    assert keys.window_of(1_700_000_100_000, 60) == 1_700_000_100
-    assert keys.window_key("svm", "3", 60) == "streamfn:monitor:svm:3:60"
+    assert windowing.window_of(1_700_000_099_999, 60) == 1_700_000_040
+    assert windowing.window_of(1_700_000_100_000, 60) == 1_700_000_100
+    assert Keys().window("svm", "3", 60) == "streamfn:monitor:svm:3:60"

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sklearn.metrics import accuracy_score, f1_score
 
 from streamfn.app import create_app
+from streamfn.core.keys import Keys
 from streamfn.core.settings import Settings
 from streamfn.data import producer
 from streamfn.data.plan import Plan
@@ -25,12 +26,12 @@ from streamfn.data.synth import RecordSampler, load_profile
 from streamfn.infer import handler
 from streamfn.models.schemas import seed_schema
 from streamfn.models.seed import burn_class
-from streamfn.monitor.closer import WindowCloser, monitoring_key
-from streamfn.monitor.keys import window_key, window_of
-from streamfn.poller.loop import redis_poller
+from streamfn.monitor.closer import WindowCloser
+from streamfn.monitor.windowing import window_of
 from streamfn.sink.bucket import Bucket
+from streamfn.sink.layout import window_key
 from tests.conftest import bucket_rows
-from tests.factories import batch_event, sqs_record
+from tests.factories import batch_event, redis_poller, sqs_record
 
 pytestmark = pytest.mark.slow
 WINDOW_S = 60
@@ -113,7 +114,7 @@ def test_the_counts_are_the_buckets_rows_exactly(
     r = redis.Redis.from_url(redis_url)
     rows = bucket_rows(s3)
     for start in starts:
-        raw = r.hgetall(window_key("lightgbm", "1", start // 1000))
+        raw = r.hgetall(Keys().window("lightgbm", "1", start // 1000))
         window = {k.decode(): int(v) for k, v in raw.items()}
         accepted = {row["message_id"]: int(row["message_id"].split("-")[0]) for row in rows}
         mine = [row for row in rows
@@ -222,12 +223,13 @@ def test_two_versions_in_one_window_are_two_objects(
     start = past_window(4) // 1000
     r = redis.Redis.from_url(redis_url)
     for version in ("1", "2"):
-        r.hset(window_key("lightgbm", version, start), mapping={"records": 5, "p:0": 5})
-    closer = WindowCloser(r, Bucket.from_settings(monitored), lambda model, version: None,
+        r.hset(monitored.keys.window("lightgbm", version, start), mapping={"records": 5, "p:0": 5})
+    closer = WindowCloser(r, monitored.keys, Bucket.from_settings(monitored),
+                          lambda model, version: None,
                           WINDOW_S, monitored.MONITOR_MIN_RECORDS, monitored.DRIFT_PSI)  # fmt: skip
     for version in ("1", "2"):
         closer.close("lightgbm", version, start)
     listed = s3.list_objects_v2(Bucket=monitored.PREDICTIONS_BUCKET, Prefix="monitoring/")
     keys = [o["Key"] for o in listed["Contents"]]
-    assert sorted(keys) == [monitoring_key("lightgbm", v, start) for v in ("1", "2")]
+    assert sorted(keys) == [window_key("lightgbm", v, start) for v in ("1", "2")]
     assert keys[0] != keys[1]

@@ -12,10 +12,10 @@ import boto3
 
 from streamfn.core.settings import Settings
 from streamfn.poller import invoke
-from streamfn.poller.mapping import Mapping
-from streamfn.poller.sources.kinesis import KinesisSource
-from streamfn.poller.sources.sqs import SqsSource
+from streamfn.poller.loop import Poller
 from streamfn.stream.events import BatchResponse
+from streamfn.stream.kinesis.source import KinesisSource
+from streamfn.stream.sqs.source import SqsSource
 from tests.conftest import S3_TEST_ENV
 
 STREAM = "streamfn-test"
@@ -83,16 +83,18 @@ Invoker = Callable[[dict[str, Any]], BatchResponse]
 
 def kinesis_mapping(
     settings: Settings, native: Native, invoker: Invoker | None = None, consumer: str = "local"
-) -> Mapping:
-    """A local Kinesis mapping over the in-process handler (or `invoker`)."""
+) -> Poller:
+    """A poller of the Kinesis stream as Lambda's mapping reads it, over the in-process handler
+    (or `invoker`)."""
     from streamfn.core import connections
 
     redis = connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER)
-    source = KinesisSource(settings, native.kinesis, redis, invoker or invoke.in_process(settings),
-                           consumer, native.sqs)  # fmt: skip
-    return Mapping(source)
+    source = KinesisSource(settings, native.kinesis, redis, consumer, native.sqs)
+    return Poller(source, invoker or invoke.in_process(settings))
 
 
-def sqs_mapping(settings: Settings, native: Native, invoker: Invoker | None = None) -> Mapping:
-    """A local SQS mapping over the in-process handler (or `invoker`)."""
-    return Mapping(SqsSource(settings, native.sqs, invoker or invoke.in_process(settings), "local"))
+def sqs_mapping(settings: Settings, native: Native, invoker: Invoker | None = None) -> Poller:
+    """A poller of the SQS queue as Lambda's mapping reads it, over the in-process handler (or
+    `invoker`)."""
+    source = SqsSource(settings, native.sqs, "local")
+    return Poller(source, invoker or invoke.in_process(settings))

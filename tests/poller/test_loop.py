@@ -14,10 +14,10 @@ from streamfn.core import crash
 from streamfn.core.settings import Settings
 from streamfn.infer import handler
 from streamfn.poller.invoke import InvokeError
-from streamfn.poller.loop import Poller, redis_poller
+from streamfn.poller.loop import Poller
 from streamfn.stream.events import BatchResponse
 from tests.conftest import bucket_rows, rows_in, s3_client, wait_for
-from tests.factories import SEED
+from tests.factories import SEED, redis_poller
 
 pytestmark = pytest.mark.slow
 STREAM = "mlops_stream"
@@ -57,8 +57,8 @@ def test_burst_drains_in_batches_acks_and_trims(
     assert poller.run(burst=True) == 30
     assert sorted(row["message_id"] for row in bucket_rows(s3)) == sorted(ids)
     assert r.xpending(STREAM, "workers")["pending"] == 0
-    poller.source._next_trim = 0
-    poller.source.maybe_trim()
+    poller.source.partitions[0]._next_trim = 0
+    poller.source.partitions[0].maybe_trim()
     assert r.xlen(STREAM) <= 1  # trimming keeps at most the last delivered entry
 
 
@@ -71,14 +71,15 @@ def test_poison_entry_is_dead_lettered_and_does_not_block_the_rest(
     before = add(r)
     poison = r.xadd(STREAM, {"model": "svm", "data": b"\xff not json"}).decode()
     after = add(r, "knn")
-    poller.source.ensure_group()
-    assert poller.poll_once(block_ms=None) == 3
+    poller.source.partitions[0].ensure_group()
+    assert poller.poll_once(wait=False) == 3
     assert sorted(row["message_id"] for row in bucket_rows(s3)) == sorted([before, after])
     later = add(r)
 
     def dead_lettered() -> bool:
-        poller.source._next_claim = 0  # reclaim on every pass instead of once a second
-        poller.poll_once(block_ms=None)
+        # Reclaim on every pass instead of once a second.
+        poller.source.partitions[0]._next_claim = 0
+        poller.poll_once(wait=False)
         return r.xlen(f"{STREAM}:dlq") == 1
 
     wait_for(dead_lettered, timeout=20)
@@ -108,15 +109,15 @@ def test_a_batch_that_fails_whole_stays_pending_and_is_retried(
     tuned = infer_settings.model_copy(update={"CLAIM_IDLE_MS": 1, "BATCH_WINDOW_MS": 0})
     poller = redis_poller(tuned, r, flaky, consumer="test")
     ids = [add(r) for _ in range(5)]
-    poller.source.ensure_group()
+    poller.source.partitions[0].ensure_group()
     with pytest.raises(InvokeError, match="S3 down"):
-        poller.poll_once(block_ms=None)
+        poller.poll_once(wait=False)
     assert r.xpending(STREAM, "workers")["pending"] == 5
     assert bucket_rows(s3) == []
 
     def retried() -> bool:
-        poller.source._next_claim = 0
-        return poller.poll_once(block_ms=None) == 5
+        poller.source.partitions[0]._next_claim = 0
+        return poller.poll_once(wait=False) == 5
 
     wait_for(retried)
     assert sorted(row["message_id"] for row in bucket_rows(s3)) == sorted(ids)
@@ -145,7 +146,7 @@ def test_a_poller_that_stops_leaves_the_group_unless_it_holds_entries(
     holder = redis_poller(infer_settings, r, down, consumer="holder")
     add(r)
     with pytest.raises(InvokeError):
-        holder.poll_once(block_ms=None)
+        holder.poll_once(wait=False)
     holder.source.leave()  # its entry must stay claimable: it does not leave
     [consumer] = r.xinfo_consumers(STREAM, "workers")
     assert (consumer["name"], consumer["pending"]) == (b"holder", 1)
@@ -169,21 +170,21 @@ def test_s3_stopped_then_back_loses_and_duplicates_nothing(
     tuned = infer_settings.model_copy(update={"AWS_ENDPOINT_URL_S3": endpoint, "CLAIM_IDLE_MS": 1})
     ctx = handler.build_context(tuned)
     poller = redis_poller(tuned, r, lambda event: handler.handle(event, ctx), consumer="test")
-    poller.source.ensure_group()
+    poller.source.partitions[0].ensure_group()
     first = [add(r) for _ in range(3)]
-    assert poller.poll_once(block_ms=None) == 3
+    assert poller.poll_once(wait=False) == 3
     server.stop()
     during = [add(r, "knn") for _ in range(4)]
     with pytest.raises(InvokeError):
-        poller.poll_once(block_ms=None)
+        poller.poll_once(wait=False)
     assert r.xpending(STREAM, "workers")["pending"] == 4
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)  # S3 is back, state intact
     server.start()
     try:
 
         def drained() -> bool:
-            poller.source._next_claim = 0
-            poller.poll_once(block_ms=None)
+            poller.source.partitions[0]._next_claim = 0
+            poller.poll_once(wait=False)
             return r.xpending(STREAM, "workers")["pending"] == 0
 
         wait_for(drained)
@@ -207,9 +208,9 @@ def test_moving_champion_changes_model_version_with_one_load(
     poller = redis_poller(
         make_settings(BATCH_WINDOW_MS=0), r, lambda e: handler.handle(e, ctx), consumer="t"
     )
-    poller.source.ensure_group()
+    poller.source.partitions[0].ensure_group()
     before = add(r, "knn")
-    assert poller.poll_once(block_ms=None) == 1
+    assert poller.poll_once(wait=False) == 1
     registry = MlflowClient(uri)
     current = registry.get_model_version_by_alias("Knn_Classifier", "champion")
     moved = registry.create_model_version("Knn_Classifier", current.source, run_id=current.run_id)
@@ -217,7 +218,7 @@ def test_moving_champion_changes_model_version_with_one_load(
     ctx.models.get("knn")  # due (MODEL_REFRESH_S=0): the refresh starts beside the batches
     ctx.models.settle()
     after = add(r, "knn")
-    assert poller.poll_once(block_ms=None) == 1
+    assert poller.poll_once(wait=False) == 1
     versions = {row["message_id"]: row["model_version"] for row in bucket_rows(s3)}
     assert versions == {before: "1", after: str(moved.version)}
     assert ctx.models.loads == 2
@@ -238,15 +239,15 @@ def test_a_long_invocation_keeps_its_entries_from_being_reclaimed(
     holder = redis_poller(tuned, r, slow, consumer="holder")
     other = redis_poller(tuned, r, lambda e: handler.handle(e, ctx), consumer="other")
     ids = [add(r) for _ in range(3)]
-    holder.source.ensure_group()
-    working = threading.Thread(target=holder.poll_once, kwargs={"block_ms": None})
+    holder.source.partitions[0].ensure_group()
+    working = threading.Thread(target=holder.poll_once, kwargs={"wait": False})
     working.start()
     assert invoking.wait(timeout=10)
     taken = []
     deadline = time.monotonic() + 2.0  # five times CLAIM_IDLE_MS
     while time.monotonic() < deadline:
-        other.source._next_claim = 0
-        taken += other.source.claim_idle(256)
+        other.source.partitions[0]._next_claim = 0
+        taken += other.source.partitions[0].claim_idle(256)
         time.sleep(0.02)  # pacing the other poller's attempts, not waiting for an outcome
     released.set()
     working.join(timeout=30)
@@ -262,15 +263,15 @@ def test_a_crash_before_the_ack_is_reclaimed_and_written_once(
     infer = lambda event: handler.handle(event, ctx)  # noqa: E731
     dying = redis_poller(tuned, r, infer, "dying", checkpoint=crash.raise_at("before_ack"))
     ids = [add(r, model) for model in ("svm", "knn", "lightgbm")]
-    dying.source.ensure_group()
+    dying.source.partitions[0].ensure_group()
     with pytest.raises(crash.Crash):
-        dying.poll_once(block_ms=None)
+        dying.poll_once(wait=False)
     assert r.xpending(STREAM, "workers")["pending"] == 3  # written, never acknowledged
     survivor = redis_poller(tuned, r, infer, "survivor")
 
     def reclaimed() -> bool:
-        survivor.source._next_claim = 0
-        survivor.poll_once(block_ms=None)
+        survivor.source.partitions[0]._next_claim = 0
+        survivor.poll_once(wait=False)
         return r.xpending(STREAM, "workers")["pending"] == 0
 
     wait_for(reclaimed)

@@ -22,9 +22,12 @@ from streamfn.core.settings import Settings
 from streamfn.infer.handler import DependencyError
 from streamfn.poller import invoke
 from streamfn.poller.invoke import InvokeError
-from streamfn.poller.sources.kinesis import LeaseLostError
-from streamfn.sink import counts as pc
+from streamfn.poller.loop import Poller
+from streamfn.sink.formats.base import format_named
+from streamfn.stream import base as stream
+from streamfn.stream.base import SourceOptions
 from streamfn.stream.events import BatchResponse
+from streamfn.stream.kinesis.leases import LeaseLostError
 from tests.conftest import rows_in, wait_for
 from tests.factories import SEED_EXAMPLE, full_record
 from tests.poller.native import (
@@ -87,25 +90,46 @@ def expected_rows(ids: list[str], bodies: list[tuple[str, bytes]]) -> Counter[tu
                    for k in range(len(orjson.loads(b)["data"])))  # fmt: skip
 
 
-@pytest.mark.parametrize("backend", ["kinesis", "sqs"])
-def test_seed_curl_for_every_model_ends_as_exactly_once_rows(
-    backend: str, backend_settings: Callable[..., Settings], native: Native
+@pytest.mark.parametrize(
+    ("backend", "sink_format"),
+    [("redis", "csv"), ("kinesis", "csv"), ("sqs", "csv"), ("kinesis", "parquet")],
+)
+def test_seed_curl_for_every_model_ends_as_exactly_once_rows_the_console_serves(
+    backend: str, sink_format: str, backend_settings: Callable[..., Settings], native: Native
 ) -> None:
-    settings = backend_settings(backend, BATCH_SIZE=8)
+    settings = backend_settings(backend, BATCH_SIZE=8, SINK_FORMAT=sink_format)
     bodies = seed_requests(per_model=6)
     ids = send(settings, bodies)
     assert all(status(settings, i)["status"] == "pending" for i in ids[:3])
-    mapping = (kinesis_mapping if backend == "kinesis" else sqs_mapping)(settings, native)
-    assert mapping.run(burst=True) == len(bodies)
+    # The poller `streamfn poll` runs for this backend, over the in-process handler.
+    options = SourceOptions(settings, "local", crash.no_crash)
+    poller = Poller(stream.backend(backend).source(options), invoke.in_process(settings))
+    assert poller.run(burst=True) == len(bodies)
     assert rows_in(native.s3) == expected_rows(ids, bodies)
     # The console's counts: records accepted (ingest) and written (infer), whatever the ids.
-    totals = redis.Redis.from_url(settings.REDIS_URL).hgetall(pc.totals_key())
+    totals = redis.Redis.from_url(settings.REDIS_URL).hgetall(settings.keys.totals())
     records = sum(expected_rows(ids, bodies).values())
     assert (int(totals[b"ingested"]), int(totals[b"written"])) == (records, records)
     for message_id, (model, _) in zip(ids[:3], bodies[:3], strict=True):
         done = status(settings, message_id)
         assert (done["status"], done["model"], done["model_version"]) == ("done", model, "1")
         assert done["labels"][0] in {"Low", "Medium", "High"}
+    # The console lists each model's newest object, shows its rows and serves it for download.
+    fmt = format_named(sink_format)
+    with TestClient(create_app(settings)) as console:
+        partitions = console.get("/ui/api/objects").json()["partitions"]
+        assert {p["model"] for p in partitions} == set(MODELS)
+        for newest in (p["newest"] for p in partitions):
+            answer = console.get(f"/ui/api/objects/{newest}")
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["content-type"] == fmt.content_type
+            written = native.s3.get_object(Bucket="predictions", Key=newest)["Body"].read()
+            assert answer.content == written
+            header, cells = fmt.table(answer.content)
+            assert {row[header.index("message_id")] for row in cells} <= set(ids)
+        shown = console.get("/ui/api/rows").json()["rows"]
+        assert {r["model"] for r in shown} == set(MODELS)
+        assert {r["message_id"] for r in shown} <= set(ids)
     if backend == "kinesis":
         # Both shards carry records, and an employee's requests all went to one shard.
         shard_of = {i.partition(":")[0] for i in ids}
@@ -115,13 +139,11 @@ def test_seed_curl_for_every_model_ends_as_exactly_once_rows(
             employee = orjson.loads(body)["data"][0].get("Employee ID", "")
             employees.setdefault(employee, set()).add(message_id.partition(":")[0])
         assert all(len(shards) == 1 for e, shards in employees.items() if e)
-    else:
-        assert (
-            native.sqs.get_queue_attributes(
-                QueueUrl=native.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
-            )["Attributes"]["ApproximateNumberOfMessages"]
-            == "0"
+    elif backend == "sqs":
+        depth = native.sqs.get_queue_attributes(
+            QueueUrl=native.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
         )
+        assert depth["Attributes"]["ApproximateNumberOfMessages"] == "0"
 
 
 def test_kinesis_redelivery_from_the_start_duplicates_nothing(
@@ -134,7 +156,7 @@ def test_kinesis_redelivery_from_the_start_duplicates_nothing(
     mapping.run(burst=True)
     assert rows_in(native.s3) == expected_rows(ids, bodies)
     # A poller that lost its checkpoints reads the whole stream again: every row stays once.
-    assert redis.Redis.from_url(redis_url).delete(mapping.source.checkpoints_key) == 1
+    assert redis.Redis.from_url(redis_url).delete(mapping.source.leases.checkpoints_key) == 1
     assert kinesis_mapping(settings, native).run(burst=True) == len(bodies)
     assert rows_in(native.s3) == expected_rows(ids, bodies)
 
@@ -208,7 +230,7 @@ def test_kinesis_outage_retries_the_same_batch_without_giving_it_up(
     mapping = kinesis_mapping(settings, native, flaky)
     for _ in range(5):
         with pytest.raises(InvokeError):
-            mapping.source.poll_once(wait=False)
+            mapping.poll_once(wait=False)
     assert rows_in(native.s3) == Counter()
     mapping.run(burst=True)
     assert rows_in(native.s3) == Counter({(i, "0"): 1 for i in ids})
@@ -224,7 +246,7 @@ def test_sqs_poison_message_reaches_the_dead_letter_queue_and_the_others_are_wri
     mapping = sqs_mapping(settings, native)
 
     def dead_lettered() -> list[dict[str, Any]]:
-        mapping.source.poll_once(wait=True)  # the failed message comes back each second
+        mapping.poll_once(wait=True)  # the failed message comes back each second
         reply = native.sqs.receive_message(QueueUrl=native.dead_url)
         return reply.get("Messages", [])
 
@@ -254,7 +276,7 @@ def test_a_poller_killed_mid_batch_loses_nothing_and_redelivery_duplicates_nothi
         settings, native)  # fmt: skip
 
     def finished() -> bool:
-        fresh.source.poll_once(wait=True)
+        fresh.poll_once(wait=True)
         return rows_in(native.s3) == expected_rows(ids, bodies)
 
     wait_for(finished, timeout=30)
@@ -267,18 +289,19 @@ def test_kinesis_pollers_share_the_shards_and_a_dead_ones_pass_on(
 ) -> None:
     settings = backend_settings("kinesis", CLAIM_IDLE_MS=300)
     nothing: Callable[[dict[str, Any]], BatchResponse] = lambda _event: {"batchItemFailures": []}  # noqa: E731
-    a, b = (kinesis_mapping(settings, native, nothing, name).source for name in ("a", "b"))
+    a, b = (kinesis_mapping(settings, native, nothing, name) for name in ("a", "b"))
+    held_a, held_b = a.source.leases.held, b.source.leases.held
     a.poll_once(wait=False)
-    assert len(a.held) == SHARDS  # alone: every shard
+    assert len(held_a) == SHARDS  # alone: every shard
     b.poll_once(wait=False)
     a.poll_once(wait=False)  # two pollers now: a gives up an idle shard
     b.poll_once(wait=False)
-    assert (len(a.held), len(b.held)) == (1, 1)
-    assert a.held.isdisjoint(b.held)
+    assert (len(held_a), len(held_b)) == (1, 1)
+    assert held_a.isdisjoint(held_b)
 
     def b_holds_all() -> bool:  # a stops polling, as a dead poller does
         b.poll_once(wait=False)
-        return len(b.held) == SHARDS
+        return len(held_b) == SHARDS
 
     wait_for(b_holds_all, timeout=10)
 
@@ -296,19 +319,19 @@ def test_kinesis_lease_outlives_a_slow_invocation(
         release.wait(10)
         return {"batchItemFailures": []}
 
-    a = kinesis_mapping(settings, native, slow, "a").source
-    b = kinesis_mapping(settings, native, slow, "b").source
+    a = kinesis_mapping(settings, native, slow, "a")
+    b = kinesis_mapping(settings, native, slow, "b")
     worker = threading.Thread(target=a.poll_once, args=(False,))
     worker.start()
     assert started.wait(10)
     until = time.monotonic() + 1.0  # over three lease lengths
     while time.monotonic() < until:
         b.poll_once(wait=False)
-        assert shard_id not in b.held
+        assert shard_id not in b.source.leases.held
     release.set()
     worker.join(10)
-    assert a.shards[shard_id].batches == deque()  # done, and checkpointed by its holder
-    assert a.redis.hget(a.checkpoints_key, shard_id) == message_id.partition(":")[2].encode()
+    assert a.source.shards[shard_id].batches == deque()  # done, and checkpointed by its holder
+    assert a.source.leases.checkpoint(shard_id) == message_id.partition(":")[2]
 
 
 def test_kinesis_checkpoint_only_moves_forward_and_only_for_the_holder(
@@ -316,17 +339,18 @@ def test_kinesis_checkpoint_only_moves_forward_and_only_for_the_holder(
 ) -> None:
     settings = backend_settings("kinesis")
     nothing: Callable[[dict[str, Any]], BatchResponse] = lambda _event: {"batchItemFailures": []}  # noqa: E731
-    a = kinesis_mapping(settings, native, nothing, "a").source
-    a.poll_once(wait=False)
-    shard = next(iter(a.shards.values()))
-    a.move(shard, "100")
-    a.move(shard, "99")  # an older sequence number: a late answer
-    a.move(shard, "1000")
-    assert a.redis.hget(a.checkpoints_key, shard.shard_id) == b"1000"
-    a.redis.set(a.lease_key(shard.shard_id), "someone else")
+    poller = kinesis_mapping(settings, native, nothing, "a")
+    poller.poll_once(wait=False)
+    shard_id = next(iter(poller.source.shards))
+    leases = poller.source.leases
+    leases.move(shard_id, "100")
+    leases.move(shard_id, "99")  # an older sequence number: a late answer
+    leases.move(shard_id, "1000")
+    assert leases.checkpoint(shard_id) == "1000"
+    leases.redis.set(leases.lease_key(shard_id), "someone else")
     with pytest.raises(LeaseLostError):
-        a.move(shard, "2000")
-    assert a.redis.hget(a.checkpoints_key, shard.shard_id) == b"1000"
+        leases.move(shard_id, "2000")
+    assert leases.checkpoint(shard_id) == "1000"
 
 
 class _ExpiringOnce:

@@ -15,9 +15,8 @@ from streamfn.cli.serve import chosen_partitions
 from streamfn.core.keys import dlq_key
 from streamfn.core.settings import Settings
 from streamfn.infer import handler
-from streamfn.poller.loop import redis_poller
 from tests.conftest import bucket_rows, free_port, wait_for
-from tests.factories import body, full_record
+from tests.factories import body, full_record, redis_poller
 
 pytestmark = pytest.mark.slow
 PARTITIONS = 3
@@ -58,7 +57,7 @@ def test_two_pollers_drain_every_partition_once(parted: Settings, redis_url: str
     assert sorted(row["message_id"] for row in bucket_rows(s3)) == sorted(ids)
     for stream in parted.streams:
         assert r.xpending(stream, parted.CONSUMER_GROUP)["pending"] == 0
-        for source in pollers[0].sources:
+        for source in pollers[0].source.partitions:
             source._next_trim = 0
             source.maybe_trim()
         assert r.xlen(stream) <= 1  # each partition trimmed up to its last delivered entry
@@ -87,14 +86,14 @@ def test_a_poison_entry_goes_to_its_partitions_dead_letters(
     tuned = parted.model_copy(update={"MAX_DELIVERIES": 2, "CLAIM_IDLE_MS": 1})
     ctx = handler.build_context(tuned)
     poller = redis_poller(tuned, r, lambda e: handler.handle(e, ctx), "test")
-    for source in poller.sources:
+    for source in poller.source.partitions:
         source.ensure_group()
     poison = r.xadd(tuned.streams[2], {"model": "svm", "data": b"\xff"}, id="5-2").decode()
 
     def dead_lettered() -> bool:
-        for source in poller.sources:
+        for source in poller.source.partitions:
             source._next_claim = 0
-        poller.poll_once(block_ms=None)
+        poller.poll_once(wait=False)
         return r.xlen(dlq_key(tuned.streams[2])) == 1
 
     wait_for(dead_lettered, timeout=20)
@@ -132,14 +131,14 @@ def test_busy_partitions_take_turns_and_a_failing_one_rests_alone(
 
     poller = redis_poller(tuned, r, invoke, "fair")
     for _ in range(6):
-        poller.poll_once(block_ms=None)
+        poller.poll_once(wait=False)
     assert served == [tuned.streams[p] for p in (0, 2, 0, 2, 0, 2)]
     # Partition 2's master stops answering: 0 goes on alone, 2 rests, nothing is raised.
     dead = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
-    poller.sources[2].redis = dead
+    poller.source.partitions[2].redis = dead
     served.clear()
     for _ in range(4):
-        poller.poll_once(block_ms=None)
+        poller.poll_once(wait=False)
     assert set(served) == {tuned.streams[0]}
-    assert poller.sources[2].resting()
+    assert poller.source.partitions[2].resting()
     assert r.xpending(tuned.streams[2], tuned.CONSUMER_GROUP)["pending"] == 0  # left unread

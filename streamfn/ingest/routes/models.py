@@ -9,10 +9,10 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
+from streamfn.api.deps import RedisDep, SettingsDep
+from streamfn.api.responses import json_response
 from streamfn.ingest.openapi import REDIS_DOWN
-from streamfn.ingest.responses import json_response
-from streamfn.ingest.schema_cache import ModelUnavailableError, SchemaCache
+from streamfn.ingest.schema_cache import ModelUnavailableError, SchemaCache, SchemasDep
 from streamfn.models.registry import RegistryError
 
 router = APIRouter()

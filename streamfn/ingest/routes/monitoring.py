@@ -9,20 +9,19 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from streamfn.api.auth import check_api_key
+from streamfn.api.deps import RedisDep, SettingsDep
+from streamfn.api.inputs import ModelQuery, known_model, read_body
+from streamfn.api.responses import BodyError, json_response
 from streamfn.core import metrics
 from streamfn.core.settings import Settings
-from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
 from streamfn.ingest.openapi import FEEDBACK_BODY, FEEDBACK_DOC, MONITORING_DOC, REDIS_DOWN
-from streamfn.ingest.refusals import BodyError
-from streamfn.ingest.responses import json_response
-from streamfn.ingest.routes.predict import check_api_key, known_model, read_body
-from streamfn.ingest.schema_cache import ModelUnavailableError, SchemaCache
+from streamfn.ingest.schema_cache import ModelUnavailableError, SchemaCache, SchemasDep
 from streamfn.models.schemas import ModelSchema
 from streamfn.monitor import feedback, windows
 
 router = APIRouter()
 DEFAULT_WINDOWS = 60
-ModelQuery = Annotated[str | None, Query(description="one model (default: every model)")]
 WindowsQuery = Annotated[int, Query(alias="windows", ge=1, le=1440)]
 
 
@@ -66,7 +65,7 @@ async def post_feedback(request: Request, schemas: SchemasDep) -> Response:
         )
     except feedback.FeedbackError as error:
         raise BodyError(422, error.errors) from None
-    counted = await feedback.count_once(client, joined, settings.RESULT_TTL_S)
+    counted = await feedback.count_once(client, settings.keys, joined, settings.RESULT_TTL_S)
     metrics.FEEDBACK_LABELS.labels("counted").inc(counted)
     metrics.FEEDBACK_LABELS.labels("repeated").inc(len(joined) - counted)
     return json_response({"joined": len(joined), "counted": counted,

@@ -7,25 +7,24 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import Response
 
-from streamfn.core import message_state, stream_ids
+from streamfn.api.deps import RedisDep, SettingsDep
+from streamfn.api.responses import json_response
+from streamfn.core import message_state, plugins, stream_ids
 from streamfn.core.connections import AsyncClient
-from streamfn.core.keys import result_key
 from streamfn.core.message_ids import NATIVE_ID
 from streamfn.core.settings import Settings
-from streamfn.ingest.deps import RedisDep, SchemasDep, SettingsDep
 from streamfn.ingest.openapi import MESSAGE, NOT_FOUND, REDIS_DOWN
-from streamfn.ingest.responses import json_response
-from streamfn.ingest.schema_cache import ModelUnavailableError
+from streamfn.ingest.schema_cache import ModelUnavailableError, SchemasDep
 
 router = APIRouter()
 
 
 async def find(client: AsyncClient, settings: Settings, message_id: str) -> dict[str, Any] | None:
     """The stored state of a message, {"status": "pending"} while in the stream, else None."""
-    on_redis = settings.STREAM_BACKEND == "redis"
+    on_redis = plugins.BACKENDS[settings.STREAM_BACKEND].in_redis
     if not (stream_ids.is_stream_id(message_id) if on_redis else NATIVE_ID.fullmatch(message_id)):
         return None
-    stored = await client.get(result_key(message_id))
+    stored = await client.get(settings.keys.result(message_id))
     if stored is not None:
         return dict(message_state.decode(stored))
     if not on_redis:  # ingest marks a Kinesis or SQS message pending when it accepts it

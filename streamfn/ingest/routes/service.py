@@ -7,9 +7,9 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamfn import __version__
-from streamfn.ingest.deps import RedisDep
+from streamfn.api.deps import RedisDep
+from streamfn.api.responses import json_response
 from streamfn.ingest.openapi import HEALTH, METRICS, REDIS_DOWN
-from streamfn.ingest.responses import json_response
 
 router = APIRouter()
 

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from streamfn.sink import catalog
 from streamfn.models.schemas import seed_schema
-from streamfn.sink.bucket import PREDICTIONS, Bucket, object_key
-from streamfn.sink.rows import Row, encode_csv
+from streamfn.sink import catalog
+from streamfn.sink.bucket import Bucket
+from streamfn.sink.formats import csv
+from streamfn.sink.layout import PREDICTIONS, object_key
+from streamfn.sink.rows import Row
 from tests.conftest import S3_TEST_ENV, s3_client
 from tests.factories import full_record
 
@@ -37,8 +39,8 @@ def write_batch(sink: Bucket, model: str, day: dt.date, first_ms: int, records: 
         )
         for n, i in enumerate(ids)
     ]
-    key = object_key(PREDICTIONS, model, day, ids)
-    sink.put(key, encode_csv(SEED, rows), PREDICTIONS.content_type)
+    key = object_key(PREDICTIONS, model, day, ids, csv.FORMAT.suffix)
+    sink.put(key, csv.encode(SEED, rows), csv.FORMAT.content_type)
     return key
 
 

@@ -11,7 +11,9 @@ import pytest
 from streamfn.core.clock import iso_ms
 from streamfn.models.schemas import seed_schema
 from streamfn.models.seed import FEATURE_NAMES
-from streamfn.sink.rows import CSV_COLUMNS, Row, encode_csv
+from streamfn.sink.formats.csv import encode as encode_csv
+from streamfn.sink.rows import SEED_COLUMNS as CSV_COLUMNS
+from streamfn.sink.rows import Row
 from tests.factories import full_record
 
 RECEIVED = 1764141569123  # 2025-11-26T07:19:29.123Z

@@ -1,20 +1,20 @@
-"""The ingest side of the stream: append one entry per request, with back-pressure."""
+"""Ingest's side of a Redis Stream: one entry per request, with back-pressure; with
+INGEST_WAIT_REPLICAS, answered only once that many replicas have it."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.exceptions import ConnectionError, MovedError, TimeoutError
 
-from streamfn.core import connections
+from streamfn.core import connections, series
 from streamfn.core.connections import AsyncClient
 from streamfn.core.settings import Settings
-from streamfn.sink import counts as pc
+from streamfn.stream.base import Appended, RefusedError
 from streamfn.stream.partitions import Router
 
 # How long ingest waits for INGEST_WAIT_REPLICAS replicas: within the request's Redis timeout.
@@ -28,7 +28,7 @@ WAIT_MS = 1000
 # replayed XCLAIM ... LASTID moves the group on without its read counter (redis/redis#10569).
 # Every entry not yet delivered is still in the stream (trimming stops at the oldest one), so
 # XLEN bounds the lag, and a lag over the limit is checked against it before refusing.
-# KEYS: the stream, the accepted-records slot counter and the totals (pipeline_counts: on a
+# KEYS: the stream, the accepted-records slot counter and the totals (streamfn.sink.counts: on a
 # Redis Cluster, in the stream's slot).
 # ARGV: group, MAX_LAG, model, data, records, the slot counter's ttl, partition, partitions,
 # INGEST_WAIT_REPLICAS.
@@ -94,12 +94,6 @@ return {id, received_at}
 """
 
 
-class RefusedError(RuntimeError):
-    """The stream cannot take the entry now (a 503 with Retry-After); `reason` labels the metric."""
-
-    reason = "unavailable"
-
-
 class MasterDownError(RefusedError):
     """The stream's master did not answer the append and its WAIT (a 503); a failover may be
     under way."""
@@ -123,22 +117,6 @@ class BackpressureError(RefusedError):
         self.lag = lag
 
 
-@dataclass(frozen=True, slots=True)
-class Appended:
-    """An accepted message: its stream id and the time it was received."""
-
-    message_id: str
-    received_at: int
-
-
-class Writer(Protocol):
-    """Where ingest appends a request: the Redis Stream, a Kinesis stream or an SQS queue."""
-
-    async def append(self, model: str, records: list[dict[str, Any]]) -> Appended:
-        """Append one entry (model, data, received_at) or raise RefusedError."""
-        ...
-
-
 class StreamWriter:
     """Appends requests to their partition's stream, refusing when its group lags MAX_LAG
     entries or more; with INGEST_WAIT_REPLICAS, only once that many replicas have the entry."""
@@ -150,7 +128,8 @@ class StreamWriter:
         self.max_lag = settings.MAX_LAG
         self.replicas = settings.INGEST_WAIT_REPLICAS
         self.url = settings.REDIS_URL
-        self.count_roots = pc.accepted_roots(settings)  # each partition's, in its slot
+        self.keys = settings.keys
+        self.count_roots = self.keys.accepted_roots()  # each partition's, in its slot
         self.router = Router(len(self.streams))
         self._append = client.register_script(_APPEND)
         self._nodes: dict[str, AsyncRedis] = {}  # stream -> its master's client, with WAIT
@@ -160,10 +139,10 @@ class StreamWriter:
         partition = self.router.partition(records)
         stream = self.streams[partition]
         args = [self.group, self.max_lag, model, orjson.dumps(records), len(records),
-                pc.SERIES_TTL_S, partition, len(self.streams), self.replicas]  # fmt: skip
+                series.SERIES_TTL_S, partition, len(self.streams), self.replicas]  # fmt: skip
         at = self.count_roots[partition]
-        series = pc.series_key(pc.ACCEPTED, pc.slot_of(time.time()), at)
-        reply = await self._add(stream, [stream, series, pc.totals_key(at)], args)
+        slot = self.keys.series(series.ACCEPTED, series.slot_of(time.time()), at)
+        reply = await self._add(stream, [stream, slot, self.keys.totals(at)], args)
         if isinstance(reply, int):
             raise BackpressureError(reply, self.max_lag)
         if isinstance(reply, bytes):  # "replicas <n>": nothing appended

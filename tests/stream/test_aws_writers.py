@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from streamfn.app import create_app
 from streamfn.core.settings import Settings
-from streamfn.ingest.aws_writers import SQS_MAX_BYTES
+from streamfn.stream.sqs.writer import SQS_MAX_BYTES
 from tests.factories import SEED_EXAMPLE, full_record
 from tests.poller.native import STREAM, Native, native_on
 

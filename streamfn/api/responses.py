@@ -1,8 +1,9 @@
-"""The ingest API's answers that are not a route's own: JSON bodies, 503s, refused requests."""
+"""The app's answers that are not a route's own: JSON bodies, 503s, refused requests."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -13,11 +14,22 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import ClientDisconnect
 
 from streamfn.core import metrics
-from streamfn.ingest.validation import BodyError
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 1
+
+
+class BodyError(ValueError):
+    """The request cannot be accepted; `status` is 4xx, `errors` FastAPI-shaped."""
+
+    status: int
+    errors: list[dict[str, Any]]
+
+    def __init__(self, status: int, errors: list[dict[str, Any]]) -> None:
+        super().__init__(errors[0]["msg"] if errors else "invalid body")
+        self.status = status
+        self.errors = errors
 
 
 def json_response(

@@ -1,28 +1,28 @@
-"""What every route shares: the settings and the Redis client of the running event loop."""
+"""What every route shares: the settings, and the Redis client and stream writer of the running
+event loop (`Annotated` dependencies)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
 from streamfn.core import connections
 from streamfn.core.connections import AsyncClient
 from streamfn.core.settings import Settings
-from streamfn.ingest.schema_cache import SchemaCache
-from streamfn.ingest.writer import StreamWriter, Writer
+from streamfn.stream.base import Writer, backend
 
 
 class RedisBinding:
-    """The app's Redis client and stream writer, made anew if the event loop changes."""
+    """The app's Redis client and stream writer (STREAM_BACKEND's), made anew if the event loop
+    changes."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._loop: asyncio.AbstractEventLoop | None = None
         self.client: AsyncClient | None = None
         self.writer: Writer | None = None
-        self._aws: Any = None  # the Kinesis or SQS client: not bound to a loop, made once
 
     def bind(self) -> tuple[AsyncClient, Writer]:
         """The client and writer of the running loop (Mangum and tests may change loops)."""
@@ -30,14 +30,7 @@ class RedisBinding:
         if self._loop is not loop or self.client is None or self.writer is None:
             s = self.settings
             self.client = connections.request_client(s.REDIS_URL, s.REDIS_CLUSTER)
-            if s.STREAM_BACKEND == "redis":
-                self.writer = StreamWriter(self.client, s)
-            else:
-                # Imported here: boto3 is needed only then (Lambda's runtime has it; the zip not).
-                from streamfn.ingest import aws_writers
-
-                self._aws = self._aws or aws_writers.aws_client(s)
-                self.writer = aws_writers.aws_writer(s, self._aws, self.client)
+            self.writer = backend(s.STREAM_BACKEND).writer(s, self.client)
             self._loop = loop
         return self.client, self.writer
 
@@ -52,10 +45,5 @@ async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def _schemas(request: Request) -> SchemaCache:
-    return request.app.state.schemas
-
-
 RedisDep = Annotated[RedisBinding, Depends(_binding)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
-SchemasDep = Annotated[SchemaCache, Depends(_schemas)]

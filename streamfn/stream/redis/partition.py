@@ -1,4 +1,4 @@
-"""A Redis Stream read by a consumer group: the poller's source of batches.
+"""One stream of a Redis Stream's partitions, read by one consumer of the group.
 
 New entries come with XREADGROUP; entries idle in any consumer's pending list longer than
 CLAIM_IDLE_MS are reclaimed with XAUTOCLAIM, and the delivery count (from XPENDING) is the try
@@ -19,10 +19,10 @@ from redis.exceptions import RedisError, ResponseError
 
 from streamfn.core import message_state, metrics, stream_ids
 from streamfn.core.connections import SyncClient, text
-from streamfn.core.keys import dlq_key, result_key
+from streamfn.core.keys import dlq_key
 from streamfn.core.settings import Settings
-from streamfn.poller.heartbeat import beating
 from streamfn.stream import events
+from streamfn.stream.heartbeat import beating
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +51,15 @@ def body_of(fields: dict[bytes, bytes]) -> str:
     return orjson.dumps(entry).decode(errors="replace")
 
 
-class RedisSource:
+class Partition:
     """One consumer of the group on one stream: STREAM_KEY, or one partition of it."""
 
-    def __init__(
-        self, settings: Settings, client: SyncClient, consumer: str, stream: str | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, client: SyncClient, consumer: str, stream: str) -> None:
         self.settings = settings
         self.redis = client
         self.consumer = consumer
-        self.stream = stream or settings.STREAM_KEY
+        self.stream = stream
+        self.keys = settings.keys
         self.dlq = dlq_key(self.stream)
         self.group = settings.CONSUMER_GROUP
         self.arn = f"{settings.REDIS_URL.rsplit('@', 1)[-1]}/{self.stream}"
@@ -175,7 +174,7 @@ class RedisSource:
 
     def dead_letter(self, entries: Sequence[Entry]) -> None:
         """Copy entries to the DLQ with their last error, record it, then acknowledge them."""
-        errors = self.redis.mget([result_key(e.id) for e in entries])
+        errors = self.redis.mget([self.keys.result(e.id) for e in entries])
         failed_at = str(time.time_ns() // 1_000_000)
         ttl_s = self.settings.RESULT_TTL_S
         with self.redis.pipeline(transaction=False) as pipe:
@@ -189,10 +188,10 @@ class RedisSource:
                 }
                 pipe.xadd(self.dlq, {**entry.fields, **extra})
                 model = entry.fields.get(b"model", b"").decode(errors="replace")
-                message_state.stage(pipe, entry.id, message_state.dead_letter(model, error), ttl_s)
+                state = message_state.dead_letter(model, error)
+                message_state.stage(pipe, entry.id, state, ttl_s, self.keys.result)
             pipe.xack(self.stream, self.group, *(e.id for e in entries))
             pipe.execute()
-        metrics.POLLER_ENTRIES.labels("dead_letter").inc(len(entries))
         for entry in entries:
             log.warning(
                 "dead-lettered", extra={"message_id": entry.id, "deliveries": entry.deliveries}

@@ -16,13 +16,7 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from streamfn.core.settings import Settings, load_settings
-from streamfn.sink.bucket import (
-    PREDICTIONS,
-    Bucket,
-    BucketUnavailableError,
-    make_s3_client,
-    object_key,
-)
+from streamfn.sink.bucket import Bucket, BucketUnavailableError, make_s3_client
 from tests.conftest import free_port
 
 BUCKET = "predictions"
@@ -48,66 +42,10 @@ def sink(make_settings: Callable[..., Settings]) -> Iterator[Bucket]:
         yield target
 
 
-DAY = datetime.date(2025, 11, 26)
-
-
-def test_key_is_hive_partitioned_and_starts_with_the_first_id() -> None:
-    key = object_key(PREDICTIONS, "svm", DAY, ["1764141569200-0", "1764141569123-1"])
-    assert key.startswith("predictions/model=svm/date=2025-11-26/1764141569123-1_")
-    name = key.rsplit("/", 1)[1]
-    assert name.endswith(".csv")
-    assert len(name) == len("1764141569123-1_") + 16 + len(".csv")
-
-
-def test_key_is_deterministic_and_order_insensitive() -> None:
-    ids = ["1764141569123-0", "1764141569124-0", "1764141569200-3"]
-    key = object_key(PREDICTIONS, "knn", DAY, ids)
-    assert object_key(PREDICTIONS, "knn", DAY, list(ids)) == key
-    assert object_key(PREDICTIONS, "knn", DAY, ids[::-1]) == key
-    assert object_key(PREDICTIONS, "knn", DAY, [*ids, ids[0]]) == key  # a duplicate changes nothing
-
-
-def test_different_ids_or_partitions_give_different_keys() -> None:
-    ids = ["1764141569123-0", "1764141569124-0"]
-    key = object_key(PREDICTIONS, "knn", DAY, ids)
-    others = {
-        object_key(PREDICTIONS, "knn", DAY, ids[:1]),
-        object_key(PREDICTIONS, "knn", DAY, [*ids, "1764141569125-0"]),
-        object_key(PREDICTIONS, "knn", DAY, ["1764141569123-0", "1764141569124-1"]),
-        object_key(PREDICTIONS, "svm", DAY, ids),
-        object_key(PREDICTIONS, "knn", DAY + datetime.timedelta(days=1), ids),
-    }
-    assert key not in others
-    assert len(others) == 5
-
-
-def test_stream_ids_sort_as_numbers() -> None:
-    key = object_key(PREDICTIONS, "svm", DAY, ["10-0", "9-5", "9-10"])
-    assert key.rsplit("/", 1)[1].startswith("9-5_")
-
-
-def test_key_from_a_datetime_keeps_a_bare_date() -> None:
-    moment = datetime.datetime(2025, 11, 26, 23, 59, tzinfo=datetime.UTC)
-    assert "/date=2025-11-26/" in object_key(PREDICTIONS, "svm", moment, ["1-0"])
-
-
-def test_key_cannot_escape_its_partition() -> None:
-    key = object_key(PREDICTIONS, "svm", DAY, ["../evil/id"])
-    assert key.count("/") == 3
-    assert key.rsplit("/", 1)[1].startswith(".._evil_id_")
-    with pytest.raises(ValueError, match="partition"):
-        object_key(PREDICTIONS, "svm/../x", DAY, ["1-0"])
-    with pytest.raises(ValueError, match="at least one"):
-        object_key(PREDICTIONS, "svm", DAY, [])
-
-
-# ---------------------------------------------------------------- S3 (moto)
-
-
 def test_put_writes_one_whole_object(sink: Bucket) -> None:
     body = b"message_id\r\n1764141569123-0\r\n"
-    key = object_key(PREDICTIONS, "lightgbm", DAY, ["1764141569123-0"])
-    assert sink.put(key, body, PREDICTIONS.content_type) == f"s3://{BUCKET}/{key}"
+    key = "predictions/model=lightgbm/date=2025-11-26/1764141569123-0_0123456789abcdef.csv"
+    assert sink.put(key, body, "text/csv; charset=utf-8") == f"s3://{BUCKET}/{key}"
     got = boto3.client("s3", region_name="us-east-1").get_object(Bucket=BUCKET, Key=key)
     assert got["Body"].read() == body
     assert got["ContentType"] == "text/csv; charset=utf-8"

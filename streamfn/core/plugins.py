@@ -1,0 +1,53 @@
+"""What plugs into the pipeline's seams, by the name a variable gives it: what the settings, the
+CLI and the app ask ("which backends are there?"), kept as plain data.
+
+- Stream backends (STREAM_BACKEND): each is a folder `streamfn/stream/<name>/` whose `BACKEND`
+  (a `streamfn.stream.base.Backend`) makes ingest's writer, a poller's source and the local
+  emulation of `streamfn up --backend`.
+- Sink formats (SINK_FORMAT): each is a module `streamfn/sink/formats/<name>.py` whose `FORMAT`
+  (a `streamfn.sink.formats.base.Format`) writes rows and reads them back.
+
+A backend or a format is imported when it is first used (`streamfn.stream.base.backend`,
+`streamfn.sink.formats.base.format_named`): a process on Redis never imports boto3, and the
+ingest function never imports pyarrow unless it meets a Parquet object. Adding one is its folder
+or module, a line below, and the variables it needs in the settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What is known of a stream backend before it is imported."""
+
+    needs: dict[str, str]  # the variables it cannot run without, and what each names
+    in_redis: bool  # its streams are Redis streams: counts are kept beside them
+
+
+@dataclass(frozen=True)
+class Format:
+    """What is known of a sink format before it is imported."""
+
+    suffix: str  # of its objects' keys
+    content_type: str
+
+
+BACKENDS: dict[str, Backend] = {
+    "redis": Backend(needs={}, in_redis=True),
+    "kinesis": Backend(needs={"KINESIS_STREAM": "the stream's name"}, in_redis=False),
+    "sqs": Backend(needs={"SQS_QUEUE_URL": "the queue's URL"}, in_redis=False),
+}
+DEFAULT_BACKEND = "redis"
+
+FORMATS: dict[str, Format] = {
+    "csv": Format(".csv", "text/csv; charset=utf-8"),
+    "parquet": Format(".parquet", "application/vnd.apache.parquet"),
+}
+DEFAULT_FORMAT = "csv"  # the seed's format
+
+
+def format_name_of(key: str) -> str | None:
+    """The format a row object's key names by its suffix (None: no format's)."""
+    return next((name for name, f in FORMATS.items() if key.endswith(f.suffix)), None)

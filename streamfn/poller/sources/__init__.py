@@ -1,1 +1,0 @@
-"""Where a poller reads its batches from; each source turns its entries into a batch event."""
