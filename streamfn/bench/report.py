@@ -35,6 +35,8 @@ class Findings:
     # on/off -> records/s with a challenger in shadow or none; floor -> the challenger's own
     # in-process records/s (frame + predict + CSV)
     challenger: dict[str, float] = field(default_factory=dict)
+    # csv/parquet -> records/s with SINK_FORMAT so; <format>_bytes_per_row -> the objects' size
+    sink: dict[str, float] = field(default_factory=dict)
 
     def find(self, design: str, model: str, size: int) -> Measurement | None:
         """The measurement of one design, model and records per request, if any."""
@@ -173,6 +175,7 @@ def targets_table(findings: Findings) -> list[str]:
     rows.append((f"monitoring costs ≤ 10% of the records/s, {TARGET_MODEL}, 100 records/request",
                  "—" if cost is None else f"{cost:.1%} ({on:,.0f} on, {off:,.0f} off)",
                  None if cost is None else cost <= 0.10))  # fmt: skip
+    rows.append(sink_row(findings.sink))
     rows.append(shadow_row(findings.challenger))
     rows.append(broken_row(findings.challenger))
     rows.append(backtest_row(findings.challenger))
@@ -195,6 +198,18 @@ def targets_table(findings: Findings) -> list[str]:
     lines = ["| target | measured | |", "|---|---:|---|"]
     lines += [f"| {name} | {value} | {verdict[ok]} |" for name, value, ok in rows]
     return lines
+
+
+def sink_row(found: dict[str, float]) -> tuple[str, str, bool | None]:
+    """SINK_FORMAT=parquet against csv: its cost in records/s, and each format's bytes a row."""
+    name = f"Parquet costs ≤ 10% of the records/s of CSV, {TARGET_MODEL}, 100 records/request"
+    parquet, csv = found.get("parquet"), found.get("csv")
+    if not parquet or not csv:
+        return name, "—", None
+    cost = 1 - parquet / csv
+    sizes = (f"; {found['parquet_bytes_per_row']:.1f} against {found['csv_bytes_per_row']:.1f} "
+             "bytes a row")  # fmt: skip
+    return name, f"{cost:.1%} ({parquet:,.0f} against {csv:,.0f}{sizes})", cost <= 0.10
 
 
 def shadow_row(found: dict[str, float]) -> tuple[str, str, bool | None]:

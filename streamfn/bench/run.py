@@ -9,15 +9,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 
-from streamfn.bench import Measurement, challengers, console_cost, floor, peers, pipeline, report
+from streamfn.bench import Measurement, costs, floor, peers, pipeline, report
 from streamfn.bench.load import require_wrk
 from streamfn.core.settings import SEED_MODELS, defaults
 from streamfn.data import training
 from streamfn.data.synth import RecordSampler, load_profile
-from streamfn.models.cache import LoadedModel
 from streamfn.models.seed import EMPLOYEE_ID
 
 DEFAULTS = defaults()
@@ -129,8 +127,9 @@ class Bench:
             return (self.measure_partitions(registry, self.options.partitions),)
         self.measure_floor(registry)
         self.measure_pipeline(registry)
-        self.measure_monitoring_cost(registry)
-        self.measure_challenger_cost(registry)
+        costs.monitoring(self, registry)
+        costs.sink_formats(self, registry)
+        costs.challenger(self, registry)
         self.measure_ingest(registry)
         self.measure_mlflow_serve(registry)
         self.measure_seed(registry)
@@ -205,118 +204,6 @@ class Bench:
         self.say(f"done: {out}")
         return out
 
-    def measure_monitoring_cost(self, registry: str) -> None:
-        """LightGBM at 100 records/request with the monitoring counts on, then off: each the
-        best of two runs, alternated, so that the machine's drift does not pose as a cost."""
-        self.say("(b) the pipeline with monitoring on and off, lightgbm, 100 records/request")
-        records, best = self.records[:100], {"on": 0.0, "off": 0.0}
-        for round_ in range(2):
-            for state, extra in (("on", {}), ("off", {"MONITOR_WINDOW_S": "0"})):
-                workdir = self.work / f"monitoring-{state}-{round_}"  # a fresh stack each run
-                with pipeline.pipeline(workdir, registry, self.options.pollers, MAX_LAG[100],
-                                       **extra) as bench:  # fmt: skip
-                    pipeline.warm_up(bench, CURVE_MODEL, records, self.work)
-                    meter = console_cost.CpuMeter(bench.ingest_pid())
-                    meter.start()
-                    rate = pipeline.throughput(bench, CURVE_MODEL, records,
-                                               self.options.load_seconds, CONNECTIONS[100],
-                                               self.work)  # fmt: skip
-                    cores = meter.stop()
-                    if state == "on" and round_ == 1:
-                        self.measure_console_cost(bench, cores)
-                best[state] = max(best[state], rate)
-        self.findings.monitoring = best
-        cost = 1 - best["on"] / best["off"] if best["off"] else float("nan")
-        self.say(f"  monitoring on {best['on']:,.0f}, off {best['off']:,.0f} records/s: "
-                 f"{cost:+.1%} of the throughput")  # fmt: skip
-
-    def measure_challenger_cost(self, registry: str) -> None:
-        """LightGBM at 100 records/request with a challenger in shadow (more trees; SHADOW_SHARE
-        1, every record scored twice), with a broken one (its artifacts gone) and with none, best
-        of two alternated; the p99 at one rate with the broken one and with none; beside them the
-        working challenger's own in-process cost (frame + predict + CSV, 1,000 records a call),
-        which shadow scoring should not exceed."""
-        from streamfn.models.cache import ModelCache
-
-        self.say("(b) the pipeline with a challenger in shadow, a broken one and none, lightgbm")
-        version, gone = challengers.working(registry), challengers.broken(registry)
-        records, best = self.records[:100], {"on": 0.0, "off": 0.0, "broken": 0.0}
-        alone = ModelCache(registry, challengers.WORKING, 3600,
-                           {CURVE_MODEL: SEED_MODELS[CURVE_MODEL]})  # fmt: skip
-        candidate = alone.get(CURVE_MODEL)
-        states = (("on", challengers.WORKING), ("off", None), ("broken", challengers.BROKEN))
-        for round_ in range(2):
-            for state, alias in states:
-                extra = {"CHALLENGER_ALIAS": alias} if alias else {}
-                workdir = self.work / f"challenger-{state}-{round_}"
-                with pipeline.pipeline(workdir, registry, self.options.pollers, MAX_LAG[100],
-                                       **extra) as bench:  # fmt: skip
-                    pipeline.warm_up(bench, CURVE_MODEL, records, self.work)
-                    rate = pipeline.throughput(bench, CURVE_MODEL, records,
-                                               self.options.load_seconds, CONNECTIONS[100],
-                                               self.work)  # fmt: skip
-                    if round_ == 1 and state != "on":  # one rate for both: half of none's best
-                        point = pipeline.latency_at(
-                            bench, CURVE_MODEL, records, best["off"] / 2 / len(records),
-                            self.options.load_seconds, CONNECTIONS[100], self.work,
-                        )  # fmt: skip
-                        self.findings.challenger[f"p99_{state}"] = point.p99_ms
-                    if state == "off" and round_ == 1:
-                        self.measure_backtest(bench, candidate, rate)
-                best[state] = max(best[state], rate)
-        # Its own cost at the floor's largest call: the pipeline predicts whole batches (up to
-        # 25,600 records a call at this load), where per-call overhead no longer counts.
-        calls = self.records[: FLOOR_SIZES[-1]]
-        own = floor.measure(candidate, calls, self.options.load_seconds / 3)
-        self.findings.challenger |= {**best, "floor": own.records_per_s}
-        self.say(f"  challenger v{version} in shadow {best['on']:,.0f}, broken v{gone} "
-                 f"{best['broken']:,.0f}, none {best['off']:,.0f} records/s; its own floor "
-                 f"{own.records_per_s:,.0f} records/s")  # fmt: skip
-
-    def measure_backtest(
-        self, bench: pipeline.PipelineStack, candidate: LoadedModel, written_per_s: float
-    ) -> None:
-        """`streamfn backtest`'s work on the rows a pipeline run just wrote, against the records/s
-        at which that run wrote them."""
-        import datetime as dt
-
-        from streamfn.challenger import backtest
-        from streamfn.core.settings import load_settings
-        from streamfn.sink.bucket import Bucket
-
-        settings = load_settings(**bench.env)
-        bucket = Bucket.from_settings(settings)
-        started = time.perf_counter()
-        today = dt.datetime.now(dt.UTC).date()
-        days = [today, today + dt.timedelta(days=1)]
-        objects = backtest.object_keys(bucket, CURVE_MODEL, days)
-        outcome = backtest.backtest(candidate, bucket, objects, bench.redis, settings.keys)
-        per_s = outcome.rows / (time.perf_counter() - started)
-        self.findings.challenger |= {"backtest": per_s, "written": written_per_s,
-                                     "backtest_rows": outcome.rows,
-                                     "backtest_objects": outcome.objects}  # fmt: skip
-        self.say(f"  backtest: {outcome.rows:,} rows of {outcome.objects:,} objects at "
-                 f"{per_s:,.0f} rows/s, written at {written_per_s:,.0f}")  # fmt: skip
-
-    def measure_console_cost(self, bench: pipeline.PipelineStack, ingest_cores: float) -> None:
-        """The ingest CPU of the console's refreshes, against the ingest's CPU at that load."""
-
-        def renew() -> None:  # a new object per model: the refresh reads fresh rows
-            for model in self.options.models:
-                url = f"{bench.ingest_url}/predict_stream?model={model}"
-                headers = {"content-type": "application/json"}
-                answer = httpx.post(url, content=pipeline.body(self.records[:1]), headers=headers)
-                answer.raise_for_status()
-            pipeline.wait_drained(bench.redis)
-
-        per_refresh = console_cost.refresh_cpu_s(bench.ingest_url, bench.ingest_pid(), renew)
-        share = per_refresh / console_cost.REFRESH_S / ingest_cores
-        self.findings.console = {"refresh_ms": per_refresh * 1000, "ingest_cores": ingest_cores,
-                                 "share": share}  # fmt: skip
-        self.say(f"  console: {per_refresh * 1000:.1f} ms of ingest CPU per refresh, every "
-                 f"{console_cost.REFRESH_S:g} s, against {ingest_cores:.2f} cores at "
-                 f"{CURVE_MODEL}'s 100/request load: {share:.2%}")  # fmt: skip
-
     def curve_rates(self, max_requests_per_s: float) -> list[float]:
         """10 and 20 requests/s, then geometric steps to the maximum."""
         first = [r for r in CURVE_FIRST_RATES if r < max_requests_per_s]
@@ -348,7 +235,10 @@ class Bench:
         self.say("ingest alone against a bare FastAPI + XADD endpoint")
         best: dict[tuple[str, int], Measurement] = {}
         for round_ in range(2):
-            for design, app in (("ingest", None), ("bare ingest", "streamfn.bench.bare:app")):
+            for design, app in (
+                ("ingest", None),
+                ("bare ingest", "streamfn.bench.bare:create_app"),
+            ):
                 workdir = self.work / f"{design.replace(' ', '-')}-{round_}"
                 with pipeline.ingest_only(workdir, registry, app) as url:
                     pipeline.wait_accepting(url, CURVE_MODEL, self.records)

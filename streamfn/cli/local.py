@@ -162,6 +162,7 @@ def cmd_bench_ceilings(args: argparse.Namespace, settings: Settings) -> int:
     import sys
 
     from streamfn.bench import ceilings
+    from streamfn.bench.ceilings import results
     from streamfn.bench.load import LoadError
     from streamfn.local.stack import StackError
 
@@ -176,17 +177,17 @@ def cmd_bench_ceilings(args: argparse.Namespace, settings: Settings) -> int:
         found = ceilings.measure(args.out, args.seconds, parts, args.registry, console.print)
     except (LoadError, StackError) as error:
         raise CommandError(str(error)) from None
-    (args.out / "ceilings.json").write_bytes(ceilings.as_json(found))
-    (args.out / "ceilings.md").write_text(ceilings.markdown(found) + "\n")
+    (args.out / "ceilings.json").write_bytes(results.as_json(found))
+    (args.out / "ceilings.md").write_text(results.markdown(found) + "\n")
     console.print(f"written: {args.out / 'ceilings.json'} and {args.out / 'ceilings.md'}")
     if args.json:
-        sys.stdout.buffer.write(ceilings.as_json(found) + b"\n")
+        sys.stdout.buffer.write(results.as_json(found) + b"\n")
         return 0
     table = Table(title=f"ceilings on this machine ({args.seconds:g} s per measurement)")
-    for column in ceilings.COLUMNS:
+    for column in results.COLUMNS:
         left = column in ("part", "shape", "notes")
         table.add_column(column, justify="left" if left else "right")
-    for row in ceilings.table_rows(found):
+    for row in results.table_rows(found):
         table.add_row(*row)
     Console(width=max(Console().width, 160)).print(table)  # whole rows in a log or a pipe
     return 0

@@ -45,12 +45,13 @@ def moto_s3(port: int) -> Service:
 
 
 def ingest(port: int, env: dict[str, str], app: str | None = None) -> Service:
-    """The ingest API (or another ASGI app, for comparison) under one uvicorn worker."""
+    """The ingest API (or another ASGI app's factory, for comparison) under one uvicorn
+    worker."""
     if app is None:
         command = cli("ingest", "--host", "127.0.0.1", "--port", str(port))
     else:
-        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port",
-                   str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+        command = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1",
+                   "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
     return Service("ingest", command, http_ok(f"http://127.0.0.1:{port}/health"), (port,), env)
 
 
