@@ -19,7 +19,7 @@ from mlflow.environment_variables import (
 
 from streamfn.core.settings import SEED_MODELS
 from streamfn.data import training
-from streamfn.models import cache as models
+from streamfn.models import cache as model_cache
 from streamfn.models.cache import LoadedModel, ModelCache, ModelUnavailableError, frame_of
 from streamfn.models.schemas import seed_schema
 from streamfn.models.seed import CATEGORICAL, FEATURE_NAMES, NUMERIC
@@ -176,7 +176,7 @@ def test_absent_alias_falls_back_to_the_latest_version(
     latest = new_version(knn_registry)  # `champion` stays on version 1
     clock = FakeClock()
     cache = ModelCache(knn_registry, "staging", REFRESH_S, SEED_MODELS, clock=clock)
-    with caplog.at_level(logging.WARNING, logger=models.__name__):
+    with caplog.at_level(logging.WARNING, logger=model_cache.__name__):
         assert cache.get("knn").version == latest == "2"
     assert any(r.message.startswith("alias absent") for r in caplog.records)
 
@@ -204,7 +204,7 @@ def test_cached_version_serves_while_mlflow_is_unreachable(
     def failed_refreshes() -> list[logging.LogRecord]:
         return [r for r in caplog.records if r.message.startswith("model refresh failed")]
 
-    with caplog.at_level(logging.WARNING, logger=models.__name__):
+    with caplog.at_level(logging.WARNING, logger=model_cache.__name__):
         for _ in range(2):
             clock.advance(REFRESH_S)
             started = time.perf_counter()
@@ -248,14 +248,14 @@ def test_cold_start_with_a_hung_mlflow_fails_after_the_request_timeout() -> None
         with pytest.raises(ModelUnavailableError):
             cache.get("knn")
         # One immediate retry: two timeouts at most.
-        assert time.perf_counter() - started < 2 * models.HTTP_TIMEOUT_S + 3
+        assert time.perf_counter() - started < 2 * model_cache.HTTP_TIMEOUT_S + 3
 
 
 def test_operator_http_settings_are_kept() -> None:
     os.environ[MLFLOW_HTTP_REQUEST_TIMEOUT.name] = "17"
     ModelCache(f"http://127.0.0.1:{free_port()}", "champion", REFRESH_S, SEED_MODELS)
     assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 17
-    assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == models.HTTP_MAX_RETRIES
+    assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == model_cache.HTTP_MAX_RETRIES
 
 
 def test_unknown_model_names_the_valid_ones() -> None:
