@@ -72,8 +72,12 @@ $(STAMP): pyproject.toml constraints.txt
 up: setup
 	$(BIN)/streamfn up
 
+# Two workers (pytest-xdist): the tests that share the session's MLflow server run on one, those
+# that bind `streamfn up`'s fixed ports on one (tests/conftest.py, tests/local/test_up_command.py).
+PYTEST_WORKERS ?= 2
+
 test: setup browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 lint: setup
 	$(BIN)/ruff check .

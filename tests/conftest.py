@@ -28,6 +28,14 @@ from streamfn.local.stack import free_port
 pytest_plugins = ["tests.stacks"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`--dist loadgroup`), the tests on the session's MLflow server run on
+    one worker: the server and its three trained models are made once, not once per worker."""
+    for item in items:
+        if "registry" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("mlflow-server"))
+
+
 def wait_for(check: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> object:
     """Poll `check` until it returns something truthy; fail the test at the deadline.
 

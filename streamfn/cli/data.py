@@ -122,7 +122,16 @@ def cmd_dataset(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    """Send synthetic records to INGEST_URL; a progress bar with --count; a summary at the end."""
+    """Send synthetic records to INGEST_URL; a progress bar with --count; a summary at the end.
+    With --http-port, serve the producer as a function instead (each POST is a plan)."""
+    if args.http_port is not None:
+        import uvicorn
+
+        from streamfn.data.produce_http import create_app
+
+        uvicorn.run(create_app(settings), host=args.host, port=args.http_port,
+                    log_level="warning", access_log=False)  # fmt: skip
+        return 0
     if args.count is None and args.rate is None:
         raise CommandError("give --count N (records in all), --rate R (records/s), or both")
     try:
@@ -287,6 +296,12 @@ def register(commands: Commands) -> None:
 
     produce = commands.add_parser("produce", help="send synthetic records to INGEST_URL")
     produce.add_argument("--count", type=int, help="records in all (a progress bar shows them)")
+    produce.add_argument(
+        "--http-port", type=int, metavar="PORT",
+        help="serve the producer as a function on this port instead: each POST / is a plan "
+        "(the Lambda function's event), answered with its tally (OpenFaaS, Knative)",
+    )  # fmt: skip
+    produce.add_argument("--host", default="127.0.0.1", help="with --http-port: the address")
     produce.add_argument("--rate", type=float, help="records per second (steady)")
     produce.add_argument(
         "--model", action="append", help="an API name of MODELS; repeatable; default: all, in turn"

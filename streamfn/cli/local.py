@@ -58,17 +58,18 @@ def cmd_buckets(args: argparse.Namespace, settings: Settings) -> int:
             Bucket(client, name).ensure()
         except BucketUnavailableError as error:
             raise CommandError(str(error)) from None
-        console.print(f"bucket {name} is ready at {settings.AWS_ENDPOINT_URL_S3 or 'AWS'}")
+        console.print(f"bucket {name} is ready at {settings.s3_endpoint or 'AWS'}")
     return 0
 
 
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
-    """List the CSV objects per model and date, show the newest rows, optionally download."""
+    """List the prediction objects per model and date (CSV or Parquet), show the newest rows,
+    optionally download."""
     from streamfn.sink import catalog
     from streamfn.sink.bucket import Bucket, BucketUnavailableError
 
     bucket = Bucket.from_settings(settings)
-    where = f"s3://{bucket.name} at {settings.AWS_ENDPOINT_URL_S3 or 'AWS'}"
+    where = f"s3://{bucket.name} at {settings.s3_endpoint or 'AWS'}"
     try:
         objects = catalog.list_objects(bucket, args.model, args.date)
         if not objects:
@@ -256,7 +257,9 @@ def register(commands: Commands) -> None:
     buckets.add_argument("names", nargs="*", help="more buckets to create")
     buckets.set_defaults(handler=cmd_buckets)
 
-    results = commands.add_parser("results", help="list the CSV objects and show the newest rows")
+    results = commands.add_parser(
+        "results", help="list the prediction objects and show the newest rows"
+    )
     results.add_argument("--model", help="only this model's objects (an API name)")
     results.add_argument("--date", help="only this day's objects (YYYY-MM-DD; with --model)")
     results.add_argument("--rows", type=int, default=10, help="newest rows to show (default 10)")

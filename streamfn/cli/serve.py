@@ -10,7 +10,7 @@ from typing import Any
 
 from streamfn.cli.common import Commands
 from streamfn.core import plugins
-from streamfn.core.settings import INGEST_PORT, Settings, load_settings
+from streamfn.core.settings import INFER_PORT, INGEST_PORT, Settings, load_settings
 
 POLL_OPTIONS = ("BATCH_SIZE", "BATCH_WINDOW_MS", "CLAIM_IDLE_MS", "MAX_DELIVERIES")
 
@@ -27,6 +27,17 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         log_level="warning",
         access_log=False,
     )
+    return 0
+
+
+def cmd_infer(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the infer function over HTTP (POST / a batch event), for a function platform."""
+    import uvicorn
+
+    from streamfn.infer.http import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning",
+                access_log=False)  # fmt: skip
     return 0
 
 
@@ -108,6 +119,13 @@ def register(commands: Commands) -> None:
     ingest.add_argument("--host", default="0.0.0.0")
     ingest.add_argument("--port", type=int, default=INGEST_PORT)
     ingest.set_defaults(handler=cmd_ingest)
+
+    infer = commands.add_parser(
+        "infer", help="serve the infer function over HTTP (OpenFaaS, Knative, Cloud Run)"
+    )
+    infer.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    infer.add_argument("--port", type=int, default=INFER_PORT, help="the port to listen on")
+    infer.set_defaults(handler=cmd_infer)
 
     poll = commands.add_parser("poll", help="one poller: stream → infer → S3")
     for name in POLL_OPTIONS:

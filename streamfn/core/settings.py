@@ -30,6 +30,7 @@ _API_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 REDIS_PORT = 6379
 MLFLOW_PORT = 5001
 INGEST_PORT = 8800
+INFER_PORT = 8080  # `streamfn infer`: the port a function platform's container serves
 S3_PORT = 9000
 
 
@@ -93,6 +94,13 @@ class Settings(BaseSettings):
     MAX_DELIVERIES: PositiveInt = 5
     INFER_FUNCTION_NAME: str | None = None
     AWS_ENDPOINT_URL_LAMBDA: str | None = None
+    # The infer function's URL on a function platform (an OpenFaaS gateway, Knative, Cloud Run):
+    # the poller POSTs each batch event there instead of invoking it in process or on Lambda.
+    INFER_URL: str | None = None
+    # boto3's own variable: the endpoint of every AWS service (LocalStack) unless a service's
+    # AWS_ENDPOINT_URL_<SERVICE> says otherwise. Read here so that the S3 client addresses
+    # buckets by path there, as it does on MinIO and moto.
+    AWS_ENDPOINT_URL: str | None = None
     RESULT_TTL_S: PositiveInt = 3600
 
     MONITOR_WINDOW_S: int = Field(60, ge=0)  # whole seconds (window starts name keys); 0: off
@@ -112,6 +120,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "INGEST_URL",
+        "INFER_URL",
+        "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_S3",
         "AWS_ENDPOINT_URL_LAMBDA",
         "AWS_ENDPOINT_URL_KINESIS",
@@ -127,6 +137,8 @@ class Settings(BaseSettings):
         "INGEST_API_KEY",
         "INGEST_API_KEY_PARAMETER",
         "INFER_FUNCTION_NAME",
+        "INFER_URL",
+        "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_S3",
         "CRASH_AT",
         "KINESIS_STREAM",
@@ -150,6 +162,18 @@ class Settings(BaseSettings):
     @classmethod
     def _format(cls, value: str) -> str:
         return _one_of(value, plugins.FORMATS)
+
+    @model_validator(mode="after")
+    def _one_invoker(self) -> Settings:
+        if self.INFER_URL and self.INFER_FUNCTION_NAME:
+            raise ValueError("INFER_URL and INFER_FUNCTION_NAME both name the infer function: "
+                             "set one")  # fmt: skip
+        return self
+
+    @property
+    def s3_endpoint(self) -> str | None:
+        """Where S3 is: AWS_ENDPOINT_URL_S3, else boto3's AWS_ENDPOINT_URL, else AWS."""
+        return self.AWS_ENDPOINT_URL_S3 or self.AWS_ENDPOINT_URL
 
     @model_validator(mode="after")
     def _backend_named(self) -> Settings:

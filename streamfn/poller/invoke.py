@@ -1,7 +1,11 @@
-"""How the poller calls the infer function: in this process, or through the Lambda Invoke API.
+"""How the poller calls the infer function: in this process, through the Lambda Invoke API, or
+with an HTTP POST to a function platform (OpenFaaS, Knative, Cloud Run: `INFER_URL`).
 
-A poller that invokes Lambda imports nothing of the infer side (no pandas, no mlflow): the
-in-process invoker imports it only when it is chosen.
+Each way gives the batch event and reads `batchItemFailures` back; a function that fails the
+batch whole says why (`errorType`), so that an outage is told from a crash the same way. The
+poller owns retries: no invoker sends a batch twice by itself. A poller that invokes a function
+elsewhere imports nothing of the infer side (no pandas, no mlflow): the in-process invoker
+imports it only when it is chosen.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -39,7 +44,8 @@ def is_outage(error: BaseException) -> bool:
     on the batch's content (a crash: retried a bounded number of times)."""
     if isinstance(error, InvokeError):
         return error.error_type == OUTAGE
-    return isinstance(error, BotoCoreError | ClientError) or type(error).__name__ == OUTAGE
+    unreached = (BotoCoreError, ClientError, httpx.TransportError)
+    return isinstance(error, unreached) or type(error).__name__ == OUTAGE
 
 
 def in_process(settings: Settings) -> Invoker:
@@ -75,6 +81,30 @@ def through_lambda(settings: Settings) -> Invoker:
     return invoke
 
 
+# A gateway in front of a function that is not there yet, or not ready (scaling from zero).
+_GATEWAY_DOWN = frozenset({502, 503, 504})
+
+
+def over_http(settings: Settings) -> Invoker:
+    """POST the event to INFER_URL (the function's URL on a gateway); its JSON answer is the
+    handler's. A failure answers with a status of 4xx or 5xx and, from streamfn's own infer
+    app, `errorType` as Lambda's does; a gateway's 502-504 (no function behind it) and a
+    connection that fails are outages."""
+    url = str(settings.INFER_URL)
+    client = httpx.Client(timeout=httpx.Timeout(INVOKE_TIMEOUT_S, connect=5.0))
+
+    def invoke(event: dict[str, Any]) -> BatchResponse:
+        reply = client.post(url, content=orjson.dumps(event),
+                            headers={"content-type": "application/json"})  # fmt: skip
+        if reply.is_success:
+            return orjson.loads(reply.content)
+        kind = _error_type(reply.content) or (OUTAGE if reply.status_code in _GATEWAY_DOWN else "")
+        detail = reply.content[:500].decode(errors="replace")
+        raise InvokeError(f"{url} answered {reply.status_code}: {detail}", kind)
+
+    return invoke
+
+
 def _error_type(payload: bytes) -> str:
     try:
         answer = orjson.loads(payload)
@@ -84,5 +114,10 @@ def _error_type(payload: bytes) -> str:
 
 
 def from_settings(settings: Settings) -> Invoker:
-    """Through Lambda when INFER_FUNCTION_NAME is set, else in process."""
-    return through_lambda(settings) if settings.INFER_FUNCTION_NAME else in_process(settings)
+    """Over HTTP when INFER_URL is set, through Lambda when INFER_FUNCTION_NAME is, else in
+    process (the settings refuse both at once)."""
+    if settings.INFER_URL:
+        return over_http(settings)
+    if settings.INFER_FUNCTION_NAME:
+        return through_lambda(settings)
+    return in_process(settings)

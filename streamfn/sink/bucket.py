@@ -33,8 +33,9 @@ class BucketUnavailableError(RuntimeError):
 
 
 def make_s3_client(settings: Settings) -> S3Client:
-    """An S3 client for AWS_ENDPOINT_URL_S3 (or AWS), with timeouts that surface an outage fast."""
-    endpoint = settings.AWS_ENDPOINT_URL_S3
+    """An S3 client for the settings' S3 endpoint (or AWS), with timeouts that surface an outage
+    fast."""
+    endpoint = settings.s3_endpoint
     # Other S3 servers (older MinIO, Ceph) refuse boto3's default CRC headers; AWS takes them.
     checksums = "when_required" if endpoint else "when_supported"
     config = Config(

@@ -42,6 +42,10 @@ def alive(pid: int) -> bool:
     return True
 
 
+# `streamfn up` binds its own fixed ports: under pytest-xdist, one test at a time, on one worker.
+pytestmark = pytest.mark.xdist_group("fixed-ports")
+
+
 def clean_env() -> dict[str, str]:
     """The environment without any of the variables `up` chooses itself."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_", "MLFLOW_"))}
