@@ -36,7 +36,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         home=args.home,
         pollers=args.pollers,
         rate=None if args.no_producer else args.rate,
-        s3_endpoint=settings.AWS_ENDPOINT_URL_S3,
+        s3_endpoint=settings.s3_endpoint,
         models=models,
         backend=args.backend or settings.STREAM_BACKEND,
         partitions=args.partitions or settings.STREAM_PARTITIONS,
