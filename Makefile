@@ -23,7 +23,7 @@ K8S_CORE := deploy/k8s/namespace.yaml deploy/k8s/configmap.yaml deploy/k8s/deplo
   deploy/k8s/service-ingest.yaml deploy/k8s/deployment-poller.yaml deploy/k8s/networkpolicy.yaml
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
-.PHONY: setup system browser venv up test lint format validate lock clean compose-cli build-IngestFunction build-ProduceFunction
+.PHONY: setup system browser venv up test check lint format validate lock clean compose-cli build-IngestFunction build-ProduceFunction
 
 setup: system venv
 
@@ -78,6 +78,11 @@ PYTEST_WORKERS ?= 2
 
 test: setup browser
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+# The quick tier, for an answer in about two minutes: lint, and every test that starts no stack of
+# processes (no fault, no `streamfn up`, no server trained into; `slow` and `faults` marks).
+check: lint
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow and not faults"
 
 lint: setup
 	$(BIN)/ruff check .
