@@ -78,6 +78,36 @@ def shadow_fields(
     return counts
 
 
+# Sums of probabilities and contributions are kept in millionths, as integers: Redis adds them
+# exactly, whatever the order the batches come in (a float sum would depend on it).
+SCALE = 1_000_000
+
+
+def estimated_fields(
+    probabilities: np.ndarray, predictions: list[Any], classes: list[Any]
+) -> Counter[str]:
+    """The expected confusion cells of a batch's rows (CBPE): for each predicted class, the sum
+    of each class's calibrated probability over the rows predicted so, `e:<true>:<predicted>`,
+    in millionths of a row."""
+    predicted = np.asarray([str(p) for p in predictions], dtype=object)
+    counts: Counter[str] = Counter()
+    for label in np.unique(predicted):
+        sums = probabilities[predicted == label].sum(axis=0)
+        for cls, total in zip(classes, sums, strict=True):
+            counts[f"e:{cls}:{label}"] = round(float(total) * SCALE)
+    return counts
+
+
+def attribution_fields(names: list[str], contributions: np.ndarray) -> Counter[str]:
+    """What a batch's explained rows add to the window: the rows (`xn`) and each input's sum of
+    absolute contributions (`x:<input>`, in millionths)."""
+    sums = np.abs(contributions).sum(axis=0)
+    counts: Counter[str] = Counter({"xn": int(contributions.shape[0])})
+    pairs = zip(names, sums, strict=True)
+    counts.update({f"x:{name}": round(float(s) * SCALE) for name, s in pairs})
+    return counts
+
+
 def batch_fields(
     schema: ModelSchema, frame: pd.DataFrame, predictions: list[Any], profile: dict[str, Any] | None
 ) -> Counter[str]:

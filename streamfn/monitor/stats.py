@@ -1,5 +1,8 @@
 """A window's statistics from its counts: PSI per input and for the predictions against the
-reference profile, missing shares, live accuracy and macro F1, and the flags.
+reference profile, missing shares, live accuracy and macro F1, the accuracy and macro F1
+estimated without labels (CBPE, from the expected confusion cells), attribution drift (the nDCG
+of the inputs ranked by their live contributions against the reference's ranking), and the
+flags.
 
 PSI = sum over bins of (live - reference) * ln(live / reference), each share floored at
 PSI_FLOOR so that an empty bin stays finite. A window with fewer than MONITOR_MIN_RECORDS records
@@ -20,8 +23,12 @@ from typing import Any
 from streamfn.monitor.windowing import OTHER
 
 PSI_FLOOR = 1e-4
+# Expected confusion cells and attribution sums are counted in millionths (monitor.counts.SCALE:
+# not imported, that module needs numpy).
+ESTIMATE_SCALE = 1_000_000
 WARN_PSI = 0.1
 FLAG_ORDER = ("ok", "warn", "drift")
+ATTRIBUTION_NDCG = 0.9  # ATTRIBUTION_NDCG's default
 
 
 def psi(live: Sequence[float], expected: Sequence[float]) -> float:
@@ -88,7 +95,24 @@ def prediction_report(
 def scores(counts: Mapping[str, int]) -> tuple[int, float | None, float | None]:
     """(labelled, accuracy, macro F1) from the confusion counts `l:<true>:<predicted>`."""
     pairs = {tuple(k[2:].split(":", 1)): int(v) for k, v in counts.items() if k.startswith("l:")}
-    labelled = sum(pairs.values())
+    labelled, accuracy, f1 = _confusion_scores(pairs)  # type: ignore[arg-type]
+    return int(labelled), accuracy, f1
+
+
+def estimated_scores(counts: Mapping[str, int]) -> tuple[float, float | None, float | None]:
+    """(rows, accuracy, macro F1) estimated from the expected confusion cells
+    `e:<true>:<predicted>` (millionths of a row): what the labels would say if the calibrated
+    probabilities hold."""
+    pairs = {tuple(k[2:].split(":", 1)): int(v) / ESTIMATE_SCALE
+             for k, v in counts.items() if k.startswith("e:")}  # fmt: skip
+    return _confusion_scores(pairs)  # type: ignore[arg-type]
+
+
+def _confusion_scores(
+    pairs: Mapping[tuple[str, str], float],
+) -> tuple[float, float | None, float | None]:
+    """(rows, accuracy, macro F1) of a confusion matrix (true, predicted) -> rows."""
+    labelled = math.fsum(pairs.values())
     if not labelled:
         return 0, None, None
     hits: Counter[str] = Counter()
@@ -101,9 +125,43 @@ def scores(counts: Mapping[str, int]) -> tuple[int, float | None, float | None]:
             hits[truth] += n
     # F1 = 2TP / (2TP + FP + FN) per class, averaged over every class that is true or predicted
     # at least once (scikit-learn's f1_score, average="macro", over y_true and y_pred's labels).
-    classes = set(true_totals) | set(predicted_totals)
+    classes = {c for c in set(true_totals) | set(predicted_totals)
+               if true_totals[c] + predicted_totals[c] > 0}  # fmt: skip
     f1 = [2 * hits[c] / (true_totals[c] + predicted_totals[c]) for c in classes]
-    return labelled, sum(hits.values()) / labelled, math.fsum(f1) / len(f1)
+    return labelled, math.fsum(hits.values()) / labelled, math.fsum(f1) / len(f1)
+
+
+def ndcg(live: Mapping[str, float], reference: Mapping[str, float]) -> float:
+    """How well the inputs ranked by live attribution keep the reference's order: the DCG of
+    the live ranking, each input's relevance its reference attribution, over the DCG of the
+    reference's own ranking (1: the same order; Clarify flags below 0.9)."""
+    relevance = {name: max(float(v), 0.0) for name, v in reference.items()}
+    ranked = sorted(relevance, key=lambda n: (-live.get(n, 0.0), n))
+    ideal = sorted(relevance.values(), reverse=True)
+    dcg = math.fsum(relevance[n] / math.log2(i + 2) for i, n in enumerate(ranked))
+    best = math.fsum(v / math.log2(i + 2) for i, v in enumerate(ideal))
+    return dcg / best if best else 1.0
+
+
+def attribution_report(
+    counts: Mapping[str, int], reference: Mapping[str, float] | None, threshold: float,
+    min_rows: int,
+) -> dict[str, Any] | None:  # fmt: skip
+    """The window's explained rows: each input's share of the attribution, the nDCG against the
+    reference's ranking, and the flag (drift below `threshold`, once `min_rows` are explained).
+    None when no row was explained."""
+    explained = int(counts.get("xn", 0))
+    if not explained:
+        return None
+    means = {k[2:]: int(v) / ESTIMATE_SCALE / explained
+             for k, v in counts.items() if k.startswith("x:")}  # fmt: skip
+    total = math.fsum(means.values())
+    shares = {n: round(v / total, 4) if total else 0.0 for n, v in sorted(means.items())}
+    value = None if not reference else round(ndcg(means, reference), 4)
+    flag = "ok"
+    if value is not None and explained >= min_rows and value < threshold:
+        flag = "drift"
+    return {"explained": explained, "ndcg": value, "shares": shares, "flag": flag}
 
 
 def challenger_versions(counts: Mapping[str, int]) -> list[str]:
@@ -159,6 +217,7 @@ def window_report(
     min_records: int,
     drift_psi: float,
     challengers: Mapping[str, Mapping[str, Any] | None] | None = None,
+    attribution_ndcg: float = ATTRIBUTION_NDCG,
 ) -> dict[str, Any]:
     """The statistics of one window; flags only when it holds MONITOR_MIN_RECORDS records.
     `challengers` gives the reference profile of each challenger version the counts hold."""
@@ -173,13 +232,21 @@ def window_report(
         }
         prediction = prediction_report(counts, profile.get("prediction"), drift_psi)
     labelled, accuracy, macro_f1 = scores(counts)
+    estimated_rows, estimated_accuracy, estimated_f1 = estimated_scores(counts)
+    attribution = attribution_report(
+        counts, (profile or {}).get("attribution"), attribution_ndcg, min_records
+    )
     report: dict[str, Any] = {
         "records": records,
         "features": features,
         "prediction": prediction,
         "labelled": labelled,
-        "accuracy": None if accuracy is None else round(accuracy, 4),
-        "macro_f1": None if macro_f1 is None else round(macro_f1, 4),
+        "accuracy": _rounded(accuracy),
+        "macro_f1": _rounded(macro_f1),
+        "estimated_rows": round(estimated_rows),
+        "estimated_accuracy": _rounded(estimated_accuracy),
+        "estimated_macro_f1": _rounded(estimated_f1),
+        "attribution": attribution,
         "challengers": [
             challenger_report(counts, v, (challengers or {}).get(v), drift_psi)
             for v in challenger_versions(counts)
@@ -193,5 +260,6 @@ def window_report(
             part["flag"] = "ok"
     else:
         flags = [f["flag"] for f in features.values()] + [prediction["flag"]]
+        flags += [attribution["flag"]] if attribution else []
         report["flag"] = max(flags, key=FLAG_ORDER.index)
     return report
