@@ -145,6 +145,8 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
             give_up_s=args.give_up_s,
             drift=args.drift or "",
             labels=args.labels,
+            drift_labels=args.drift_labels,
+            concept=args.concept or "",
         )
     except ValueError as error:
         raise CommandError(str(error)) from None
@@ -192,6 +194,8 @@ async def run_producer(
             + (f" at {plan.rate:g} records/s" if plan.rate else "")
             + f", {plan.batch} per request, models {', '.join(sender.models)}"
             + (f", drift {plan.drift}" if plan.drift else "")
+            + (f", labels {plan.drift_labels} the drift" if plan.drift and plan.labels else "")
+            + (f", concept shift {plan.concept}" if plan.concept else "")
             + (", with labels" if plan.labels else "")
         )
         if plan.count is None:
@@ -326,6 +330,16 @@ def register(commands: Commands) -> None:
     produce.add_argument(
         "--labels", action="store_true", help="also POST /feedback with each record's label"
     )
+    produce.add_argument(
+        "--drift-labels", choices=("drawn", "follow"), default="drawn",
+        help="the labels of drifted records: as drawn for the unmoved record (a changed relation "
+        "of label to inputs), or following the moved inputs by the dataset's own relation",
+    )  # fmt: skip
+    produce.add_argument(
+        "--concept", metavar='"INPUT=+x"',
+        help="labels as if these inputs had moved, the inputs as drawn: a concept shift the "
+        "inputs do not show (the seed's models)",
+    )  # fmt: skip
     produce.add_argument(
         "--metrics-port", type=int, help="serve /health and Prometheus /metrics on this port"
     )

@@ -31,6 +31,10 @@ class Plan:
     give_up_s: float = 60.0
     drift: str = ""  # "Feature=+x,Other=*y": shift or scale these inputs of every record
     labels: bool = False  # also POST /feedback with each record's label
+    # The labels of drifted records: "drawn" (as drawn for the unmoved record) or "follow" (the
+    # moved inputs' labels, by the dataset's relation).
+    drift_labels: str = "drawn"
+    concept: str = ""  # "Feature=+x": labels as if these inputs moved, inputs as drawn
 
     def __post_init__(self) -> None:
         if self.count is None and self.rate is None:
@@ -39,6 +43,8 @@ class Plan:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, not {value}")
+        if self.drift_labels not in ("drawn", "follow"):
+            raise ValueError(f"drift_labels must be drawn or follow, not {self.drift_labels!r}")
 
     def models_of(self, settings: Settings) -> tuple[str, ...]:
         """The models to send to: the plan's, or every model of MODELS; ValueError if unknown."""
@@ -155,7 +161,7 @@ LAMBDA_MARGIN_S = 5.0
 
 def plan_from_event(event: dict[str, Any]) -> Plan:
     """The plan of a producer event: count, rate, models, batch, seed, concurrency, drift,
-    labels (all optional)."""
+    labels, drift_labels, concept (all optional)."""
     models = event.get("models", ())
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
@@ -169,4 +175,6 @@ def plan_from_event(event: dict[str, Any]) -> Plan:
         concurrency=int(event.get("concurrency", Plan.concurrency)),
         drift=str(event.get("drift", "")),
         labels=bool(event.get("labels", False)),
+        drift_labels=str(event.get("drift_labels", "drawn")),
+        concept=str(event.get("concept", "")),
     )

@@ -64,7 +64,14 @@ class Producer:
     ) -> None:
         self.plan = plan
         self.models = plan.models_of(settings)
-        self.samplers = samplers or for_models(settings, self.models, plan.seed, drift=plan.drift)
+        self.samplers = samplers or for_models(
+            settings,
+            self.models,
+            plan.seed,
+            drift=plan.drift,
+            labels=plan.drift_labels,
+            concept=plan.concept,
+        )
         if plan.labels:
             unlabelled = [m for m in self.models if not hasattr(self.samplers[m], "labelled")]
             if unlabelled:
@@ -234,7 +241,15 @@ async def open_producer(
     settings: Settings, plan: Plan, data: Path | None = None
 ) -> AsyncIterator[Producer]:
     """A producer with an HTTP client of its own, closed on exit (`data`: rows to resample)."""
-    samplers = for_models(settings, plan.models_of(settings), plan.seed, data, drift=plan.drift)
+    samplers = for_models(
+        settings,
+        plan.models_of(settings),
+        plan.seed,
+        data,
+        drift=plan.drift,
+        labels=plan.drift_labels,
+        concept=plan.concept,
+    )
     limits = httpx.Limits(max_connections=plan.concurrency)
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
         yield Producer(settings, plan, client, samplers)

@@ -41,6 +41,11 @@ class Sampler(Protocol):
 Labelled = tuple[list[dict[str, Any]], list[float | None]]  # records, and each one's Burn Rate
 
 
+# What the labels of drifted records do (`streamfn produce --drift-labels`).
+DRAWN, FOLLOW = "drawn", "follow"
+LABEL_MODES = (DRAWN, FOLLOW)
+
+
 class SamplerError(ValueError):
     """A model the producer cannot draw records for; the message says what to do."""
 
@@ -151,8 +156,11 @@ def for_models(
     data: Path | None = None,
     registry: Registry | None = None,
     drift: str = "",
+    labels: str = DRAWN,
+    concept: str = "",
 ) -> dict[str, Sampler]:
-    """A sampler for each model (drifted as `drift` says); SamplerError when one cannot be had."""
+    """A sampler for each model (drifted as `drift`, `labels` and `concept` say); SamplerError
+    when one cannot be had."""
     rng = random.Random(seed)
     ids = EmployeeIds(rng)
     copula: CopulaSampler | None = None
@@ -162,13 +170,15 @@ def for_models(
         if data is None and is_seed_model(model, registered):
             # One copula for every seed model: one sequence of records, as the seed's producer.
             copula = copula or CopulaSampler(RecordSampler(load_profile(), seed))
-            samplers[model] = drifted(copula, drift, seed_schema(model, registered))
+            samplers[model] = drifted(copula, drift, seed_schema(model, registered), labels,
+                                      concept)  # fmt: skip
             continue
         registry = registry or open_registry(settings.MLFLOW_TRACKING_URI)
         version = registry.alias_version(registered, settings.MODEL_ALIAS).version
         schema = registry.schema(model, registered, version)
         if data is not None:
-            samplers[model] = drifted(RowSampler(data, schema, ids, rng), drift, schema)
+            samplers[model] = drifted(RowSampler(data, schema, ids, rng), drift, schema, labels,
+                                      concept)  # fmt: skip
             continue
         profile = registry.json_file(registered, version, schemas.REFERENCE_FILE)
         if profile is None:
@@ -176,7 +186,8 @@ def for_models(
                 f"{registered} v{version} has no {schemas.REFERENCE_FILE}: run `streamfn profile "
                 f"--model {model} --data FILE.csv`, or give the producer --data FILE.csv"
             )
-        samplers[model] = drifted(ProfileSampler(profile, schema, ids, rng), drift, schema)
+        samplers[model] = drifted(ProfileSampler(profile, schema, ids, rng), drift, schema,
+                                  labels, concept)  # fmt: skip
     return samplers
 
 
@@ -212,7 +223,7 @@ class Shift:
         return min(max(moved, self.column.low), self.column.high)
 
 
-def parse_drift(text: str, schema: ModelSchema) -> list[Shift]:
+def parse_drift(text: str, schema: ModelSchema, option: str = "--drift") -> list[Shift]:
     """`"Mental Fatigue Score=+2.5,Sleep Hours=*0.8"` for a schema's numeric inputs."""
     by_key = {key_form(c.name): c for c in schema.columns}
     shifts = []
@@ -221,24 +232,49 @@ def parse_drift(text: str, schema: ModelSchema) -> list[Shift]:
         column = by_key.get(key_form(name))
         if column is None or column.kind not in ("number", "integer"):
             numeric = ", ".join(c.name for c in schema.columns if c.kind in ("number", "integer"))
-            raise SamplerError(f"--drift {name.strip()!r}: not a numeric input; one of {numeric}")
+            raise SamplerError(f"{option} {name.strip()!r}: not a numeric input; one of {numeric}")
         change = change.strip()
         try:
             amount = float(change[1:])
         except ValueError:
             amount = math.nan
         if change[:1] not in ("+", "*") or not math.isfinite(amount):
-            raise SamplerError(f"--drift {part!r}: give +x (shift) or *x (scale)")
+            raise SamplerError(f"{option} {part!r}: give +x (shift) or *x (scale)")
         shifts.append(Shift(column, change[0], amount))
     return shifts
 
 
-class Drifted:
-    """A sampler whose records have some inputs shifted or scaled."""
+def moved_label(
+    rate: float | None, moves: Sequence[float], slopes: Sequence[float]
+) -> float | None:
+    """A Burn Rate moved along the dataset's relation by the inputs' moves, kept in [0, 1]."""
+    if rate is None:
+        return None
+    return min(max(rate + math.fsum(s * m for s, m in zip(slopes, moves, strict=True)), 0.0), 1.0)
 
-    def __init__(self, inner: Sampler, shifts: Sequence[Shift]) -> None:
+
+class Drifted:
+    """A sampler whose records have some inputs shifted or scaled (`drift`), and whose labels
+    stay as drawn for the unmoved record (a change of P(label | inputs), which no estimate made
+    from the inputs can see) or follow the moved inputs by the dataset's own relation
+    (`follow`: the same P(label | inputs), moved inputs). With `concept`, the labels are those of
+    records moved so while the inputs stay as drawn (a concept shift the inputs do not show)."""
+
+    def __init__(
+        self, inner: Sampler, shifts: Sequence[Shift], labels: str = DRAWN,
+        concept: Sequence[Shift] = (), relation: dict[str, float] | None = None,
+    ) -> None:  # fmt: skip
         self.inner = inner
         self.shifts = shifts
+        self.labels = labels
+        self.concept = concept
+        self.relation = relation or {}
+
+    @staticmethod
+    def _moves(record: dict[str, Any], shifts: Sequence[Shift]) -> list[float]:
+        """Each shift's move of the record's value (0 for an input the record leaves out)."""
+        found = [record.get(s.column.name) for s in shifts]
+        return [0.0 if v is None else s.apply(v) - v for s, v in zip(shifts, found, strict=True)]
 
     def _move(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for record in records:
@@ -253,12 +289,32 @@ class Drifted:
         return self._move(self.inner.records(count))
 
     def labelled(self, count: int) -> Labelled:
-        """`count` drifted records and their labels, as drawn (drift moves the inputs only)."""
+        """`count` drifted records and their labels (as the labels' mode says)."""
         records, truths = self.inner.labelled(count)  # type: ignore[attr-defined]
+        follow = self.shifts if self.labels == FOLLOW else ()
+        moving = [*follow, *self.concept]
+        if moving:
+            slopes = [self.relation.get(s.column.name, 0.0) for s in moving]
+            truths = [
+                moved_label(rate, [*self._moves(r, follow), *self._moves(r, self.concept)], slopes)
+                for r, rate in zip(records, truths, strict=True)
+            ]
         return self._move(records), truths
 
 
-def drifted(sampler: Sampler, drift: str, schema: ModelSchema) -> Sampler:
-    """The sampler, drifted as `drift` says (unchanged when it says nothing)."""
-    shifts = parse_drift(drift, schema)
-    return Drifted(sampler, shifts) if shifts else sampler
+def drifted(
+    sampler: Sampler, drift: str, schema: ModelSchema, labels: str = DRAWN, concept: str = ""
+) -> Sampler:
+    """The sampler, drifted as `drift`, `labels` and `concept` say (unchanged when they say
+    nothing)."""
+    shifts, moved = parse_drift(drift, schema), parse_drift(concept, schema, "--concept")
+    if not shifts and not moved:
+        return sampler
+    relation = None
+    if (labels == FOLLOW and shifts) or moved:
+        relation = getattr(getattr(sampler, "sampler", None), "profile", None)
+        if relation is None:
+            raise SamplerError("--drift-labels follow and --concept move labels along the seed "
+                               "dataset's relation: the seed's models only")  # fmt: skip
+        relation = relation.relation
+    return Drifted(sampler, shifts, labels, moved, relation)

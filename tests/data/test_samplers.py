@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from streamfn.data.samplers import ProfileSampler, RowSampler
+import pytest
+
+from streamfn.data.samplers import ProfileSampler, RowSampler, SamplerError, drifted
 from streamfn.data.synth import EmployeeIds
 from streamfn.ingest.validation import Validator
 from streamfn.models.schemas import Column, ModelSchema
@@ -46,3 +48,37 @@ def test_csv_rows_are_resampled_with_their_columns_matched(tmp_path: Path) -> No
         (("c", "a"), ("n", 2), ("x", 1.5)), (("c", "b"), ("x", 9.0))
     }  # fmt: skip
     assert len(Validator(SCHEMA).validate_records(records, 50)) == 50
+
+
+def test_labels_stay_as_drawn_follow_the_moved_inputs_or_shift_with_the_concept() -> None:
+    from streamfn.core.settings import defaults
+    from streamfn.data.samplers import for_models
+
+    settings = defaults()
+    fatigue = "Mental Fatigue Score=+2.5"
+    drawn = for_models(settings, ["lightgbm"], seed=5, drift=fatigue)["lightgbm"]
+    follow = for_models(settings, ["lightgbm"], seed=5, drift=fatigue,
+                        labels="follow")["lightgbm"]  # fmt: skip
+    concept = for_models(settings, ["lightgbm"], seed=5, concept=fatigue)["lightgbm"]
+    plain = for_models(settings, ["lightgbm"], seed=5)["lightgbm"]
+    records, as_drawn = drawn.labelled(2000)  # type: ignore[attr-defined]
+    moved, followed = follow.labelled(2000)  # type: ignore[attr-defined]
+    kept, shifted = concept.labelled(2000)  # type: ignore[attr-defined]
+    unmoved, original = plain.labelled(2000)  # type: ignore[attr-defined]
+    assert records == moved  # the same inputs, moved the same way
+    assert kept == unmoved  # a concept shift leaves the inputs as drawn
+    assert as_drawn == original  # drawn: the unmoved record's labels
+    slope = 0.049709  # Burn Rate's slope on Mental Fatigue Score (synth_profile.json)
+    for before, after, record, source in zip(original, followed, unmoved, moved, strict=True):
+        if before is None:
+            assert after is None
+            continue
+        value = record.get("Mental Fatigue Score")
+        move = 0.0 if value is None else source["Mental Fatigue Score"] - value
+        assert after == pytest.approx(min(max(before + slope * move, 0.0), 1.0))
+    assert shifted == followed  # labels of the moved record, inputs unmoved
+    # Another model's sampler has no relation to move labels along: refused, not guessed.
+    rng = random.Random(1)
+    other = ProfileSampler(PROFILE, SCHEMA, EmployeeIds(rng), rng)
+    with pytest.raises(SamplerError, match="relation"):
+        drifted(other, "x=+1", SCHEMA, "follow")
