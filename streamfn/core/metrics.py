@@ -67,6 +67,22 @@ LIVE_MACRO_F1 = Gauge(
     "Macro F1 of the labelled rows of the last closed window",
     ["model", "version"],
 )
+ESTIMATED_MACRO_F1 = Gauge(
+    "streamfn_estimated_macro_f1",
+    "Macro F1 of the last closed window estimated without labels (CBPE, calibrated probabilities)",
+    ["model", "version"],
+)
+ESTIMATED_ACCURACY = Gauge(
+    "streamfn_estimated_accuracy",
+    "Accuracy of the last closed window estimated without labels (CBPE)",
+    ["model", "version"],
+)
+ATTRIBUTION_NDCG = Gauge(
+    "streamfn_attribution_ndcg",
+    "nDCG of the inputs ranked by their live attribution against the reference's ranking, last "
+    "closed window (1: the same order)",
+    ["model", "version"],
+)
 FLAGGED_WINDOWS = Counter(
     "streamfn_flagged_windows_total",
     "Closed windows flagged warn or drift",

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     MODEL_REFRESH_S: float = Field(30.0, ge=0)
     MODELS: str = ",".join(f"{api}={name}" for api, name in SEED_MODELS.items())
     OUTPUT_PROBABILITIES: bool = False
+    # Reason codes: each row's N inputs that pushed most towards its prediction, with their
+    # contributions (exact TreeSHAP; tree models only), for a hashed share of the messages.
+    OUTPUT_EXPLANATIONS: int = Field(0, ge=0, le=20)
+    EXPLAIN_SHARE: float = Field(1.0, ge=0, le=1)
     # How row objects are written (the keys of streamfn.sink.formats: csv, parquet).
     SINK_FORMAT: str = plugins.DEFAULT_FORMAT
     CHALLENGER_ALIAS: str = Field("challenger", min_length=1)
@@ -106,6 +110,9 @@ class Settings(BaseSettings):
     MONITOR_WINDOW_S: int = Field(60, ge=0)  # whole seconds (window starts name keys); 0: off
     MONITOR_MIN_RECORDS: PositiveInt = 200
     DRIFT_PSI: float = Field(0.2, gt=0)
+    # A window's attribution drifts when the inputs ranked by their live contributions keep the
+    # reference's order with an nDCG below this (SageMaker Clarify's test).
+    ATTRIBUTION_NDCG: float = Field(0.9, gt=0, le=1)
 
     # Tests only: the infer function or poller exits at once at this step of the exactly-once
     # protocol (streamfn.crash), as a SIGKILL there would.

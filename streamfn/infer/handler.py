@@ -80,7 +80,8 @@ def build_context(settings: Settings) -> InferContext:
     closer = None
     if window_s:
         closer = WindowCloser(redis, keys, bucket, models.profile, window_s,
-                              settings.MONITOR_MIN_RECORDS, settings.DRIFT_PSI)  # fmt: skip
+                              settings.MONITOR_MIN_RECORDS, settings.DRIFT_PSI,
+                              settings.ATTRIBUTION_NDCG)  # fmt: skip
     challengers = ChallengerCache(
         settings.MLFLOW_TRACKING_URI, settings.CHALLENGER_ALIAS, settings.MODEL_REFRESH_S,
         settings.models,

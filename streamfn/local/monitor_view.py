@@ -42,9 +42,12 @@ def model_table(model: str, windows: list[dict[str, Any]], drift_psi: float) -> 
     newest = windows[0]
     oldest_first = list(reversed(windows))
     scores = ""
+    if newest.get("estimated_macro_f1") is not None:
+        scores += (f" · estimated without labels: accuracy {newest['estimated_accuracy']:.3f}, "
+                   f"macro F1 {newest['estimated_macro_f1']:.3f}")  # fmt: skip
     if newest["labelled"]:
-        scores = (f" · {newest['labelled']:,} labelled: accuracy {newest['accuracy']:.3f}, "
-                  f"macro F1 {newest['macro_f1']:.3f}")  # fmt: skip
+        scores += (f" · {newest['labelled']:,} labelled: accuracy {newest['accuracy']:.3f}, "
+                   f"macro F1 {newest['macro_f1']:.3f}")  # fmt: skip
     title = (f"{model} v{newest['version']} · window {when(newest['window_start'])} UTC · "
              f"{newest['records']:,} records · {newest['flag']}{scores}")  # fmt: skip
     table = Table(title=title, title_justify="left")
@@ -66,7 +69,28 @@ def model_table(model: str, windows: list[dict[str, Any]], drift_psi: float) -> 
                       flag(prediction["flag"]), sparkline(history, top), "", "", "")  # fmt: skip
     for challenger in newest.get("challengers", []):
         add_challenger(table, challenger, oldest_first, top)
+    add_attribution(table, newest, oldest_first)
     return table
+
+
+def add_attribution(
+    table: Table, newest: dict[str, Any], oldest_first: list[dict[str, Any]]
+) -> None:
+    """A row for the attribution drift (nDCG against the reference's ranking, 1 the same order)
+    and a caption line with the inputs that carry most of it."""
+    attribution = newest.get("attribution")
+    if not attribution:
+        return
+    history = [(w.get("attribution") or {}).get("ndcg") for w in oldest_first]
+    gaps = [None if v is None else 1 - v for v in history]  # drawn as distance from 1
+    ndcg = "—" if attribution["ndcg"] is None else f"{attribution['ndcg']:.3f}"
+    table.add_row(Text("attribution (nDCG)", style="bold"), ndcg, flag(attribution["flag"]),
+                  sparkline(gaps, 0.5), "", "", "")  # fmt: skip
+    top = sorted(attribution["shares"].items(), key=lambda kv: -kv[1])[:3]
+    line = (f"attribution of {attribution['explained']:,} explained rows: "
+            + ", ".join(f"{name} {share:.0%}" for name, share in top))  # fmt: skip
+    table.caption = "\n".join(filter(None, [table.caption, line]))  # type: ignore[list-item]
+    table.caption_justify = "left"
 
 
 def add_challenger(

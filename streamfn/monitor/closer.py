@@ -34,7 +34,7 @@ class WindowCloser:
 
     def __init__(
         self, redis: SyncClient, keys: Keys, bucket: Bucket, profiles: Profiles, window_s: float,
-        min_records: int, drift_psi: float,
+        min_records: int, drift_psi: float, attribution_ndcg: float = stats.ATTRIBUTION_NDCG,
     ) -> None:  # fmt: skip
         self.redis = redis
         self.keys = keys
@@ -43,6 +43,7 @@ class WindowCloser:
         self.window_s = window_s
         self.min_records = min_records
         self.drift_psi = drift_psi
+        self.attribution_ndcg = attribution_ndcg
         self._next_check = 0.0
 
     def maybe_close(self, now_s: float | None = None) -> int:
@@ -75,9 +76,9 @@ class WindowCloser:
         raw = self.redis.hgetall(self.keys.window(model, version, start))
         counts = {k.decode(): int(v) for k, v in raw.items()}
         challengers = {v: self.profiles(model, v) for v in stats.challenger_versions(counts)}
-        report = stats.window_report(
-            counts, self.profiles(model, version), self.min_records, self.drift_psi, challengers
-        )
+        profile = self.profiles(model, version)
+        report = stats.window_report(counts, profile, self.min_records, self.drift_psi,
+                                     challengers, self.attribution_ndcg)  # fmt: skip
         end = start + int(self.window_s)
         document = {"model": model, "version": version, "window_start": start,
                     "window_end": end, **report, "counts": counts}  # fmt: skip
@@ -97,6 +98,12 @@ def publish(window: dict[str, Any]) -> None:
         metrics.PREDICTION_PSI.labels(model, version).set(window["prediction"]["psi"])
     if window["macro_f1"] is not None:
         metrics.LIVE_MACRO_F1.labels(model, version).set(window["macro_f1"])
+    if window.get("estimated_macro_f1") is not None:
+        metrics.ESTIMATED_MACRO_F1.labels(model, version).set(window["estimated_macro_f1"])
+        metrics.ESTIMATED_ACCURACY.labels(model, version).set(window["estimated_accuracy"])
+    attribution = window.get("attribution")
+    if attribution and attribution["ndcg"] is not None:
+        metrics.ATTRIBUTION_NDCG.labels(model, version).set(attribution["ndcg"])
     for challenger in window.get("challengers", []):
         other = challenger["version"]
         if challenger["agreement"] is not None:

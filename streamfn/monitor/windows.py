@@ -42,7 +42,7 @@ async def reports(
         challengers = {v: await profiles(model, v) for v in stats.challenger_versions(counts)}
         report = stats.window_report(
             counts, await profiles(model, version), settings.MONITOR_MIN_RECORDS,
-            settings.DRIFT_PSI, challengers,
+            settings.DRIFT_PSI, challengers, settings.ATTRIBUTION_NDCG,
         )  # fmt: skip
         found.append({"model": model, "version": version, "window_start": start,
                       "window_end": start + int(settings.MONITOR_WINDOW_S), **report})  # fmt: skip
