@@ -133,3 +133,11 @@ def test_partitions_name_hash_tagged_streams() -> None:
     assert dlq_key(s.streams[1]) == "mlops_stream:{1}:dlq"  # the same slot as its stream
     with pytest.raises(ConfigError, match="STREAM_PARTITIONS=0"):
         load_settings(STREAM_PARTITIONS=0)
+
+
+def test_every_variable_is_in_the_configuration_page() -> None:
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`{name}`" not in page]
+    assert not missing, f"docs/configuration.md lacks {missing}"
