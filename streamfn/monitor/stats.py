@@ -29,6 +29,10 @@ ESTIMATE_SCALE = 1_000_000
 WARN_PSI = 0.1
 FLAG_ORDER = ("ok", "warn", "drift")
 ATTRIBUTION_NDCG = 0.9  # ATTRIBUTION_NDCG's default
+# Realised macro F1 this far below the estimate (on MONITOR_MIN_RECORDS labelled rows or more):
+# the labels no longer follow the inputs as the model learnt (concept drift), which an estimate
+# made from the model's confidence cannot see.
+ESTIMATE_GAP = 0.05
 
 
 def psi(live: Sequence[float], expected: Sequence[float]) -> float:
@@ -246,12 +250,17 @@ def window_report(
         "estimated_rows": round(estimated_rows),
         "estimated_accuracy": _rounded(estimated_accuracy),
         "estimated_macro_f1": _rounded(estimated_f1),
+        "estimate_gap": None,
         "attribution": attribution,
         "challengers": [
             challenger_report(counts, v, (challengers or {}).get(v), drift_psi)
             for v in challenger_versions(counts)
         ],
     }
+    if macro_f1 is not None and estimated_f1 is not None and labelled >= min_records:
+        gap = macro_f1 - estimated_f1
+        report["estimate_gap"] = {"macro_f1": round(gap, 4),
+                                  "flag": "drift" if gap <= -ESTIMATE_GAP else "ok"}  # fmt: skip
     if profile is None:
         report["flag"] = "no reference"
     elif records < min_records:
@@ -261,5 +270,6 @@ def window_report(
     else:
         flags = [f["flag"] for f in features.values()] + [prediction["flag"]]
         flags += [attribution["flag"]] if attribution else []
+        flags += [report["estimate_gap"]["flag"]] if report["estimate_gap"] else []
         report["flag"] = max(flags, key=FLAG_ORDER.index)
     return report

@@ -143,6 +143,10 @@ function driftTable(model, windows) {
   rows.push(el("tr", { "data-feature": "(prediction)" },
     el("th", { scope: "row", text: "(prediction)" }),
     ...oldestFirst.map((w) => heatCell(w.prediction, "prediction", w))));
+  if (oldestFirst.some((w) => w.attribution)) {
+    rows.push(el("tr", { "data-feature": "(attribution)" },
+      el("th", { scope: "row", text: "(attribution nDCG)" }), ...oldestFirst.map(attributionCell)));
+  }
   const flags = el("tr", {}, el("th", { scope: "row", text: "window" }),
     ...oldestFirst.map((w) => el("td", { class: ["ok", "warn", "drift"].includes(w.flag) ? w.flag : "none",
       text: w.flag === "too few records" ? "few" : w.flag, title: `${records(w.records)}: ${w.flag}` })));
@@ -153,21 +157,63 @@ function driftTable(model, windows) {
   el("thead", {}, head), el("tbody", {}, ...rows, flags)));
 }
 
+// Macro F1 per window, estimated without labels (from the calibrated probabilities) and realised
+// (once labels come back), on one chart: where they part, the labels no longer follow the inputs
+// as the model learnt, which no estimate made from the inputs can see.
 function scoresChart(model, id, windows) {
-  const labelled = [...windows].reverse().filter((w) => w.labelled > 0);
-  if (!labelled.length) {
+  const shown = [...windows].reverse().filter((w) => w.labelled > 0 || w.estimated_macro_f1 !== null);
+  if (!shown.length) {
     delete state.charts[id];
-    return el("p", { class: "muted", text: "No labels yet: POST /feedback to see live accuracy." });
+    return el("p", { class: "muted", text: "No estimate and no labels yet: a calibrated classifier " +
+      "is estimated as it predicts; POST /feedback for the realised scores." });
   }
+  const labels = shown.reduce((a, w) => a + w.labelled, 0);
   const box = el("figure", {}, el("div", { id, class: "chart" }),
-    el("figcaption", { text: `${model}: live accuracy and macro F1 per window ` +
-      `(${labelled.reduce((a, w) => a + w.labelled, 0).toLocaleString("en")} labels)` }));
-  requestAnimationFrame(() => lineChart(id, "live scores", [
-    { label: "accuracy", stroke: "#1a5fd0", width: 2 },
-    { label: "macro F1", stroke: "#8a1c12", width: 2 },
-  ], [labelled.map((w) => w.window_start), labelled.map((w) => w.accuracy),
-    labelled.map((w) => w.macro_f1)]));
+    el("figcaption", { text: `${model}: macro F1 per window, estimated without labels and ` +
+      `realised from ${labels.toLocaleString("en")} labels` }));
+  requestAnimationFrame(() => lineChart(id, "macro F1", [
+    { label: "estimated", stroke: "#1a5fd0", width: 2, dash: [6, 4] },
+    { label: "realised", stroke: "#8a1c12", width: 2 },
+  ], [shown.map((w) => w.window_start), shown.map((w) => w.estimated_macro_f1),
+    shown.map((w) => (w.labelled > 0 ? w.macro_f1 : null))]));
   return box;
+}
+
+// The estimate against the labels, in words: the newest window with both.
+function estimateLine(windows) {
+  const both = windows.find((w) => w.estimate_gap);
+  const newest = windows[0];
+  if (!both) {
+    if (newest.estimated_macro_f1 === null) return [];
+    return [el("p", { class: "estimate" }, el("strong", { text: "Estimated without labels: " }),
+      `macro F1 ${newest.estimated_macro_f1.toFixed(3)}, accuracy ${newest.estimated_accuracy.toFixed(3)}` +
+      " (no window with labels enough to compare yet).")];
+  }
+  const gap = both.estimate_gap.macro_f1;
+  const words = both.estimate_gap.flag === "drift"
+    ? `the labels say ${both.macro_f1.toFixed(3)} where the model's confidence says ` +
+      `${both.estimated_macro_f1.toFixed(3)}: they part by ${Math.abs(gap).toFixed(3)}. The inputs ` +
+      "no longer lead to the labels as they did in training (concept drift): an estimate made " +
+      "from the model's confidence cannot see this, only labels can."
+    : `estimated ${both.estimated_macro_f1.toFixed(3)}, realised ${both.macro_f1.toFixed(3)} ` +
+      `(${gap >= 0 ? "+" : ""}${gap.toFixed(3)}): the estimate holds.`;
+  return [el("p", { class: `estimate ${both.estimate_gap.flag}`, "data-estimate": both.estimate_gap.flag },
+    el("strong", { text: `Window ${utc(both.window_start)}, macro F1: ` }), words)];
+}
+
+function attributionCell(win) {
+  const part = win.attribution;
+  if (!part || part.ndcg === null) {
+    return el("td", { class: "none", text: "·", title: "no explained rows (OUTPUT_EXPLANATIONS)" });
+  }
+  const top = Object.entries(part.shares).sort((a, b) => b[1] - a[1]).slice(0, 3)
+    .map(([name, share]) => `${name} ${(100 * share).toFixed(0)}%`);
+  const lines = [`attribution, window ${utc(win.window_start)} UTC`,
+    `nDCG ${part.ndcg.toFixed(3)} against the reference's ranking (${part.flag})`,
+    `${part.explained.toLocaleString("en")} explained rows: ${top.join(", ")}`];
+  return el("td", { class: part.flag, title: lines.join("\n"), "aria-label": lines.join(", "),
+    tabindex: "0", "data-flag": part.flag, "data-feature": "(attribution)",
+    text: `${FLAG_MARK[part.flag] || ""}${part.ndcg.toFixed(2)}` });
 }
 
 // A challenger scored in shadow: how often it agrees with the champion, its prediction PSI, and
@@ -208,6 +254,7 @@ function renderDrift(monitoring) {
       el("h3", {}, `${name} `, el("span", { class: `flag ${["ok", "warn", "drift"].includes(newest.flag) ? newest.flag : "none"}`,
         text: `${FLAG_MARK[newest.flag] || ""}${summary}` })),
       ...challengerLines(newest),
+      ...estimateLine(windows),
       el("div", { class: "model-drift" }, driftTable(name, windows), scoresChart(name, chartId, windows)),
       el("p", { class: "cell-detail muted", "aria-live": "polite",
         text: "Hover or focus a cell for its numbers." }));
