@@ -83,7 +83,8 @@ def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
     name = settings.models.get(args.model, args.model)
     console.print(f"profiling {name}@{settings.MODEL_ALIAS} from {args.data} …")
     try:
-        done = profiling.profile_model(uri, settings.MODEL_ALIAS, api_name, name, args.data)
+        done = profiling.profile_model(uri, settings.MODEL_ALIAS, api_name, name, args.data,
+                                       args.label)  # fmt: skip
     except (profiling.ProfileError, RegistryError, SchemaError, OSError) as error:
         raise CommandError(str(error)) from None
     table = Table(title=f"{name} v{done.schema.version}: profiled from {done.rows:,} rows")
@@ -105,6 +106,11 @@ def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
             f"{c} {s:.1%}" for c, s in zip(predicted["classes"], predicted["shares"], strict=True)
         )
         console.print(f"predicted classes: {shares}")
+    if done.calibration is not None:
+        errors = done.calibration["calibration_error"]
+        console.print(f"calibrated ({done.calibration['method']} on {done.calibration['source']}"
+                      f", {done.calibration['rows']:,} labelled rows; held-out calibration error "
+                      + ", ".join(f"{m} {e:.4f}" for m, e in errors.items()) + ")")  # fmt: skip
     console.print(
         f"logged {schemas.CONSTRAINTS_FILE} and {schemas.REFERENCE_FILE} beside {name} "
         f'v{done.schema.version}; add it to MODELS (e.g. MODELS="$MODELS,{api_name}={name}")'
@@ -290,6 +296,11 @@ def register(commands: Commands) -> None:
     profile.add_argument(
         "--data", required=True, type=Path, metavar="FILE.csv", help="rows like the training data"
     )
+    profile.add_argument(
+        "--label", metavar="COLUMN",
+        help="the CSV's column of true classes: calibrate the classifier on those rows (ones it "
+        "was not trained on) for estimated performance; default: none",
+    )  # fmt: skip
     profile.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI")
     profile.set_defaults(handler=cmd_profile)
 

@@ -5,6 +5,11 @@ points to: the schema comes from its signature, each input is profiled (ranges, 
 quantile bins, null shares), the version predicts the rows for its class shares, and both JSON
 files are logged beside the version's model, where ingest, the infer function, the producer and
 the drift windows read them.
+
+With `--label COLUMN` the CSV's rows also carry their true class: a classifier is calibrated on
+them (streamfn.models.calibration, `calibration.json`), so its windows' performance can be
+estimated before labels come back. Those rows must be ones the model was not trained on, or it
+will look surer than it is.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from streamfn.data.artifacts import log_beside_version
-from streamfn.models import reference, schemas
+from streamfn.models import calibration, explain, reference, schemas
 from streamfn.models.registry import ClientRegistry
 from streamfn.models.schemas import ModelSchema
 from streamfn.models.seed import key_form
@@ -36,11 +41,16 @@ class Profiled:
     rows: int
     profile: dict[str, Any]
     constraints: dict[str, Any]
+    calibration: dict[str, Any] | None = None
 
 
 def read_rows(path: Path, schema: ModelSchema) -> pd.DataFrame:
     """The CSV's columns that are the schema's inputs (names matched however spelt), typed."""
-    raw = pd.read_csv(path)
+    return inputs_of(pd.read_csv(path), schema, path)
+
+
+def inputs_of(raw: pd.DataFrame, schema: ModelSchema, path: Path) -> pd.DataFrame:
+    """The columns of a CSV's frame that are the schema's inputs, typed."""
     by_key = {key_form(c.name): c for c in schema.columns}
     renamed = {h: by_key[key_form(h)].name for h in raw.columns if key_form(h) in by_key}
     frame = raw.rename(columns=renamed)
@@ -57,12 +67,43 @@ def read_rows(path: Path, schema: ModelSchema) -> pd.DataFrame:
     return frame[list(schema.names)]
 
 
-def profile_model(uri: str, alias: str, api_name: str, name: str, data: Path) -> Profiled:
-    """Profile the version `alias` points to (else the latest) from `data`, and log the files."""
+def labels_of(raw: pd.DataFrame, label: str, path: Path) -> pd.Series:
+    """The label column (its name matched however spelt)."""
+    found = [c for c in raw.columns if key_form(c) == key_form(label)]
+    if not found:
+        raise ProfileError(f"{path} has no column {label!r} (columns: {', '.join(raw.columns)})")
+    return raw[found[0]]
+
+
+def calibrate(model: Any, frame: pd.DataFrame, labels: pd.Series) -> dict[str, Any]:
+    """The calibration of a classifier from the labelled rows, or ProfileError saying why none."""
+    estimator = model.get_raw_model() if "sklearn" in model.metadata.flavors else None
+    known = labels.notna().to_numpy()
+    if estimator is None or not known.any():
+        raise ProfileError("--label needs a scikit-learn classifier and labelled rows")
+    truth = labels[known].to_numpy()
+    if truth.dtype.kind == "f" and np.all(truth == np.round(truth)):
+        truth = truth.astype(np.int64)  # a CSV's integer labels read as floats beside gaps
+    found = calibration.fit_model(estimator, frame[known], truth)
+    if found is None:
+        raise ProfileError(
+            "the model gives no score per class (predict_proba or decision_function), or a "
+            "label is not one of its classes: it cannot be calibrated"
+        )
+    return found
+
+
+def profile_model(
+    uri: str, alias: str, api_name: str, name: str, data: Path, label: str | None = None
+) -> Profiled:
+    """Profile the version `alias` points to (else the latest) from `data`, and log the files
+    (with its calibration, when `label` names the CSV's column of true classes)."""
     registry = ClientRegistry(uri)
     version = registry.alias_version(name, alias).version
     schema = registry.schema(api_name, name, version)
-    frame = read_rows(data, schema)
+    raw = pd.read_csv(data)
+    frame = inputs_of(raw, schema, data)
+    labels = labels_of(raw, label, data) if label else None
     if frame.empty:
         raise ProfileError(f"{data} has no rows")
     mlflow.set_tracking_uri(uri)
@@ -71,8 +112,13 @@ def profile_model(uri: str, alias: str, api_name: str, name: str, data: Path) ->
     number = predictions.dtype.kind == "f"
     kept = schemas.ModelSchema(schema.model, name, version, schema.columns,
                                "number" if number else "class", schema.labels)  # fmt: skip
-    profile = reference.build(frame, kept, predictions)
+    estimator = model.get_raw_model() if "sklearn" in model.metadata.flavors else None
+    attribution = explain.mean_attribution(estimator, frame, schema.names) if estimator else None
+    profile = reference.build(frame, kept, predictions, attribution)
     constraints = reference.constraints(profile)
     files = {schemas.CONSTRAINTS_FILE: constraints, schemas.REFERENCE_FILE: profile}
+    calibrated = None
+    if labels is not None:
+        calibrated = files[calibration.FILE] = calibrate(model, frame, labels)
     log_beside_version(registry.client, name, version, files)
-    return Profiled(kept, len(frame), profile, constraints)
+    return Profiled(kept, len(frame), profile, constraints, calibrated)

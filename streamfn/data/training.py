@@ -41,7 +41,7 @@ from sklearn.svm import SVC
 from streamfn.core.settings import SEED_MODELS
 from streamfn.data import dataset
 from streamfn.data.artifacts import log_json_files
-from streamfn.models import reference, schemas
+from streamfn.models import calibration, explain, reference, schemas
 from streamfn.models.registry import ClientRegistry, NotRegisteredError, open_registry
 from streamfn.models.seed import (
     CATEGORICAL,
@@ -197,13 +197,20 @@ def log_model(pipeline: Pipeline, api_name: str, split: Split, predicted: np.nda
         serialization_format="skops",
         skops_trusted_types=trusted,
     )
-    profile = reference.build(split.x_train, schemas.seed_schema(api_name), predicted)
-    log_json_files(
-        MlflowClient(),
-        info.model_id,
-        {schemas.CONSTRAINTS_FILE: schemas.seed_constraints(),
-         schemas.LABELS_FILE: schemas.seed_labels(), schemas.REFERENCE_FILE: profile},
-    )  # fmt: skip
+    attribution = explain.mean_attribution(pipeline, split.x_train, FEATURE_NAMES)
+    profile = reference.build(split.x_train, schemas.seed_schema(api_name), predicted, attribution)
+    files = {
+        schemas.CONSTRAINTS_FILE: schemas.seed_constraints(),
+        schemas.LABELS_FILE: schemas.seed_labels(),
+        schemas.REFERENCE_FILE: profile,
+    }
+    # Calibrated on the held-out split: the training rows would make the model look surer than
+    # it is on records it never saw.
+    found = calibration.fit_model(pipeline, split.x_test, split.y_test)
+    if found is not None:
+        files[calibration.FILE] = found
+        mlflow.log_metric("calibration_error", min(found["calibration_error"].values()))
+    log_json_files(MlflowClient(), info.model_id, files)
     return info
 
 

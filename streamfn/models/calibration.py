@@ -113,3 +113,45 @@ def fit(
 def apply(calibration: dict[str, Any], scores: np.ndarray) -> np.ndarray:
     """Each row's calibrated probability per class (columns in the calibration's class order)."""
     return _apply_mappings(calibration["mappings"], np.asarray(scores, dtype=np.float64))
+
+
+def scores_of(estimator: Any, frame: Any) -> tuple[np.ndarray, str] | None:
+    """A classifier's scores for the calibration (one column per class, the estimator's class
+    order) and where they came from, or None for a model with neither probabilities nor a
+    decision function of one column per class (a regressor, a binary SVC's single margin)."""
+    if hasattr(estimator, "predict_proba"):
+        return np.asarray(estimator.predict_proba(frame), dtype=np.float64), "predict_proba"
+    if hasattr(estimator, "decision_function"):
+        found = np.asarray(estimator.decision_function(frame), dtype=np.float64)
+        classes = getattr(estimator, "classes_", ())
+        if found.ndim == 2 and found.shape[1] == len(classes):
+            return found, "decision_function"
+    return None
+
+
+def fit_model(estimator: Any, frame: Any, truth: Sequence[Any]) -> dict[str, Any] | None:
+    """The calibration of a fitted classifier from held-out rows and their true classes (None
+    when it has no scores per class, or a true class it does not know)."""
+    found = scores_of(estimator, frame)
+    classes = list(getattr(estimator, "classes_", ()))
+    if found is None or not classes:
+        return None
+    position = {str(c): i for i, c in enumerate(classes)}
+    truth_index = np.asarray([position.get(str(t), -1) for t in truth])
+    if (truth_index < 0).any():
+        return None
+    return fit(found[0], truth_index, classes, found[1])
+
+
+def calibrated(
+    calibration: dict[str, Any], estimator: Any, frame: Any,
+    probabilities: np.ndarray | None = None,
+) -> np.ndarray:  # fmt: skip
+    """A batch's calibrated probabilities: from the probabilities already computed when the
+    calibration reads them, else from the estimator's own scores."""
+    if calibration["source"] == "predict_proba" and probabilities is not None:
+        return apply(calibration, probabilities)
+    found = scores_of(estimator, frame)
+    if found is None:
+        raise ValueError("the model gives no scores to calibrate")
+    return apply(calibration, found[0])

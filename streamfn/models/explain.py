@@ -145,3 +145,28 @@ def reasons(found: Contributions, count: int) -> list[list[tuple[str, float]]]:
     order = np.argsort(-found.values, axis=1, kind="stable")[:, :count]
     return [[(found.inputs[j], float(found.values[i, j])) for j in row]
             for i, row in enumerate(order)]  # fmt: skip
+
+
+def mean_attribution(
+    estimator: Any, frame: pd.DataFrame, inputs: tuple[str, ...]
+) -> dict[str, float] | None:
+    """Each input's mean |contribution| towards the predicted class over `frame` (a reference
+    profile's `attribution`), or None for a model without exact attribution."""
+    try:
+        explainer = explainer_of(estimator, inputs)
+    except NotExplainableError:
+        return None
+    predicted = predicted_index(estimator, frame)
+    found = explainer.contributions(frame, predicted)
+    means = np.abs(found.values).mean(axis=0) if len(frame) else np.zeros(len(inputs))
+    return {name: float(v) for name, v in zip(inputs, means, strict=True)}
+
+
+def predicted_index(estimator: Any, frame: pd.DataFrame) -> np.ndarray:
+    """Each row's predicted class as its position among the model's classes (0 for a
+    regressor)."""
+    classes = getattr(estimator, "classes_", None)
+    if classes is None:
+        return np.zeros(len(frame), dtype=int)
+    position = {str(c): i for i, c in enumerate(classes)}
+    return np.asarray([position[str(p)] for p in estimator.predict(frame)], dtype=int)

@@ -3,7 +3,9 @@
 Logged with each version as `reference_profile.json`, it is what live traffic is compared with
 (drift) and what the producer draws records from for a model it has no sampler for. Per input:
 a number's ~10 quantile bins (edges and shares) and its range, a string's categories and shares,
-and the share of nulls; per prediction: each class's share, or a regressor's bins.
+and the share of nulls; per prediction: each class's share, or a regressor's bins; and, for a
+model with exact attribution (streamfn.models.explain), each input's mean |contribution|, the
+ranking a window's attribution drift is measured against.
 """
 
 from __future__ import annotations
@@ -85,8 +87,12 @@ def prediction_profile(predictions: np.ndarray, output: str) -> dict[str, Any]:
     }
 
 
-def build(frame: pd.DataFrame, schema: ModelSchema, predictions: np.ndarray) -> dict[str, Any]:
-    """The reference profile of these inputs (the schema's columns) and their predictions."""
+def build(
+    frame: pd.DataFrame, schema: ModelSchema, predictions: np.ndarray,
+    attribution: dict[str, float] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The reference profile of these inputs (the schema's columns) and their predictions, with
+    each input's mean |contribution| when the model has exact attribution."""
     features = {
         c.name: category_profile(frame[c.name])
         if c.kind in ("string", "boolean")
@@ -98,6 +104,7 @@ def build(frame: pd.DataFrame, schema: ModelSchema, predictions: np.ndarray) -> 
         "records": len(frame),
         "features": features,
         "prediction": prediction_profile(predictions, schema.output),
+        **({"attribution": attribution} if attribution else {}),
     }
 
 
