@@ -3,7 +3,11 @@
 The evidence is live: the windows' counts of the shadow rows that got a label through
 POST /feedback, where champion and challenger judged the same records. The gate passes when the
 challenger's macro F1 on at least `min_labelled` of them is not below the champion's minus
-`min_delta`. Every decision, refusals and rollbacks included, is kept as tags on both versions:
+`min_delta`. Where no labels come back, `--gate estimated` reads the same shadow rows' macro F1
+estimated from each version's calibrated probabilities (CBPE) instead: weaker evidence, since it
+trusts both calibrations and cannot see a change in what the labels would be.
+
+Every decision, refusals and rollbacks included, is kept as tags on both versions:
 `streamfn.decision` and `streamfn.decided_at` say the latest, and one
 `streamfn.decision.<UTC time>` per decision holds its evidence as JSON, so the registry keeps the
 whole story. Promotion removes the challenger alias (the challenger is the champion now) and
@@ -44,6 +48,9 @@ class Evidence:
     labelled: int
     champion_f1: float | None
     challenger_f1: float | None
+    estimated_rows: int = 0
+    champion_estimated_f1: float | None = None
+    challenger_estimated_f1: float | None = None
 
 
 @dataclass(frozen=True)
@@ -72,26 +79,39 @@ def evidence(redis: SyncClient, keys: Keys, model: str, champion: str, challenge
     report = stats.challenger_report(summed, challenger, None, drift_psi=1.0)
     return Evidence(
         champion, challenger, report["compared"], report["agreement"], report["labelled"],
-        report["champion_macro_f1"], report["macro_f1"],
+        report["champion_macro_f1"], report["macro_f1"], report["estimated_rows"],
+        report["champion_estimated_macro_f1"], report["estimated_macro_f1"],
     )  # fmt: skip
 
 
-def decide(found: Evidence, min_labelled: int, min_delta: float) -> Decision:
-    """The gate: enough labelled shadow rows, and a macro F1 not below the champion's minus D."""
+GATES = ("labels", "estimated")
+
+
+def decide(found: Evidence, min_labelled: int, min_delta: float, gate: str = "labels") -> Decision:
+    """The gate: enough labelled shadow rows (with `gate="estimated"`, enough shadow rows both
+    versions' calibrations estimated), and a macro F1 not below the champion's minus D."""
     a, b = f"v{found.challenger}", f"v{found.champion}"
-    needed = max(min_labelled, 1)  # no labels at all is never evidence
-    if found.labelled < needed:
-        why = (f"refused: challenger {a} has {found.labelled:,} labelled live rows scored beside "
-               f"champion {b}, and the gate needs {needed:,} (--min-labelled); send more "
-               "labels to POST /feedback and try again")  # fmt: skip
+    needed = max(min_labelled, 1)  # no rows at all is never evidence
+    if gate == "estimated":
+        rows, ours, theirs = (found.estimated_rows, found.champion_estimated_f1,
+                              found.challenger_estimated_f1)  # fmt: skip
+        kind, score = "live rows with estimated scores", "estimated macro F1"
+        missing = ("both versions need a calibration (streamfn train logs one; streamfn "
+                   "profile --label fits one) and shadow traffic")  # fmt: skip
+    else:
+        rows, ours, theirs = found.labelled, found.champion_f1, found.challenger_f1
+        kind, score = "labelled live rows", "macro F1"
+        missing = "send more labels to POST /feedback"
+    if rows < needed or ours is None or theirs is None:
+        why = (f"refused: challenger {a} has {rows:,} {kind} scored beside champion {b}, and "
+               f"the gate needs {needed:,} (--min-labelled); {missing}, and try again")  # fmt: skip
         return Decision(False, why, found)
-    ours, theirs = found.champion_f1 or 0.0, found.challenger_f1 or 0.0
-    scored = f"on {found.labelled:,} labelled live rows"
+    scored = f"on {rows:,} {kind}"
     if theirs < ours - min_delta:
-        why = (f"refused: challenger {a} scores macro F1 {theirs:.3f} {scored}, below champion "
+        why = (f"refused: challenger {a} scores {score} {theirs:.3f} {scored}, below champion "
                f"{b}'s {ours:.3f} minus {min_delta:g} (--min-delta)")  # fmt: skip
         return Decision(False, why, found)
-    why = (f"promoted: challenger {a} scores macro F1 {theirs:.3f} {scored}, champion {b} "
+    why = (f"promoted: challenger {a} scores {score} {theirs:.3f} {scored}, champion {b} "
            f"{ours:.3f} (gate: not below {ours - min_delta:.3f})")  # fmt: skip
     return Decision(True, why, found)
 

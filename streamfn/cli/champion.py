@@ -72,7 +72,7 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
             f"the live evidence is in Redis at REDIS_URL={settings.REDIS_URL}, which did not "
             f"answer ({error}): nothing was decided"
         ) from None
-    decision = gate.decide(found, args.min_labelled, args.min_delta)
+    decision = gate.decide(found, args.min_labelled, args.min_delta, args.gate)
     doors.record(decision, args.dry_run)
     agreement = "—" if found.agreement is None else f"{found.agreement:.1%}"
     console.print(f"{args.model}: {found.compared:,} rows scored by both, agreement {agreement}")
@@ -238,6 +238,12 @@ def register(commands: Commands) -> None:
     promote.add_argument(
         "--min-delta", type=float, default=0.0,
         help="the challenger's macro F1 may be this much below the champion's (default 0)",
+    )  # fmt: skip
+    promote.add_argument(
+        "--gate", choices=("labels", "estimated"), default="labels",
+        help="labels: macro F1 on labelled shadow rows; estimated: macro F1 estimated from "
+        "each version's calibrated probabilities on the shadow rows, where no labels come "
+        "back (default labels)",
     )  # fmt: skip
     promote.add_argument("--dry-run", action="store_true", help="decide and say, change nothing")
     promote.set_defaults(handler=cmd_promote)

@@ -201,6 +201,12 @@ def challenger_report(
     _, champion_accuracy, champion_f1 = scores(
         {"l:" + k[2:]: n for k, n in own.items() if k.startswith("k:")}
     )  # the champion's cells on the same rows: k:<true>:<predicted>
+    # Estimated without labels, on the same shadow rows: the challenger's expected cells
+    # (e:<true>:<predicted>) and the champion's (ke:), each from its own calibration.
+    estimated_rows, _, estimated_f1 = estimated_scores(own)
+    _, _, champion_estimated_f1 = estimated_scores(
+        {"e:" + k[3:]: n for k, n in own.items() if k.startswith("ke:")}
+    )
     return {
         "version": version,
         "compared": compared,
@@ -212,6 +218,9 @@ def challenger_report(
         "macro_f1": _rounded(macro_f1),
         "champion_accuracy": _rounded(champion_accuracy),
         "champion_macro_f1": _rounded(champion_f1),
+        "estimated_rows": round(estimated_rows),
+        "estimated_macro_f1": _rounded(estimated_f1),
+        "champion_estimated_macro_f1": _rounded(champion_estimated_f1),
     }
 
 

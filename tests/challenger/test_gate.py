@@ -142,6 +142,21 @@ def test_the_gate_says_why_it_refuses() -> None:
     assert gate.decide(worse, 200, 0.05).promote
 
 
+def test_the_estimated_gate_reads_the_scores_estimated_on_the_shadow_rows() -> None:
+    # No labels at all, 900 shadow rows both calibrations estimated.
+    unlabelled = gate.Evidence("3", "5", 900, 0.9, 0, None, None, 900, 0.88, 0.86)
+    assert "0 labelled live rows" in gate.decide(unlabelled, 200, 0.0).reason
+    found = gate.decide(unlabelled, 200, 0.0, "estimated")
+    assert not found.promote
+    assert found.reason == (
+        "refused: challenger v5 scores estimated macro F1 0.860 on 900 live rows with estimated "
+        "scores, below champion v3's 0.880 minus 0 (--min-delta)"
+    )
+    assert gate.decide(unlabelled, 200, 0.03, "estimated").promote
+    uncalibrated = gate.Evidence("3", "5", 900, 0.9, 0, None, None, 0, None, None)
+    assert "need a calibration" in gate.decide(uncalibrated, 200, 0.0, "estimated").reason
+
+
 def test_backtest_agrees_with_the_shadow_rows_of_the_same_records(
     sqlite_registry: str, challenge: Versions, infer_settings: Settings, s3: Any, redis_url: str,
     cli_env: None, capsys: pytest.CaptureFixture[str],
