@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     MODEL_REFRESH_S: float = Field(30.0, ge=0)
     MODELS: str = ",".join(f"{api}={name}" for api, name in SEED_MODELS.items())
     OUTPUT_PROBABILITIES: bool = False
+    # Which runtime predicts (streamfn.models.runtimes): auto (a version's compiled ONNX graph
+    # when its parity report says it is exact and faster, else its own model), native or onnx.
+    PREDICT_RUNTIME: str = plugins.DEFAULT_RUNTIME
     # How row objects are written (the keys of streamfn.sink.formats: csv, parquet).
     SINK_FORMAT: str = plugins.DEFAULT_FORMAT
     CHALLENGER_ALIAS: str = Field("challenger", min_length=1)
@@ -150,6 +153,11 @@ class Settings(BaseSettings):
     @classmethod
     def _format(cls, value: str) -> str:
         return _one_of(value, plugins.FORMATS)
+
+    @field_validator("PREDICT_RUNTIME")
+    @classmethod
+    def _runtime(cls, value: str) -> str:
+        return _one_of(value, plugins.RUNTIME_CHOICES)
 
     @model_validator(mode="after")
     def _backend_named(self) -> Settings:
