@@ -1,4 +1,5 @@
-"""(a) The in-process floor: what one process does per batch, with nothing around it."""
+"""(a) The in-process floor: what one process does per batch, with nothing around it, with the
+runtime the model is loaded with (streamfn.models.runtimes)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from streamfn.sink.formats.base import Format, format_named
 def one_batch(
     model: LoadedModel, records: list[dict[str, Any]], fmt: Format | None = None
 ) -> bytes:
-    """Frame build, predict, encode (CSV unless another format is given): the infer function's
-    own work for one message, with its own functions, without I/O."""
+    """Inputs built, predict, encode (CSV unless another format is given): the infer function's
+    own work for one message, with its own functions and the model's runtime, without I/O."""
     now = now_ms()
     message = Message("1-0", model.api_name, records, now)
     predicted = handler.predict(model, [message], probabilities=False)
@@ -47,5 +48,5 @@ def measure(model: LoadedModel, records: list[dict[str, Any]], seconds: float) -
     return Measurement(
         "floor", model.api_name, len(records), len(records) * len(durations) / sum(durations),
         float(np.percentile(per_call, 50)), float(np.percentile(per_call, 99)),
-        "one call: frame + predict + CSV",
+        "one call: inputs + predict + CSV", f"runtime {model.runtime_name}",
     )  # fmt: skip

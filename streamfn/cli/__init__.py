@@ -1,8 +1,8 @@
 """The `streamfn` console script: one subcommand per stage of the pipeline.
 
 Each module of this package adds the subcommands of one part: `serve` (ingest, poll), `data`
-(dataset, train, produce), `local` (up, buckets, results, bench) and `champion` (backtest,
-promote, rollback).
+(dataset, train, compile, profile, produce), `local` (up, buckets, results, bench) and
+`champion` (backtest, promote, rollback).
 """
 
 from __future__ import annotations

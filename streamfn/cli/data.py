@@ -1,4 +1,5 @@
-"""`streamfn dataset`, `streamfn train` and `streamfn produce`: the data the models see."""
+"""`streamfn dataset`, `streamfn train`, `streamfn compile`, `streamfn profile` and `streamfn
+produce`: the data the models see, and the forms they are served in."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -20,7 +21,11 @@ from streamfn.data.plan import Plan, Tally
 from streamfn.data.samplers import SamplerError
 from streamfn.models import schemas
 from streamfn.models.registry import RegistryError
+from streamfn.models.runtimes.choice import AUTO, ONNX_FILE, PARITY_FILE, choose, timings
 from streamfn.models.schemas import SchemaError
+
+if TYPE_CHECKING:
+    from streamfn.data.compiling import Outcome
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 10.0
@@ -55,7 +60,9 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     except (TypeError, ValueError) as error:  # a hyper-parameter the classifier refuses
         raise CommandError(f"training refused {params}: {error}") from None
     table = Table(title=f"streamfn train → {uri}")
-    for column in ("model", "registered", "version", "macro F1", "precision", "recall", alias, "s"):
+    columns = ("model", "registered", "version", "macro F1", "precision", "recall", alias,
+               "runtime (auto)", "s")  # fmt: skip
+    for column in columns:
         table.add_column(column)
     for r in results:
         table.add_row(
@@ -67,10 +74,65 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             f"{r.metrics['recall_macro']:.3f}",
             f"v{r.champion_version}"
             + (" (set)" if not compete else " (moved)" if r.promoted else " (kept)"),
+            choose(AUTO, r.parity or None).runtime,
             f"{r.seconds:.1f}",
         )
     Console().print(table)
+    for r in results:
+        console.print(f"{r.api_name} v{r.version}: {choose(AUTO, r.parity or None).reason}")
     return 0
+
+
+def cmd_compile(args: argparse.Namespace, settings: Settings) -> int:
+    """Compile a registered version to ONNX, check it against the model, log model.onnx and
+    parity.json beside it; print the parity figures and the runtime each setting would pick."""
+    from mlflow.exceptions import MlflowException
+
+    from streamfn.data import compiling
+
+    uri = args.tracking_uri or settings.MLFLOW_TRACKING_URI
+    check_mlflow(uri)
+    api_name = args.model if args.model in settings.models else args.model.lower()
+    name = settings.models.get(args.model, args.model)
+    try:
+        version = compiling.version_of(uri, name, args.version, settings.MODEL_ALIAS)
+        console.print(f"compiling {name} v{version} and checking it (a minute or so) …")
+        outcome = compiling.compile_registered(uri, api_name, name, version, args.data)
+    except (compiling.CompileError, RegistryError, SchemaError, MlflowException, OSError) as error:
+        raise CommandError(str(error)) from None
+    print_parity(name, version, outcome, settings.PREDICT_RUNTIME)
+    return 0 if outcome.compiled.passed else 1
+
+
+def print_parity(name: str, version: str, outcome: Outcome, setting: str) -> None:
+    """The parity report in two tables, and what PREDICT_RUNTIME makes of it."""
+    report = outcome.compiled.report
+    logged = f"{PARITY_FILE} and {ONNX_FILE}" if outcome.compiled.graph else PARITY_FILE
+    table = Table(title=f"{name} v{version}: logged {logged}")
+    for column in ("sample", "converted", "classes identical", "max difference", "compared",
+                   "passed"):  # fmt: skip
+        table.add_column(column)
+    same = report.get("classes_identical")
+    table.add_row(
+        f"{report['sample']['records']:,} records ({outcome.source}, plus edge records)",
+        "yes" if report["converted"] else f"no: {report.get('error')}",
+        "—" if same is None else f"{same:,} of {report.get('rows', 0):,}",
+        f"{report['max_abs_diff']:.1e}" if "max_abs_diff" in report else "—",
+        report.get("compared", "—"),
+        "[green]yes[/]" if report.get("passed") else "[red]no[/]",
+    )
+    Console().print(table)
+    found = timings(report)
+    if found:
+        speed = Table(title="records → predictions, ms per call (best of several, one ONNX thread)")
+        for column in ("records", "native", "ONNX Runtime", "speed-up"):
+            speed.add_column(column, justify="right")
+        for size, ms in found:
+            speed.add_row(f"{int(size):,}", f"{ms['native']:.3f}", f"{ms['onnx']:.3f}",
+                          f"{ms['native'] / ms['onnx']:.1f}x")  # fmt: skip
+        Console().print(speed)
+    choice = choose(setting, report)
+    console.print(f"PREDICT_RUNTIME={setting}: {choice.runtime} ({choice.reason})")
 
 
 def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
@@ -286,6 +348,24 @@ def register(commands: Commands) -> None:
         "--if-missing", action="store_true", help="train only the models not registered yet"
     )
     train.set_defaults(handler=cmd_train)
+
+    compile_ = commands.add_parser(
+        "compile",
+        help="compile a version to ONNX, check it against the model, log model.onnx and "
+        "parity.json",
+    )
+    compile_.add_argument(
+        "--model", required=True, help="an API name of MODELS, or a registered name"
+    )
+    compile_.add_argument("--version", help="default: the version MODEL_ALIAS points to")
+    compile_.add_argument(
+        "--data",
+        type=Path,
+        metavar="FILE.csv",
+        help="rows to check parity on; default: drawn from the version's reference profile",
+    )
+    compile_.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI")
+    compile_.set_defaults(handler=cmd_compile)
 
     profile = commands.add_parser(
         "profile", help="log the constraints and reference profile of a model, from a CSV"

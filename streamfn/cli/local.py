@@ -219,7 +219,11 @@ def register(commands: Commands) -> None:
     up.set_defaults(handler=cmd_up)
 
     bench = commands.add_parser("bench", help="the pipeline against its floor and its peers")
-    bench.add_argument("--quick", action="store_true", help="LightGBM only, short runs (~3 min)")
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke test: LightGBM only, 3 s runs (~3 min); figures not comparable, no ratios",
+    )
     bench.add_argument("--out", type=Path, default=Path(".streamfn/bench"), help="report folder")
     bench.add_argument("--registry", help="a tracking URI with the models (default: train one)")
     bench.add_argument("--pollers", type=int, default=1, help="poller processes (default 1)")

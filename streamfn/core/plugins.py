@@ -6,6 +6,9 @@ CLI and the app ask ("which backends are there?"), kept as plain data.
   emulation of `streamfn up --backend`.
 - Sink formats (SINK_FORMAT): each is a module `streamfn/sink/formats/<name>.py` whose `FORMAT`
   (a `streamfn.sink.formats.base.Format`) writes rows and reads them back.
+- Model runtimes (PREDICT_RUNTIME): each is a module `streamfn/models/runtimes/<name>.py` whose
+  runtime predicts a loaded version's batches; `auto` lets each version's parity report choose
+  (`streamfn.models.runtimes.choice`).
 
 A backend or a format is imported when it is first used (`streamfn.stream.base.backend`,
 `streamfn.sink.formats.base.format_named`): a process on Redis never imports boto3, and the
@@ -46,6 +49,14 @@ FORMATS: dict[str, Format] = {
     "parquet": Format(".parquet", "application/vnd.apache.parquet"),
 }
 DEFAULT_FORMAT = "csv"  # the seed's format
+
+
+RUNTIMES: dict[str, str] = {
+    "native": "the version's own model (its scikit-learn estimator, or MLflow's pyfunc)",
+    "onnx": "ONNX Runtime on the version's compiled model.onnx (or on a model logged as ONNX)",
+}
+RUNTIME_CHOICES = ("auto", *RUNTIMES)  # PREDICT_RUNTIME's values
+DEFAULT_RUNTIME = "auto"
 
 
 def format_name_of(key: str) -> str | None:

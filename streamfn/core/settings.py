@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # contributions (exact TreeSHAP; tree models only), for a hashed share of the messages.
     OUTPUT_EXPLANATIONS: int = Field(0, ge=0, le=20)
     EXPLAIN_SHARE: float = Field(1.0, ge=0, le=1)
+    # Which runtime predicts (streamfn.models.runtimes): auto (a version's compiled ONNX graph
+    # when its parity report says it is exact and faster, else its own model), native or onnx.
+    PREDICT_RUNTIME: str = plugins.DEFAULT_RUNTIME
     # How row objects are written (the keys of streamfn.sink.formats: csv, parquet).
     SINK_FORMAT: str = plugins.DEFAULT_FORMAT
     CHALLENGER_ALIAS: str = Field("challenger", min_length=1)
@@ -169,6 +172,11 @@ class Settings(BaseSettings):
     @classmethod
     def _format(cls, value: str) -> str:
         return _one_of(value, plugins.FORMATS)
+
+    @field_validator("PREDICT_RUNTIME")
+    @classmethod
+    def _runtime(cls, value: str) -> str:
+        return _one_of(value, plugins.RUNTIME_CHOICES)
 
     @model_validator(mode="after")
     def _one_invoker(self) -> Settings:

@@ -1,4 +1,5 @@
-"""JSON files written beside a model in the registry, where streamfn reads them back."""
+"""Files written beside a model in the registry, where streamfn reads them back: JSON documents
+(constraints, labels, reference profile, parity report) and the compiled graph."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 LOGGED_MODEL = "models:/m-"
 
 
-def log_json_files(client: MlflowClient, target: str, files: dict[str, Any]) -> None:
-    """Write each file next to an MLmodel: `target` is a logged model's id (m-…) or the
-    artifact URI of a version whose files are a run's."""
+def log_files(client: MlflowClient, target: str, files: dict[str, Any]) -> None:
+    """Write each file next to an MLmodel: bytes as they are, anything else as JSON. `target`
+    is a logged model's id (m-…) or the artifact URI of a version whose files are a run's."""
     with tempfile.TemporaryDirectory(prefix="streamfn-artifacts-") as directory:
         for file_name, content in files.items():
             path = Path(directory) / file_name
-            path.write_text(json.dumps(content, indent=1))
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(json.dumps(content, indent=1))
             if target.startswith("m-"):
                 client.log_model_artifact(target, str(path))
             else:
@@ -35,4 +39,4 @@ def log_beside_version(
         target = source.removeprefix("models:/")
     else:
         target = client.get_model_version_download_uri(name, version)
-    log_json_files(client, target, files)
+    log_files(client, target, files)

@@ -1,11 +1,13 @@
-"""`streamfn train`: fit the three pipelines, log them to MLflow, register them, move `champion`."""
+"""`streamfn train`: fit the three pipelines, log them to MLflow, compile them to ONNX (checked on
+the held-out split), register them, move `champion`."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import lightgbm
@@ -39,9 +41,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
 from streamfn.core.settings import SEED_MODELS
-from streamfn.data import dataset
-from streamfn.data.artifacts import log_json_files
+from streamfn.data import compiling, dataset
+from streamfn.data.artifacts import log_files
 from streamfn.models import calibration, explain, reference, schemas
+from streamfn.models.compiled.sample import records_of
 from streamfn.models.registry import ClientRegistry, NotRegisteredError, open_registry
 from streamfn.models.seed import (
     CATEGORICAL,
@@ -83,6 +86,7 @@ class TrainResult:
     champion_version: str
     promoted: bool
     seconds: float
+    parity: dict[str, Any] = field(default_factory=dict)  # the version's parity.json
 
 
 # Hyper-parameters of SVC and KNN are the original search's; LightGBM's are its usual defaults.
@@ -182,9 +186,12 @@ def signature() -> ModelSignature:
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("long")]))
 
 
-def log_model(pipeline: Pipeline, api_name: str, split: Split, predicted: np.ndarray) -> ModelInfo:
+def log_model(
+    pipeline: Pipeline, api_name: str, split: Split, predicted: np.ndarray
+) -> tuple[ModelInfo, compiling.Outcome]:
     """Log the fitted pipeline (skops format) with signature, example and the files streamfn
-    reads beside it (constraints, labels, reference profile), and register it."""
+    reads beside it (constraints, labels, reference profile, and its compiled form with the
+    parity report, checked on the held-out split); the caller registers it."""
     # The types in the file are exactly the ones this module built, so trusting them is sound;
     # without the list MLflow refuses to load a KNN or LightGBM pipeline saved with skops.
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
@@ -197,12 +204,15 @@ def log_model(pipeline: Pipeline, api_name: str, split: Split, predicted: np.nda
         serialization_format="skops",
         skops_trusted_types=trusted,
     )
+    schema = schemas.seed_schema(api_name, SEED_MODELS[api_name])
     attribution = explain.mean_attribution(pipeline, split.x_train, FEATURE_NAMES)
-    profile = reference.build(split.x_train, schemas.seed_schema(api_name), predicted, attribution)
+    profile = reference.build(split.x_train, schema, predicted, attribution)
+    compiled = compiling.compile_fitted(pipeline, schema, profile, records_of(split.x_test))
     files = {
         schemas.CONSTRAINTS_FILE: schemas.seed_constraints(),
         schemas.LABELS_FILE: schemas.seed_labels(),
         schemas.REFERENCE_FILE: profile,
+        **compiling.files_of(compiled.compiled),
     }
     # Calibrated on the held-out split: the training rows would make the model look surer than
     # it is on records it never saw.
@@ -210,8 +220,8 @@ def log_model(pipeline: Pipeline, api_name: str, split: Split, predicted: np.nda
     if found is not None:
         files[calibration.FILE] = found
         mlflow.log_metric("calibration_error", min(found["calibration_error"].values()))
-    log_json_files(MlflowClient(), info.model_id, files)
-    return info
+    log_files(MlflowClient(), info.model_id, files)
+    return info, compiled
 
 
 def register(client: MlflowClient, info: ModelInfo, name: str) -> str:
@@ -286,7 +296,7 @@ def train_one(
         figure = confusion_figure(split.y_test, predicted, SEED_MODELS[api_name])
         mlflow.log_figure(figure, "confusion_matrix.png")
         plt.close(figure)
-        info = log_model(pipeline, api_name, split, predicted)
+        info, compiled = log_model(pipeline, api_name, split, predicted)
     name = SEED_MODELS[api_name]
     version = register(client, info, name)
     if compete:
@@ -295,8 +305,9 @@ def train_one(
         client.set_registered_model_alias(name, alias, version)
         champion, promoted = version, True
     return TrainResult(
-        api_name, name, version, metrics, champion, promoted, time.perf_counter() - started
-    )
+        api_name, name, version, metrics, champion, promoted, time.perf_counter() - started,
+        compiled.compiled.report,
+    )  # fmt: skip
 
 
 def missing_models(

@@ -40,6 +40,7 @@ from streamfn.sink.counts import Tally
 from streamfn.sink.formats.base import format_named
 from streamfn.sink.layout import PREDICTIONS
 from streamfn.sink.once import OnceWriter
+from streamfn.sink.rows import object_metadata
 from streamfn.stream import events
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def build_context(settings: Settings) -> InferContext:
     sink_format = format_named(settings.SINK_FORMAT)
     models = ModelCache(
         settings.MLFLOW_TRACKING_URI, settings.MODEL_ALIAS, settings.MODEL_REFRESH_S,
-        settings.models,
+        settings.models, runtime=settings.PREDICT_RUNTIME,
     )  # fmt: skip
     window_s = settings.MONITOR_WINDOW_S
     closer = None
@@ -84,7 +85,7 @@ def build_context(settings: Settings) -> InferContext:
                               settings.ATTRIBUTION_NDCG)  # fmt: skip
     challengers = ChallengerCache(
         settings.MLFLOW_TRACKING_URI, settings.CHALLENGER_ALIAS, settings.MODEL_REFRESH_S,
-        settings.models,
+        settings.models, runtime=settings.PREDICT_RUNTIME,
     )  # fmt: skip
     models.reuse = challengers.loaded
     ttl_s = settings.RESULT_TTL_S
@@ -150,7 +151,8 @@ def write_model_group(ctx: InferContext, api_name: str, messages: list[Message])
         ids = [m.message_id for m in fresh]
         body = ctx.writer.encode(PREDICTIONS, model.schema, rows_of(model, fresh, predicted, at_ms),
                                  labels)  # fmt: skip
-        written = ctx.writer.write(PREDICTIONS, api_name, ids, body, at_ms)
+        written = ctx.writer.write(PREDICTIONS, api_name, ids, body, at_ms,
+                                   object_metadata(model.runtime_name))  # fmt: skip
         written_at = written.written_at
         objects.update(dict.fromkeys(ids, written.uri))
         metrics.INFER_RECORDS.labels(api_name).inc(sum(len(m.records) for m in fresh))
@@ -210,8 +212,8 @@ def count_windows(
         by_window[window_of(m.received_at, window_s)].append(m)
     windows = []
     for start, group in by_window.items():
-        frame, values = rows_in(predicted, group)
-        fields = batch_fields(model.schema, frame, values, model.profile)
+        columns, values = rows_in(predicted, group)
+        fields = batch_fields(model.schema, columns, values, model.profile)
         if shadow is not None:
             fields.update(compared(model, group, predicted, shadow))
         windows.append(Window(model.api_name, model.version, start, fields))

@@ -1,5 +1,9 @@
 """One model's predictions for a group of messages: one call for them all, or one call per
-message to find the culprit when the batch's call fails."""
+message to find the culprit when the batch's call fails.
+
+The records become column arrays once (streamfn.models.columns), whatever runtime serves: the
+runtime predicts from them, the monitoring counts read them, and a challenger scores them.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
+import numpy as np
 
 from streamfn.infer.messages import Message
 from streamfn.models.cache import LoadedModel
+from streamfn.models.columns import join, size, take
 from streamfn.sink.rows import Row
+
+Batch = dict[str, np.ndarray]  # a call's input columns
 
 Errors = dict[str, str]
 
@@ -24,10 +31,10 @@ class Predicted:
     values: dict[str, list[Any]] = field(default_factory=dict)
     probabilities: dict[str, list[list[float]]] = field(default_factory=dict)
     errors: Errors = field(default_factory=dict)
-    # The frames the predictions came from, and where each message's rows are in them: the
-    # monitoring counts read the same frames.
-    frames: list[pd.DataFrame] = field(default_factory=list)
-    rows: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # frame, start, end
+    # The input columns the predictions came from, one batch per call, and where each message's
+    # rows are in them: the monitoring counts and the challenger read the same columns.
+    batches: list[Batch] = field(default_factory=list)
+    rows: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # batch, start, end
 
 
 def predict(model: LoadedModel, messages: Sequence[Message], probabilities: bool) -> Predicted:
@@ -40,10 +47,10 @@ def predict(model: LoadedModel, messages: Sequence[Message], probabilities: bool
 
 def predict_all(model: LoadedModel, messages: Sequence[Message], probabilities: bool) -> Predicted:
     """Predictions per message in one call; the model's error, if any, is raised."""
-    frame = model.frame([r for m in messages for r in m.records])
-    flat = model.predict(frame)
-    shares = model.probabilities(frame).tolist() if probabilities else []
-    out = Predicted(frames=[frame])
+    columns = model.columns([r for m in messages for r in m.records])
+    flat, found = model.outputs(columns, probabilities)
+    shares = found.tolist() if probabilities else []
+    out = Predicted(batches=[columns])
     start = 0
     for m in messages:
         end = start + len(m.records)
@@ -66,8 +73,8 @@ def predict_each(model: LoadedModel, messages: Sequence[Message], probabilities:
             continue
         out.values.update(one.values)
         out.probabilities.update(one.probabilities)
-        out.rows[m.message_id] = (len(out.frames), *one.rows[m.message_id][1:])
-        out.frames.append(one.frames[0])
+        out.rows[m.message_id] = (len(out.batches), *one.rows[m.message_id][1:])
+        out.batches.append(one.batches[0])
     return out
 
 
@@ -85,14 +92,14 @@ def rows_of(
     return rows
 
 
-def rows_in(predicted: Predicted, messages: list[Message]) -> tuple[pd.DataFrame, list[Any]]:
-    """The frame rows and predictions of these messages (the whole frame when they are all)."""
+def rows_in(predicted: Predicted, messages: list[Message]) -> tuple[Batch, list[Any]]:
+    """The input columns and predictions of these messages (the whole batch when they are
+    all)."""
     places = [predicted.rows[m.message_id] for m in messages]
     values = [v for m in messages for v in predicted.values[m.message_id]]
-    frame_index = {f for f, _, _ in places}
-    if len(frame_index) == 1:
-        frame = predicted.frames[frame_index.pop()]
-        if sum(end - start for _, start, end in places) == len(frame):
-            return frame, values
-    parts = [predicted.frames[f].iloc[start:end] for f, start, end in places]
-    return pd.concat(parts, ignore_index=True), values
+    batch_index = {b for b, _, _ in places}
+    if len(batch_index) == 1:
+        batch = predicted.batches[batch_index.pop()]
+        if sum(end - start for _, start, end in places) == size(batch):
+            return batch, values
+    return join([take(predicted.batches[b], start, end) for b, start, end in places]), values

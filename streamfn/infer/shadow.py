@@ -22,7 +22,7 @@ from streamfn.models.cache import LoadedModel
 from streamfn.models.challengers import ChallengerCache
 from streamfn.sink.layout import SHADOW
 from streamfn.sink.once import OnceWriter
-from streamfn.sink.rows import Row
+from streamfn.sink.rows import Row, object_metadata
 
 HASH_RANGE = 2**32
 
@@ -75,7 +75,8 @@ class ShadowScorer:
             return None
         if fresh:
             ids = [m.message_id for m in fresh]
-            written = self.writer.write(SHADOW, champion.api_name, ids, body, at_ms)
+            written = self.writer.write(SHADOW, champion.api_name, ids, body, at_ms,
+                                        object_metadata(challenger.runtime_name))  # fmt: skip
             states = [(m.message_id, message_state.done(champion.api_name, challenger.version,
                                                         values[m.message_id], written.uri))
                       for m in fresh]  # fmt: skip
@@ -88,13 +89,14 @@ def challenger_values(
     challenger: LoadedModel, champion: LoadedModel, messages: Sequence[Message],
     predicted: Predicted,
 ) -> dict[str, list[Any]]:  # fmt: skip
-    """The challenger's predictions per message: on the champion's own frame when both take the
-    same inputs (shadow scoring then costs the challenger's predict, not a second frame), else
-    on a frame of its own inputs."""
+    """The challenger's predictions per message: on the champion's own input columns when both
+    take the same inputs (shadow scoring then costs the challenger's predict, not a second
+    build; the columns suit either runtime, so the two may be served by different ones), else on
+    columns of its own inputs."""
     if challenger.schema.columns != champion.schema.columns:
         return predict_all(challenger, messages, probabilities=False).values
-    frame, _ = rows_in(predicted, list(messages))
-    flat = challenger.predict(frame)
+    columns, _ = rows_in(predicted, list(messages))
+    flat = challenger.predict(columns)
     values, start = {}, 0
     for m in messages:
         values[m.message_id] = flat[start : start + len(m.records)]

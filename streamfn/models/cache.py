@@ -36,10 +36,16 @@ from mlflow.pyfunc import PyFuncModel
 
 from streamfn.core import metrics
 from streamfn.models import registry, schemas
+from streamfn.models.columns import Columns, column_arrays, size
+from streamfn.models.runtimes.base import Outputs, Runtime
+from streamfn.models.runtimes.choice import AUTO, Choice
+from streamfn.models.runtimes.loading import runtime_of
+from streamfn.models.runtimes.native import NativeRuntime
 from streamfn.models.schemas import ModelSchema, SchemaError
 
 log = logging.getLogger(__name__)
 
+NOT_CHOSEN = Choice("native", "loaded without a runtime choice")
 HTTP_MAX_RETRIES = 1
 HTTP_TIMEOUT_S = 4
 
@@ -59,12 +65,20 @@ class LoadedModel:
 
     schema: ModelSchema
     model: PyFuncModel = field(repr=False, compare=False)
-    # The scikit-learn estimator behind a sklearn-flavoured model: called directly on frames
-    # built from the signature (MLflow's schema enforcement would redo, at about 1 ms a call,
-    # what ingest's validation did), and the source of classes and probabilities.
+    # The scikit-learn estimator behind a sklearn-flavoured model: the native runtime calls it
+    # directly, it gives the classes and says whether there are probabilities, and it stays here
+    # whatever runtime serves (explanations come from the native model).
     estimator: Any = field(default=None, repr=False, compare=False)
     # The version's reference profile (`reference_profile.json`), None when it has none.
     profile: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # What predicts, and why that one (streamfn.models.runtimes): native unless told otherwise.
+    runtime: Runtime = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    choice: Choice = NOT_CHOSEN
+
+    def __post_init__(self) -> None:
+        if self.runtime is None:
+            object.__setattr__(self, "runtime", NativeRuntime(self.schema, self.model,
+                                                              self.estimator))  # fmt: skip
 
     @property
     def api_name(self) -> str:
@@ -82,6 +96,11 @@ class LoadedModel:
         return self.schema.version
 
     @property
+    def runtime_name(self) -> str:
+        """The runtime serving it: native or onnx (what its rows' objects say)."""
+        return self.runtime.name
+
+    @property
     def classes(self) -> list[Any]:
         """The classifier's classes, in the order of its probabilities ([] if unknown)."""
         found = getattr(self.estimator, "classes_", None)
@@ -92,44 +111,49 @@ class LoadedModel:
         """Whether the model gives class probabilities."""
         return self.schema.output == "class" and hasattr(self.estimator, "predict_proba")
 
+    def columns(self, records: Sequence[Mapping[str, object]]) -> dict[str, np.ndarray]:
+        """The records as the model's input columns (streamfn.models.columns)."""
+        return columns_of(self.schema, records)
+
     def frame(self, records: Sequence[Mapping[str, object]]) -> pd.DataFrame:
-        """The records as the model's input frame."""
+        """The records as the native model's input frame."""
         return frame_of(self.schema, records)
 
-    def predict(self, frame: pd.DataFrame) -> list[Any]:
-        """One prediction per row (a class, or a regressor's number), in one call."""
-        if frame.empty:
-            return []
-        predictor = self.estimator if self.estimator is not None else self.model
-        values = np.asarray(predictor.predict(frame)).ravel()
+    def outputs(self, columns: Columns, probabilities: bool) -> tuple[list[Any], np.ndarray]:
+        """One prediction per row (a class, or a regressor's number) and, when asked, the class
+        probabilities (columns in `classes` order; empty when not asked), in one runtime call."""
+        if size(columns) == 0:
+            return [], np.empty((0, len(self.classes)))
+        found: Outputs = self.runtime.run(columns, probabilities)
+        values = found.values
         if self.schema.output == "number":
-            return values.astype(np.float64).tolist()
-        return values.tolist()  # numpy ints and strings become Python ones
+            predictions = values.astype(np.float64).tolist()
+        else:
+            predictions = values.tolist()  # numpy ints and strings become Python ones
+        shares = found.probabilities if found.probabilities is not None else np.empty((0, 0))
+        return predictions, shares
 
-    def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, columns: Columns) -> list[Any]:
+        """One prediction per row of columns (or of a frame of them), in one call."""
+        return self.outputs(columns, probabilities=False)[0]
+
+    def probabilities(self, columns: Columns) -> np.ndarray:
         """Each row's probability per class (columns in `classes` order)."""
-        return np.asarray(self.estimator.predict_proba(frame), dtype=np.float64)
+        return self.outputs(columns, probabilities=True)[1]
+
+
+def columns_of(
+    schema: ModelSchema, records: Sequence[Mapping[str, object]]
+) -> dict[str, np.ndarray]:
+    """The schema's columns (in signature order) of canonical records; absent values missing."""
+    return column_arrays([(c.name, c.kind) for c in schema.columns], records)
 
 
 def frame_of(schema: ModelSchema, records: Sequence[Mapping[str, object]]) -> pd.DataFrame:
     """The schema's columns (in signature order) of canonical records; absent values are NaN."""
-    columns: dict[str, np.ndarray] = {}
-    for column in schema.columns:
-        values = [record.get(column.name) for record in records]
-        if column.kind == "number" or (column.kind == "integer" and None in values):
-            # float64, as a double signature says; numpy reads None as NaN.
-            columns[column.name] = np.array(values, dtype=np.float64)
-        elif column.kind == "integer":
-            columns[column.name] = np.array(values, dtype=np.int64)
-        else:
-            # Imputers count only NaN as missing: a None category would pass through as an
-            # unknown value and be one-hot encoded as all zeros instead of being imputed.
-            columns[column.name] = np.array(
-                [np.nan if v is None else v for v in values], dtype=object
-            )
     # Column by column: 1.7 times faster than a frame of rows converted afterwards
     # (benchmarks/bench_infer.py).
-    return pd.DataFrame(columns, columns=list(schema.names))
+    return pd.DataFrame(columns_of(schema, records), columns=list(schema.names))
 
 
 def json_in(path: Path, name: str) -> Any:
@@ -172,9 +196,11 @@ def fail_fast_http() -> None:
 
 
 def load_version(
-    client: MlflowClient, uri: str, api_name: str, registered: str, version: str
-) -> LoadedModel:
-    """Download one version's artifacts and load them as a pyfunc model."""
+    client: MlflowClient, uri: str, api_name: str, registered: str, version: str,
+    runtime: str = AUTO,
+) -> LoadedModel:  # fmt: skip
+    """Download one version's artifacts, load them as a pyfunc model and pick its runtime
+    (PREDICT_RUNTIME `runtime`; the compiled graph is read while the download is at hand)."""
     started = time.perf_counter()
     # An explicit tracking URI, not the process-global one, and a private copy that is
     # deleted once the model is in memory (the sklearn flavour reads the file fully).
@@ -184,18 +210,24 @@ def load_version(
         schema = schema_in(Path(path), api_name, registered, version)  # refused: no load
         profile = json_in(Path(path), schemas.REFERENCE_FILE)
         model = mlflow.pyfunc.load_model(path)
-    estimator, schema = estimator_of(model, schema)
+        estimator, schema = estimator_of(model, schema)
+        served, choice = runtime_of(runtime, Path(path), schema, model, estimator)
     metrics.MODEL_LOADS.labels(api_name, version).inc()
-    log.info(
+    # One line per load says which runtime serves and why; a warning when a compiled graph was
+    # refused (failed parity, or cannot be opened), so that it is not missed.
+    log.log(
+        logging.WARNING if choice.refused else logging.INFO,
         "model loaded",
         extra={
             "model": api_name,
             "registered_model": registered,
             "version": version,
+            "runtime": choice.runtime,
+            "runtime_reason": choice.reason,
             "seconds": round(time.perf_counter() - started, 3),
         },
     )
-    return LoadedModel(schema, model, estimator, profile)
+    return LoadedModel(schema, model, estimator, profile, served, choice)
 
 
 def serving(api_name: str, role: str, version: str | None) -> None:
@@ -218,9 +250,11 @@ class ModelCache:
         refresh_s: float,
         models: Mapping[str, str],
         clock: Callable[[], float] = time.monotonic,
+        runtime: str = AUTO,
     ) -> None:
         if tracking_uri.startswith(("http://", "https://")):
             fail_fast_http()
+        self.runtime = runtime  # PREDICT_RUNTIME
         self._uri = tracking_uri
         self._registry = registry.open_registry(tracking_uri)
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -340,7 +374,7 @@ class ModelCache:
         return found.version
 
     def _load(self, api_name: str, registered: str, version: str) -> LoadedModel:
-        loaded = load_version(self._client, self._uri, api_name, registered, version)
+        loaded = load_version(self._client, self._uri, api_name, registered, version, self.runtime)
         self._loads += 1
         return loaded
 

@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 from streamfn.core import metrics
 from streamfn.models import registry
 from streamfn.models.cache import LoadedModel, load_version, serving
+from streamfn.models.runtimes.choice import AUTO
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,10 @@ class ChallengerCache:
         refresh_s: float,
         models: Mapping[str, str],
         clock: Callable[[], float] = time.monotonic,
+        runtime: str = AUTO,
     ) -> None:
         self._uri = tracking_uri
+        self.runtime = runtime  # PREDICT_RUNTIME: a challenger is served as a champion would be
         self._registry = registry.open_registry(tracking_uri)
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self.alias = alias
@@ -113,7 +116,8 @@ class ChallengerCache:
             if served is not None and served.version == version:
                 return
         try:
-            loaded = load_version(self._client, self._uri, api_name, registered, version)
+            loaded = load_version(self._client, self._uri, api_name, registered, version,
+                                  self.runtime)  # fmt: skip
         except Exception as error:  # any failure of the download or the load
             with self._lock:
                 self._served.pop(api_name, None)

@@ -3,8 +3,9 @@
 A window is MONITOR_WINDOW_S seconds of `received_at`. For each, in a Redis hash: the records,
 each input's bin counts (the bins of the version's reference profile), its missing values and
 those outside the reference's range, and each predicted class (or a regressor's bin). Counts are
-computed with numpy over a batch's frame, never record by record, and merged in Redis in the
-same step that records the messages done, so that each row is counted exactly once.
+computed with numpy over a batch's input columns (streamfn.models.columns: the same arrays
+whatever runtime predicted, or a DataFrame of them), never record by record, and merged in Redis
+in the same step that records the messages done, so that each row is counted exactly once.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from streamfn.models import reference
+from streamfn.models.columns import Columns
+from streamfn.models.columns import column as column_of
 from streamfn.models.schemas import ModelSchema
 from streamfn.monitor.windowing import OTHER, shadow_prefix
 
@@ -109,14 +112,14 @@ def attribution_fields(names: list[str], contributions: np.ndarray) -> Counter[s
 
 
 def batch_fields(
-    schema: ModelSchema, frame: pd.DataFrame, predictions: list[Any], profile: dict[str, Any] | None
+    schema: ModelSchema, columns: Columns, predictions: list[Any], profile: dict[str, Any] | None
 ) -> Counter[str]:
     """The counts of a batch's rows (all in one window): records, inputs, predictions."""
-    counts: Counter[str] = Counter({"records": len(frame)})
+    counts: Counter[str] = Counter({"records": len(predictions)})  # one prediction per row
     features = (profile or {}).get("features", {})
     for column in schema.columns:
         spread = features.get(column.name, {})
-        values = frame[column.name].to_numpy()
+        values = column_of(columns, column.name)
         if column.kind in ("number", "integer"):
             counts.update(_number_fields(column.name, values.astype(np.float64), spread))
         else:

@@ -8,7 +8,7 @@ object is one PutObject: it exists whole or not at all. Every failure is one typ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -91,10 +91,15 @@ class Bucket:
         """The key of an s3:// address of this bucket."""
         return url.removeprefix(self.url(""))
 
-    def put(self, key: str, body: bytes, content_type: str) -> str:
-        """Write one whole object (a single PutObject) and return its s3:// address."""
+    def put(
+        self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str] | None = None
+    ) -> str:
+        """Write one whole object (a single PutObject, with its user metadata: `x-amz-meta-*`
+        headers, which PutObject's permission covers) and return its s3:// address."""
+        extra = {"Metadata": dict(metadata)} if metadata else {}
         with _unavailable(f"write {self.url(key)}"):
-            self.client.put_object(Bucket=self.name, Key=key, Body=body, ContentType=content_type)
+            self.client.put_object(Bucket=self.name, Key=key, Body=body, ContentType=content_type,
+                                   **extra)  # fmt: skip
         return self.url(key)
 
     def get(self, key: str) -> bytes:

@@ -17,7 +17,7 @@ independently.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from streamfn.core import message_state
@@ -79,15 +79,17 @@ class OnceWriter:
         return self.format.encode(schema, rows, proba_labels, kind == SHADOW)
 
     def write(
-        self, kind: str, api_name: str, message_ids: Sequence[str], body: bytes, at_ms: int
-    ) -> Written:
-        """Record the intent for every message, then PUT the object of day `at_ms`."""
+        self, kind: str, api_name: str, message_ids: Sequence[str], body: bytes, at_ms: int,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Written:  # fmt: skip
+        """Record the intent for every message, then PUT the object of day `at_ms` (with the
+        user metadata given: streamfn.sink.rows.object_metadata)."""
         day = dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC).date()
         key = object_key(kind, api_name, day, message_ids, self.format.suffix)
         uri = self.bucket.url(key)
         intent = message_state.pending(api_name, uri)
         message_state.save(self.redis, [(i, intent) for i in message_ids], self.ttl_s, self.key)
         self.checkpoint("after_intent")
-        self.bucket.put(key, body, self.format.content_type)
+        self.bucket.put(key, body, self.format.content_type, metadata)
         self.checkpoint("after_put")
         return Written(uri, now_ms())

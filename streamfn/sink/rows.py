@@ -10,6 +10,12 @@ column per class follows. A challenger's shadow rows end with `champion_version`
 
 `values` gives each row's cells in that order, as Python values (a missing input as None, times
 as the format stamps them): a format (streamfn.sink.formats) writes them as it writes its types.
+
+Which runtime produced the rows (native or onnx, streamfn.models.runtimes) is said by the object,
+not by a column, so that the seed's columns stay exactly section 6's: every row object carries
+the S3 user metadata `model-runtime` (header `x-amz-meta-model-runtime`; `object_metadata`).
+One object holds one model version's rows of one call, so one runtime produced all of them; a
+shadow object's is the challenger's runtime.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ TIMES = ("received_at", "predicted_at", "imputed", EMPLOYEE_ID)
 SEED_COLUMNS: tuple[str, ...] = (*IDENTITY, *PREDICTION, *TIMES, *FEATURE_NAMES)
 CHAMPION = ("champion_version", "champion_prediction")
 IMPUTED_SEPARATOR = "|"
+RUNTIME_METADATA = "model-runtime"  # the user metadata naming the runtime that made the rows
 # The columns holding epoch milliseconds (written as ISO-8601 UTC in CSV, timestamps in Parquet).
 TIME_COLUMNS = frozenset({"received_at", "predicted_at"})
 
@@ -54,6 +61,11 @@ def columns(
     if schema.seed_layout:
         return (*SEED_COLUMNS, *extra)
     return (*IDENTITY, *TIMES, *schema.names, *PREDICTION, *extra)
+
+
+def object_metadata(runtime: str) -> dict[str, str]:
+    """The user metadata of a row object whose rows `runtime` produced."""
+    return {RUNTIME_METADATA: runtime}
 
 
 def _label(schema: ModelSchema, row: Row) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from streamfn.bench import CurvePoint, Measurement, load, report
+from streamfn.bench.compiled import Compiled
 
 WRK_OUTPUT = """\
 Running 1s test @ http://127.0.0.1:8765/
@@ -114,3 +115,53 @@ def test_the_challengers_rows_are_judged_on_their_own_numbers() -> None:
     assert report.backtest_row(found)[2] is True
     assert report.backtest_row({**found, "backtest": 40_000.0})[2] is False
     assert report.backtest_row({})[1:] == ("—", None)
+
+
+def compiled_findings() -> list[Compiled]:
+    return [
+        Compiled("lightgbm", "1", "onnx", "passed parity", 5120, 5120, 1.4e-7, 6.0, 0.4),
+        Compiled("knn", "1", "native", "not compiled", 0, None, None, 8.0, None),
+    ]
+
+
+def test_the_compiled_section_and_its_targets() -> None:
+    data = findings(25_000, 2_500, 120)
+    data.compiled = compiled_findings()
+    data.measurements += [
+        Measurement("floor", "lightgbm", 1, 2500, 0.4, 0.9, "one call", "runtime onnx"),
+        Measurement("floor", "svm", 1, 400, 2.5, 4.0, "one call", "runtime native"),
+        Measurement("pipeline", "svm", 100, 20_000, 40, 80, "accepted → row in S3"),
+        Measurement("mlserver", "svm", 100, 9_000, 80, 120, "request → answer"),
+        Measurement("mlserver", "lightgbm", 100, 20_000, 20, 140, "request → answer"),
+    ]
+    text = report.markdown(data, "bench.png")
+    assert "## Compiled inference" in text
+    assert "| lightgbm | 1 | onnx | 5,120 of 5,120 | 1.4e-07 | 6.000 | 0.400 | 15.0 x |" in text
+    assert "| knn | 1 | native | — | — | 8.000 | — | — |" in text
+    assert "- knn: not compiled." in text
+    targets = "\n".join(report.targets_table(data))
+    assert "in-process floor, 1 record, lightgbm: p50 ≤ 1 ms (runtime onnx) | 0.40 ms | met |" in (
+        targets
+    )
+    assert "1 record, svm: p50 ≤ 1 ms (runtime native) | 2.50 ms | **missed** |" in targets
+    assert "pipeline ≥ 2 x MLServer, svm, 100 records/request | 2.22 x | met |" in targets
+    assert "pipeline ≥ 1.5 x MLServer, lightgbm, 100 records/request | 1.25 x | **missed** |" in (
+        targets
+    )
+    assert "pipeline ≥ 2 x MLServer, knn, 100 records/request | — | not measured |" in targets
+
+
+def test_a_quick_run_is_a_smoke_test_with_no_ratio_or_target() -> None:
+    data = findings(25_000, 2_500, 120)
+    data.compiled = compiled_findings()
+    full = report.markdown(data, "bench.png")
+    assert "## Ratios" in full
+    assert "## Targets" in full
+    assert "smoke test" not in full
+    data.smoke = True
+    text = report.markdown(data, "bench.png")
+    assert "**A smoke test** (`--quick`)" in text
+    assert "no ratio or target is computed from them" in text
+    for absent in ("## Ratios", "## Targets", "native ÷ ONNX", " x |", "| met |"):
+        assert absent not in text, absent
+    assert "| lightgbm | 1 | onnx | 5,120 of 5,120 | 1.4e-07 | 6.000 | 0.400 |" in text

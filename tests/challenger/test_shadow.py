@@ -18,6 +18,7 @@ from streamfn.infer import handler
 from streamfn.infer.shadow import selected
 from streamfn.models.schemas import ModelSchema
 from streamfn.monitor import feedback, stats
+from streamfn.sink.rows import RUNTIME_METADATA
 from tests.challenger.conftest import Versions
 from tests.challengers import CHALLENGED, set_challenger
 from tests.conftest import bucket_rows
@@ -196,3 +197,31 @@ async def send_labels(
         return await feedback.count_once(client, settings.keys, joined, settings.RESULT_TTL_S)
     finally:
         await client.aclose()
+
+
+def test_shadow_rows_and_their_counts_are_the_same_under_both_runtimes(
+    sqlite_registry: str, challenge: Versions, make_settings: Any, s3: Any, redis_url: str
+) -> None:
+    found = {}
+    for setting in ("native", "onnx"):
+        settings = make_settings(PREDICT_RUNTIME=setting)
+        ctx = shadowed(sqlite_registry, challenge.weaker, settings, messages(4, 30, seed=14))
+        assert ctx.shadow is not None
+        challenger = ctx.shadow.challengers.get(CHALLENGED)
+        assert challenger is not None
+        assert (ctx.models.get(CHALLENGED).runtime_name, challenger.runtime_name) == (
+            setting, setting,
+        )  # fmt: skip
+        listed = s3.list_objects_v2(Bucket="predictions", Prefix="shadow/")["Contents"]
+        for item in listed:
+            metadata = s3.head_object(Bucket="predictions", Key=item["Key"])["Metadata"]
+            assert metadata == {RUNTIME_METADATA: setting}
+        shadow = [{k: v for k, v in r.items() if k != "predicted_at"} for r in shadow_of(s3)]
+        found[setting] = (sorted(shadow, key=lambda r: (r["message_id"], r["record_index"])),
+                          window_counts(redis_url))  # fmt: skip
+        for item in s3.list_objects_v2(Bucket="predictions").get("Contents", []):
+            s3.delete_object(Bucket="predictions", Key=item["Key"])
+        redis.Redis.from_url(redis_url).flushdb()
+    assert len(found["native"][0]) == 4 * 30
+    assert found["onnx"] == found["native"]
+    assert found["native"][1][f"s:{challenge.weaker}:n"] == 4 * 30
