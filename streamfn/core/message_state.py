@@ -29,6 +29,7 @@ class MessageState(TypedDict, total=False):
     error: str | None
     written_at: int | None  # epoch ms when its object was written (not shown by the API)
     received_at: int | None  # epoch ms it was accepted: the window its labels count in
+    reasons: list[list[dict[str, Any]]]  # per record, its reason codes (when explained)
 
 
 KeyOf = Callable[[str], str]  # message id -> the Redis key of its state
@@ -88,12 +89,17 @@ def pending(model: str, uri: str) -> MessageState:
 
 def done(
     model: str, version: str, predictions: list[Any], uri: str, written_at: int | None = None,
-    received_at: int | None = None,
+    received_at: int | None = None, reasons: list[list[tuple[str, float]]] | None = None,
 ) -> MessageState:  # fmt: skip
-    """The state of a message whose rows are in `uri` (written at `written_at`, epoch ms)."""
-    return {"status": "done", "model": model, "model_version": version,
-            "predictions": predictions, "object": uri, "written_at": written_at,
-            "received_at": received_at}  # fmt: skip
+    """The state of a message whose rows are in `uri` (written at `written_at`, epoch ms), with
+    its records' reason codes when it was explained."""
+    state: MessageState = {"status": "done", "model": model, "model_version": version,
+                           "predictions": predictions, "object": uri, "written_at": written_at,
+                           "received_at": received_at}  # fmt: skip
+    if reasons is not None:
+        state["reasons"] = [[{"input": name, "contribution": round(value, 6)}
+                             for name, value in record] for record in reasons]  # fmt: skip
+    return state
 
 
 def failed(model: str | None, error: str) -> MessageState:

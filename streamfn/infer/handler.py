@@ -9,7 +9,7 @@ through the protocol of `streamfn.sink.once`, in SINK_FORMAT.
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +20,11 @@ from streamfn.core.clock import now_ms
 from streamfn.core.connections import SyncClient
 from streamfn.core.keys import Keys
 from streamfn.core.settings import Settings
+from streamfn.infer.explaining import Explained, explain
 from streamfn.infer.messages import Message, MessageError, decode
-from streamfn.infer.predicting import Errors, Predicted, predict, rows_in, rows_of
+from streamfn.infer.predicting import Errors, Predicted, predict, rows_of
 from streamfn.infer.shadow import Shadow, ShadowScorer
+from streamfn.infer.windows import count_windows
 from streamfn.models.cache import (
     LoadedModel,
     ModelCache,
@@ -32,9 +34,7 @@ from streamfn.models.cache import (
 from streamfn.models.challengers import ChallengerCache
 from streamfn.models.registry import RegistryError
 from streamfn.monitor.closer import WindowCloser
-from streamfn.monitor.counts import batch_fields, shadow_fields
-from streamfn.monitor.recorder import DoneRecorder, Window
-from streamfn.monitor.windowing import window_of
+from streamfn.monitor.recorder import DoneRecorder
 from streamfn.sink.bucket import Bucket, BucketUnavailableError
 from streamfn.sink.counts import Tally
 from streamfn.sink.formats.base import format_named
@@ -64,6 +64,8 @@ class InferContext:
     probabilities: bool = False  # OUTPUT_PROBABILITIES
     window_s: float = 0.0  # MONITOR_WINDOW_S
     shadow: ShadowScorer | None = None  # scores with each model's challenger
+    explanations: int = 0  # OUTPUT_EXPLANATIONS: reason codes a row
+    explain_share: float = 1.0  # EXPLAIN_SHARE
 
 
 def build_context(settings: Settings) -> InferContext:
@@ -104,7 +106,11 @@ def build_context(settings: Settings) -> InferContext:
         checkpoint=checkpoint,
         probabilities=settings.OUTPUT_PROBABILITIES,
         window_s=window_s,
-        shadow=ShadowScorer(challengers, shadow_writer, settings.SHADOW_SHARE, ttl_s),
+        shadow=ShadowScorer(
+            challengers, shadow_writer, settings.SHADOW_SHARE, ttl_s, estimate=bool(window_s)
+        ),
+        explanations=settings.OUTPUT_EXPLANATIONS,
+        explain_share=settings.EXPLAIN_SHARE,
     )
 
 
@@ -136,11 +142,12 @@ class DependencyError(RuntimeError):
 
 
 def write_model_group(ctx: InferContext, api_name: str, messages: list[Message]) -> Errors:
-    """Predict, write one CSV object and record results for one model's messages; return errors."""
+    """Predict, write one object and record results for one model's messages; return errors."""
     model = ctx.models.get(api_name)
     probabilities = ctx.probabilities and model.has_probabilities
-    predicted = predict(model, messages, probabilities)
+    predicted = predict(model, messages, probabilities, estimate=bool(ctx.window_s))
     ok = [m for m in messages if m.message_id in predicted.values]
+    explained = explain(model, ok, predicted, ctx.explanations, ctx.explain_share)
     found = ctx.writer.already_written([m.message_id for m in ok])
     objects = {i: uri for i, (uri, _) in found.items()}
     fresh = [m for m in ok if m.message_id not in found]
@@ -149,8 +156,9 @@ def write_model_group(ctx: InferContext, api_name: str, messages: list[Message])
         at_ms = now_ms()
         labels = [model.schema.label(c) for c in model.classes] if probabilities else []
         ids = [m.message_id for m in fresh]
-        body = ctx.writer.encode(PREDICTIONS, model.schema, rows_of(model, fresh, predicted, at_ms),
-                                 labels)  # fmt: skip
+        reasons = ctx.explanations if explained is not None else 0
+        rows = rows_of(model, fresh, predicted, at_ms, explained, reasons)
+        body = ctx.writer.encode(PREDICTIONS, model.schema, rows, labels, reasons)
         written = ctx.writer.write(PREDICTIONS, api_name, ids, body, at_ms,
                                    object_metadata(model.runtime_name))  # fmt: skip
         written_at = written.written_at
@@ -167,10 +175,11 @@ def write_model_group(ctx: InferContext, api_name: str, messages: list[Message])
         m.message_id: message_state.done(
             api_name, model.version, predicted.values[m.message_id], objects[m.message_id],
             written_at if m.message_id in fresh_ids else None, m.received_at,
+            explained.reasons(m.message_id, ctx.explanations) if explained else None,
         )
         for m in finishing
     }  # fmt: skip
-    record_done(ctx, model, finishing, predicted, states, shadow)
+    record_done(ctx, model, finishing, predicted, states, shadow, explained)
     failed = [(i, message_state.failed(api_name, error)) for i, error in predicted.errors.items()]
     if failed:
         message_state.save(ctx.redis, failed, ctx.result_ttl_s, ctx.keys.result)
@@ -181,13 +190,14 @@ def write_model_group(ctx: InferContext, api_name: str, messages: list[Message])
 def record_done(
     ctx: InferContext, model: LoadedModel, messages: list[Message], predicted: Predicted,
     states: dict[str, message_state.MessageState], shadow: Shadow | None = None,
+    explained: Explained | None = None,
 ) -> None:  # fmt: skip
     """Record the messages done with their window counts and the console's counts, in one step;
     a message another poller recorded done meanwhile is left out, and the others counted again
     without it."""
     key_of = ctx.writer.bucket.key_of
     for _ in range(MAX_DONE_ATTEMPTS):
-        windows = count_windows(model, messages, predicted, ctx.window_s, shadow)
+        windows = count_windows(model, messages, predicted, ctx.window_s, shadow, explained)
         finished = [(m.message_id, len(m.records), key_of(str(states[m.message_id]["object"])))
                     for m in messages]  # fmt: skip
         tally = Tally.of(model.api_name, model.version, now_ms(), finished)
@@ -197,41 +207,6 @@ def record_done(
             return
         messages = [m for m in messages if m.message_id not in already]
     raise DependencyError("messages kept being recorded done by another poller")
-
-
-def count_windows(
-    model: LoadedModel, messages: list[Message], predicted: Predicted, window_s: float,
-    shadow: Shadow | None = None,
-) -> list[Window]:  # fmt: skip
-    """The monitoring counts of these messages' rows (and shadow rows), per window (none when
-    monitoring is off)."""
-    if not window_s or not messages:
-        return []
-    by_window: dict[int, list[Message]] = defaultdict(list)
-    for m in messages:
-        by_window[window_of(m.received_at, window_s)].append(m)
-    windows = []
-    for start, group in by_window.items():
-        columns, values = rows_in(predicted, group)
-        fields = batch_fields(model.schema, columns, values, model.profile)
-        if shadow is not None:
-            fields.update(compared(model, group, predicted, shadow))
-        windows.append(Window(model.api_name, model.version, start, fields))
-    return windows
-
-
-def compared(
-    model: LoadedModel, messages: list[Message], predicted: Predicted, shadow: Shadow
-) -> Counter[str]:
-    """The comparison counts of these messages' shadow rows (none if none was scored)."""
-    scored = [m for m in messages if m.message_id in shadow.values]
-    if not scored:
-        return Counter()
-    ours = [v for m in scored for v in predicted.values[m.message_id]]
-    theirs = [v for m in scored for v in shadow.values[m.message_id]]
-    challenger = shadow.challenger
-    return shadow_fields(challenger.version, ours, theirs, challenger.profile,
-                         model.schema.output == "class")  # fmt: skip
 
 
 def handle(event: dict[str, Any], ctx: InferContext) -> events.BatchResponse:

@@ -9,27 +9,27 @@ Which messages are scored depends only on their ids, so a redelivery is scored a
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from streamfn.core import message_state, metrics
 from streamfn.core.clock import now_ms
+from streamfn.core.shares import in_share
 from streamfn.infer.messages import Message
-from streamfn.infer.predicting import Predicted, predict_all, rows_in
+from streamfn.infer.predicting import Predicted, calibrated_of, predict_all, rows_in
 from streamfn.models.cache import LoadedModel
 from streamfn.models.challengers import ChallengerCache
 from streamfn.sink.layout import SHADOW
 from streamfn.sink.once import OnceWriter
 from streamfn.sink.rows import Row, object_metadata
 
-HASH_RANGE = 2**32
-
 
 def selected(message_id: str, share: float) -> bool:
     """Whether a message falls in the shadow share (by a hash of its id)."""
-    return share >= 1 or zlib.crc32(message_id.encode()) < share * HASH_RANGE
+    return in_share(message_id, share)
 
 
 @dataclass(frozen=True)
@@ -38,18 +38,28 @@ class Shadow:
 
     challenger: LoadedModel
     values: dict[str, list[Any]]  # message id -> one prediction per record
+    # message id -> its records' calibrated probabilities, when the challenger has a calibration
+    calibrated: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def calibrated_in(self, messages: Sequence[Message]) -> np.ndarray | None:
+        """The challenger's calibrated probabilities of these messages' rows, if all have them."""
+        if not messages or any(m.message_id not in self.calibrated for m in messages):
+            return None
+        return np.concatenate([self.calibrated[m.message_id] for m in messages])
 
 
 class ShadowScorer:
     """Scores a model's messages with its challenger and writes the shadow rows once."""
 
     def __init__(
-        self, challengers: ChallengerCache, writer: OnceWriter, share: float, ttl_s: int
-    ) -> None:
+        self, challengers: ChallengerCache, writer: OnceWriter, share: float, ttl_s: int,
+        estimate: bool = False,
+    ) -> None:  # fmt: skip
         self.challengers = challengers
         self.writer = writer
         self.share = share
         self.ttl_s = ttl_s
+        self.estimate = estimate  # calibrated probabilities too, for the window's estimates
 
     def score(
         self, champion: LoadedModel, messages: Sequence[Message], predicted: Predicted
@@ -67,7 +77,8 @@ class ShadowScorer:
         at_ms = now_ms()
         try:
             # All chosen messages, not only the fresh ones: the window counts need them all.
-            values = challenger_values(challenger, champion, chosen, predicted)
+            scored = challenger_values(challenger, champion, chosen, predicted, self.estimate)
+            values = scored.values
             rows = shadow_rows(champion, challenger, fresh, predicted, values, at_ms)
             body = self.writer.encode(SHADOW, challenger.schema, rows)
         except Exception as error:  # the challenger's own failure: never the batch's
@@ -82,26 +93,31 @@ class ShadowScorer:
                       for m in fresh]  # fmt: skip
             message_state.save(self.writer.redis, states, self.ttl_s, self.writer.key)
             metrics.SHADOW_RECORDS.labels(champion.api_name).inc(sum(len(m.records) for m in fresh))
-        return Shadow(challenger, values)
+        return Shadow(challenger, values, scored.calibrated)
 
 
 def challenger_values(
     challenger: LoadedModel, champion: LoadedModel, messages: Sequence[Message],
-    predicted: Predicted,
-) -> dict[str, list[Any]]:  # fmt: skip
-    """The challenger's predictions per message: on the champion's own input columns when both
-    take the same inputs (shadow scoring then costs the challenger's predict, not a second
-    build; the columns suit either runtime, so the two may be served by different ones), else on
-    columns of its own inputs."""
+    predicted: Predicted, estimate: bool = False,
+) -> Predicted:  # fmt: skip
+    """The challenger's predictions per message (with `estimate`, its calibrated probabilities
+    too): on the champion's own input columns when both take the same inputs (shadow scoring
+    then costs the challenger's predict, not a second build; the columns suit either runtime, so
+    the two may be served by different ones), else on columns of its own inputs."""
     if challenger.schema.columns != champion.schema.columns:
-        return predict_all(challenger, messages, probabilities=False).values
+        return predict_all(challenger, messages, probabilities=False, estimate=estimate)
     columns, _ = rows_in(predicted, list(messages))
-    flat = challenger.predict(columns)
-    values, start = {}, 0
+    estimate = estimate and challenger.calibration is not None
+    flat, found = challenger.outputs(columns, estimate and challenger.calibrates_probabilities)
+    calibrated = calibrated_of(challenger, columns, found) if estimate else None
+    out, start = Predicted(), 0
     for m in messages:
-        values[m.message_id] = flat[start : start + len(m.records)]
-        start += len(m.records)
-    return values
+        end = start + len(m.records)
+        out.values[m.message_id] = flat[start:end]
+        if calibrated is not None:
+            out.calibrated[m.message_id] = calibrated[start:end]
+        start = end
+    return out
 
 
 def shadow_rows(

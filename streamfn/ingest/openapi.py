@@ -107,6 +107,18 @@ MESSAGE = {
         "labels": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}]},
         "object": {"anyOf": [{"type": "string"}, {"type": "null"}]},
         "error": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        # OUTPUT_EXPLANATIONS: per record, its strongest inputs towards the prediction.
+        "reasons": {
+            "type": "array",
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["input", "contribution"],
+                    "properties": {"input": {"type": "string"}, "contribution": {"type": "number"}},
+                },
+            },
+        },
     },
 }
 _FLAG = {"type": "string"}

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from mlflow.environment_variables import (
 from mlflow.pyfunc import PyFuncModel
 
 from streamfn.core import metrics
-from streamfn.models import registry, schemas
+from streamfn.models import calibration, explain, registry, schemas
 from streamfn.models.columns import Columns, column_arrays, size
 from streamfn.models.runtimes.base import Outputs, Runtime
 from streamfn.models.runtimes.choice import AUTO, Choice
@@ -74,6 +75,9 @@ class LoadedModel:
     # What predicts, and why that one (streamfn.models.runtimes): native unless told otherwise.
     runtime: Runtime = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     choice: Choice = NOT_CHOSEN
+    # The version's calibration (`calibration.json`, streamfn.models.calibration): a window's
+    # performance is estimated from it; None when it has none.
+    calibration: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.runtime is None:
@@ -140,6 +144,32 @@ class LoadedModel:
     def probabilities(self, columns: Columns) -> np.ndarray:
         """Each row's probability per class (columns in `classes` order)."""
         return self.outputs(columns, probabilities=True)[1]
+
+    @property
+    def calibrates_probabilities(self) -> bool:
+        """Whether its calibration reads the runtime's probabilities (else the estimator's own
+        decision function, or there is none)."""
+        return self.calibration is not None and self.calibration["source"] == "predict_proba"
+
+    def calibrated(self, columns: Columns, probabilities: np.ndarray | None) -> np.ndarray:
+        """Each row's calibrated probability per class (`classes` order): from the runtime's
+        probabilities when given, else from the native estimator's scores."""
+        if self.calibration is None:
+            raise ValueError(f"{self.registered_name} v{self.version} has no calibration")
+        frame = None if probabilities is not None else pd.DataFrame(columns)
+        return calibration.calibrated(self.calibration, self.estimator, frame, probabilities)
+
+    @cached_property
+    def explainer(self) -> explain.Explainer | None:
+        """Its exact attribution (from the native model, whatever runtime predicts), or None,
+        said once in the log with the reason."""
+        try:
+            return explain.explainer_of(self.estimator, self.schema.names)
+        except explain.NotExplainableError as error:
+            log.warning("no reason codes for this version",
+                        extra={"model": self.api_name, "version": self.version,
+                               "error": str(error)})  # fmt: skip
+            return None
 
 
 def columns_of(
@@ -211,6 +241,7 @@ def load_version(
         profile = json_in(Path(path), schemas.REFERENCE_FILE)
         model = mlflow.pyfunc.load_model(path)
         estimator, schema = estimator_of(model, schema)
+        calibrated = calibration_in(Path(path), schema, estimator)
         served, choice = runtime_of(runtime, Path(path), schema, model, estimator)
     metrics.MODEL_LOADS.labels(api_name, version).inc()
     # One line per load says which runtime serves and why; a warning when a compiled graph was
@@ -227,7 +258,22 @@ def load_version(
             "seconds": round(time.perf_counter() - started, 3),
         },
     )
-    return LoadedModel(schema, model, estimator, profile, served, choice)
+    return LoadedModel(schema, model, estimator, profile, served, choice, calibrated)
+
+
+def calibration_in(path: Path, schema: ModelSchema, estimator: Any) -> dict[str, Any] | None:
+    """A downloaded classifier's calibration, when it has one for its own classes (one that
+    names other classes is logged and left out: its estimates would be about another model)."""
+    found = json_in(path, calibration.FILE)
+    if found is None or schema.output != "class":
+        return None
+    classes = [str(c) for c in getattr(estimator, "classes_", ())]
+    if found.get("classes") != classes:
+        log.warning("calibration left out: its classes are not the model's",
+                    extra={"model": schema.model, "version": schema.version,
+                           "calibrated": found.get("classes"), "classes": classes})  # fmt: skip
+        return None
+    return found
 
 
 def serving(api_name: str, role: str, version: str | None) -> None:

@@ -98,7 +98,7 @@ def estimated_fields(
         sums = probabilities[predicted == label].sum(axis=0)
         for cls, total in zip(classes, sums, strict=True):
             counts[f"e:{cls}:{label}"] = round(float(total) * SCALE)
-    return counts
+    return +counts  # the non-zero cells only
 
 
 def attribution_fields(names: list[str], contributions: np.ndarray) -> Counter[str]:

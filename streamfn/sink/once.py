@@ -73,10 +73,11 @@ class OnceWriter:
         return written
 
     def encode(
-        self, kind: str, schema: ModelSchema, rows: Sequence[Row], proba_labels: Sequence[str] = ()
-    ) -> bytes:
-        """The object of these rows, in SINK_FORMAT."""
-        return self.format.encode(schema, rows, proba_labels, kind == SHADOW)
+        self, kind: str, schema: ModelSchema, rows: Sequence[Row], proba_labels: Sequence[str] = (),
+        reasons: int = 0,
+    ) -> bytes:  # fmt: skip
+        """The object of these rows, in SINK_FORMAT (with `reasons` reason codes a row)."""
+        return self.format.encode(schema, rows, proba_labels, kind == SHADOW, reasons)
 
     def write(
         self, kind: str, api_name: str, message_ids: Sequence[str], body: bytes, at_ms: int,

@@ -5,8 +5,9 @@ A seed model (its inputs are the burn-out feature table) keeps the seed's column
   prediction_label, received_at, predicted_at, imputed, Employee ID, then the 13 features.
 Any other model: the same leading columns without the prediction, its inputs in signature
 order, then prediction and prediction_label. With OUTPUT_PROBABILITIES, one `proba_<label>`
-column per class follows. A challenger's shadow rows end with `champion_version` and
-`champion_prediction`.
+column per class follows; with OUTPUT_EXPLANATIONS=N (a version with exact attribution),
+`reason_1..N` then `contribution_1..N` (empty for a record EXPLAIN_SHARE left out). A
+challenger's shadow rows end with `champion_version` and `champion_prediction`.
 
 `values` gives each row's cells in that order, as Python values (a missing input as None, times
 as the format stamps them): a format (streamfn.sink.formats) writes them as it writes its types.
@@ -51,13 +52,22 @@ class Row(NamedTuple):
     record: Mapping[str, object]  # canonical: the model's inputs and optionally "Employee ID"
     probabilities: Sequence[float] = ()  # per class, when probabilities are written
     champion: tuple[str, Any] | tuple[()] = ()  # a shadow row's champion version and prediction
+    # Its reason codes when explained: the N input names, then their N contributions.
+    reasons: Sequence[Any] = ()
+
+
+def reason_columns(count: int) -> tuple[str, ...]:
+    """The reason code columns of OUTPUT_EXPLANATIONS=count."""
+    return (*(f"reason_{i}" for i in range(1, count + 1)),
+            *(f"contribution_{i}" for i in range(1, count + 1)))  # fmt: skip
 
 
 def columns(
-    schema: ModelSchema, proba_labels: Sequence[str] = (), shadow: bool = False
+    schema: ModelSchema, proba_labels: Sequence[str] = (), shadow: bool = False, reasons: int = 0
 ) -> tuple[str, ...]:
     """The header of a model's objects (of its shadow objects with `shadow`)."""
-    extra = (*(f"proba_{label}" for label in proba_labels), *(CHAMPION if shadow else ()))
+    extra = (*(f"proba_{label}" for label in proba_labels), *reason_columns(reasons),
+             *(CHAMPION if shadow else ()))  # fmt: skip
     if schema.seed_layout:
         return (*SEED_COLUMNS, *extra)
     return (*IDENTITY, *TIMES, *schema.names, *PREDICTION, *extra)
@@ -99,12 +109,14 @@ def epoch_ms(at_ms: int) -> int:
 
 
 def values(
-    schema: ModelSchema, rows: Sequence[Row], stamp: Callable[[int], object] = epoch_ms
-) -> Iterator[list[Any]]:
+    schema: ModelSchema, rows: Sequence[Row], stamp: Callable[[int], object] = epoch_ms,
+    reasons: int = 0,
+) -> Iterator[list[Any]]:  # fmt: skip
     """Each row's cells in `columns` order: a missing input as None, each time as `stamp`
     gives it (one call per time, so that a format can write each distinct one once)."""
     names = schema.names
     seed = schema.seed_layout
+    unexplained = (None,) * (2 * reasons)
     for row in rows:
         get = row.record.get
         inputs = [get(name) for name in names]
@@ -112,7 +124,9 @@ def values(
         times = (stamp(row.received_at), stamp(row.predicted_at), imputed(names, inputs),
                  get(EMPLOYEE_ID))  # fmt: skip
         prediction = (row.prediction, _label(schema, row))
+        extra = (*row.probabilities, *((row.reasons or unexplained) if reasons else ()),
+                 *row.champion)  # fmt: skip
         if seed:
-            yield [*identity, *prediction, *times, *inputs, *row.probabilities, *row.champion]
+            yield [*identity, *prediction, *times, *inputs, *extra]
         else:
-            yield [*identity, *times, *inputs, *prediction, *row.probabilities, *row.champion]
+            yield [*identity, *times, *inputs, *prediction, *extra]

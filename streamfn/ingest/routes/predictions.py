@@ -48,7 +48,8 @@ async def get_prediction(
     settings: SettingsDep,
     schemas: SchemasDep,
 ) -> Response:
-    """pending, done (with predictions and labels), failed or dead_letter; 404 if unknown."""
+    """pending, done (with predictions and labels, and each record's reason codes when it was
+    explained), failed or dead_letter; 404 if unknown."""
     client, _ = redis.bind()
     state = await find(client, settings, message_id)
     if state is None:
@@ -72,5 +73,6 @@ async def get_prediction(
             "labels": labels,
             "object": state.get("object"),
             "error": state.get("error"),
+            **({"reasons": state["reasons"]} if "reasons" in state else {}),
         }
     )

@@ -47,9 +47,14 @@ class NativeRuntime:
         return pd.DataFrame(columns, columns=self.names)
 
     def run(self, columns: Columns, probabilities: bool) -> Outputs:
-        """predict, and predict_proba when asked: two calls, each paying sklearn's overhead."""
+        """predict, and predict_proba when asked. A pipeline's preprocessing then runs once,
+        its output handed to both of the final model's calls (it costs as much as the model)."""
         frame = self.frame(columns)
-        values = first_output(self.predictor.predict(frame))
         if not probabilities:
-            return Outputs(values)
-        return Outputs(values, np.asarray(self.estimator.predict_proba(frame), dtype=np.float64))
+            return Outputs(first_output(self.predictor.predict(frame)))
+        steps = getattr(self.estimator, "steps", None)
+        final, inputs = self.estimator, frame
+        if steps and len(steps) > 1:
+            final, inputs = steps[-1][1], self.estimator[:-1].transform(frame)
+        values = first_output(final.predict(inputs))
+        return Outputs(values, np.asarray(final.predict_proba(inputs), dtype=np.float64))

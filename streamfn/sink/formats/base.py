@@ -16,8 +16,8 @@ from streamfn.sink.rows import Row
 if TYPE_CHECKING:
     import pandas as pd
 
-# (schema, rows, proba labels, shadow) -> the object's bytes
-Encode = Callable[[ModelSchema, Sequence[Row], Sequence[str], bool], bytes]
+# (schema, rows, proba labels, shadow, reason codes a row) -> the object's bytes
+Encode = Callable[[ModelSchema, Sequence[Row], Sequence[str], bool, int], bytes]
 # an object's bytes -> its header and its cells as text, as the CSV of the same rows reads
 Table = Callable[[bytes], tuple[list[str], list[list[str]]]]
 # objects' bytes (columns may differ between versions) and the columns to keep as text -> one

@@ -24,13 +24,17 @@ LINE_END = b"\r\n"
 
 
 def encode(
-    schema: ModelSchema, rows: Sequence[Row], proba_labels: Sequence[str] = (), shadow: bool = False
+    schema: ModelSchema,
+    rows: Sequence[Row],
+    proba_labels: Sequence[str] = (),
+    shadow: bool = False,
+    reasons: int = 0,
 ) -> bytes:
     """Header plus one CSV line per row, UTF-8."""
     buffer = io.StringIO()
     # CRLF (RFC 4180, the csv default) is also what makes the writer quote a lone CR in a field.
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(columns(schema, proba_labels, shadow))
+    writer.writerow(columns(schema, proba_labels, shadow, reasons))
     # A batch shares a few timestamps: format each distinct one once.
     stamps: dict[int, str] = {}
 
@@ -38,7 +42,7 @@ def encode(
         return stamps.get(at_ms) or stamps.setdefault(at_ms, iso_ms(at_ms))
 
     # None (absent or null) is written by the csv module as an empty cell.
-    writer.writerows(values(schema, rows, stamp))
+    writer.writerows(values(schema, rows, stamp, reasons))
     return buffer.getvalue().encode("utf-8")
 
 

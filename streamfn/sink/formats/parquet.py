@@ -25,7 +25,7 @@ from streamfn.core.clock import iso_ms
 from streamfn.models.schemas import ModelSchema
 from streamfn.models.seed import EMPLOYEE_ID
 from streamfn.sink.formats.base import Format
-from streamfn.sink.rows import TIME_COLUMNS, Row, columns, imputed, label_of
+from streamfn.sink.rows import TIME_COLUMNS, Row, columns, imputed, label_of, reason_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,21 +48,21 @@ def _type(schema: ModelSchema, name: str, inputs: dict[str, pa.DataType]) -> pa.
         return UTC_MS
     if name == "record_index":
         return pa.int64()
-    return pa.float64() if name.startswith("proba_") else pa.string()
+    return pa.float64() if name.startswith(("proba_", "contribution_")) else pa.string()
 
 
 def arrow_schema(
-    schema: ModelSchema, proba_labels: Sequence[str] = (), shadow: bool = False
+    schema: ModelSchema, proba_labels: Sequence[str] = (), shadow: bool = False, reasons: int = 0
 ) -> pa.Schema:
     """The file's columns: the CSV header's but `model`, typed."""
     inputs = {c.name: _KINDS[c.kind] for c in schema.columns}
     return pa.schema([pa.field(name, _type(schema, name, inputs))
-                      for name in columns(schema, proba_labels, shadow)
+                      for name in columns(schema, proba_labels, shadow, reasons)
                       if name != PARTITION_COLUMN])  # fmt: skip
 
 
 def _values(
-    schema: ModelSchema, rows: Sequence[Row], proba_labels: Sequence[str]
+    schema: ModelSchema, rows: Sequence[Row], proba_labels: Sequence[str], reasons: int = 0
 ) -> dict[str, list[Any]]:
     """Column name -> values, one pass per column (twice as fast as rows turned into columns)."""
     records = [r.record for r in rows]
@@ -89,6 +89,8 @@ def _values(
     }
     for i, label in enumerate(proba_labels):
         out[f"proba_{label}"] = [r.probabilities[i] for r in rows]
+    for i, name in enumerate(reason_columns(reasons)):
+        out[name] = [r.reasons[i] if r.reasons else None for r in rows]
     return {**out, **inputs}
 
 
@@ -107,11 +109,15 @@ def _array(values: list[Any], field: pa.Field) -> pa.Array:
 
 
 def encode(
-    schema: ModelSchema, rows: Sequence[Row], proba_labels: Sequence[str] = (), shadow: bool = False
+    schema: ModelSchema,
+    rows: Sequence[Row],
+    proba_labels: Sequence[str] = (),
+    shadow: bool = False,
+    reasons: int = 0,
 ) -> bytes:
     """One Parquet file of the rows, in one row group."""
-    target = arrow_schema(schema, proba_labels, shadow)
-    values = _values(schema, rows, proba_labels)
+    target = arrow_schema(schema, proba_labels, shadow, reasons)
+    values = _values(schema, rows, proba_labels, reasons)
     table = pa.Table.from_arrays([_array(values[f.name], f) for f in target], schema=target)
     sink = pa.BufferOutputStream()
     with pq.ParquetWriter(sink, target, compression=COMPRESSION, store_schema=False) as writer:
