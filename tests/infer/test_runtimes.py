@@ -17,6 +17,7 @@ from streamfn.infer import handler
 from streamfn.models.cache import ModelCache, columns_of, frame_of
 from streamfn.models.registry import open_registry
 from streamfn.models.runtimes.choice import AUTO, PARITY_FILE, choose
+from streamfn.models.runtimes.onnx import CHUNK_ROWS
 from streamfn.models.schemas import seed_schema
 from streamfn.sink.rows import RUNTIME_METADATA
 from tests.conftest import bucket_rows
@@ -148,3 +149,28 @@ def test_rows_carry_their_runtime_and_are_the_same_rows_and_counts_under_both(
         assert any(estimated_cell(k) for k in counts), model  # every seed version is calibrated
         assert_same_counts(onnx_counts[model], counts, 120)
     assert all(counts["records"] == 120 for counts in native_counts.values())
+
+
+def test_a_run_of_records_without_numbers_is_never_a_chunk_of_its_own(
+    sqlite_registry: str,
+) -> None:
+    # scikit-learn's IterativeImputer imputes a batch whose every number is missing otherwise
+    # (its initial fill only): a chunk made of such rows alone would differ from native.
+    native = ModelCache(sqlite_registry, "champion", 3600, SEED_MODELS, runtime="native")
+    onnx = ModelCache(sqlite_registry, "champion", 3600, SEED_MODELS, runtime="onnx")
+    numbers = {c.name for c in SEED.columns if c.kind == "number"}
+    sampled = sampled_records(CHUNK_ROWS + 44, seed=8)
+    records = [
+        *sampled[:CHUNK_ROWS],
+        *({k: v for k, v in r.items() if k not in numbers} for r in sampled[CHUNK_ROWS:]),
+    ]
+    columns = columns_of(SEED, records)
+    graph = onnx.get("lightgbm")
+    assert graph.runtime.chunks(columns, len(records)) == [(0, len(records))]
+    assert graph.runtime.chunks(columns_of(SEED, sampled), len(sampled)) == [
+        (0, CHUNK_ROWS), (CHUNK_ROWS, len(sampled)),
+    ]  # fmt: skip
+    for api_name in ("lightgbm", "knn"):
+        ours, theirs = native.get(api_name), onnx.get(api_name)
+        assert theirs.predict(columns) == ours.predict(columns)
+        assert np.abs(theirs.probabilities(columns) - ours.probabilities(columns)).max() < 1e-5

@@ -251,12 +251,13 @@ def test_a_model_logged_as_onnx_is_served_by_onnx_runtime_directly(
     model, x = wine()
     graph = to_onnx(model, x.to_numpy(dtype="float32")[:1])  # one float input "X", as is usual
     mlflow.set_tracking_uri(lightgbm_registry)
+    client = MlflowClient(lightgbm_registry)
     signature = infer_signature(x, model.predict(x))
-    info = mlflow.onnx.log_model(graph, name="model", signature=signature,
-                                 registered_model_name="Wine_Onnx")  # fmt: skip
-    MlflowClient(lightgbm_registry).set_registered_model_alias(
-        "Wine_Onnx", "champion", str(info.registered_model_version)
-    )
+    # In the registry's own experiment: its artifacts beside the store, not in the working folder.
+    with mlflow.start_run(experiment_id=training.ensure_experiment(client, lightgbm_registry)):
+        info = mlflow.onnx.log_model(graph, name="model", signature=signature,
+                                     registered_model_name="Wine_Onnx")  # fmt: skip
+    client.set_registered_model_alias("Wine_Onnx", "champion", str(info.registered_model_version))
     served = {}
     for setting in (AUTO, "native"):
         cache = ModelCache(lightgbm_registry, "champion", 3600, {"wine": "Wine_Onnx"},
