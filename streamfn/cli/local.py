@@ -150,7 +150,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.partitions is not None and args.partitions < 2:
         raise CommandError("--partitions must be 2 or more (it is measured against 1)")
     options = Options(args.out, args.registry, args.quick, args.pollers, args.seconds,
-                      args.mlserver_venv, args.partitions)  # fmt: skip
+                      args.mlserver_venv, args.partitions, args.costs)  # fmt: skip
     try:
         Bench(options, console).run()
     except LoadError as error:
@@ -232,6 +232,11 @@ def register(commands: Commands) -> None:
         help="only measure STREAM_PARTITIONS=1 against P on one redis-server (partitions.md)",
     )  # fmt: skip
     bench.add_argument("--seconds", type=float, help="seconds per load run (10; quick: 3)")
+    bench.add_argument(
+        "--costs", action="store_true",
+        help="only what each feature costs (monitoring, Parquet, estimates, reason codes, a "
+        "challenger): costs.md",
+    )  # fmt: skip
     bench.add_argument(
         "--mlserver-venv",
         type=Path,

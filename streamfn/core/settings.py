@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     # A window's attribution drifts when the inputs ranked by their live contributions keep the
     # reference's order with an nDCG below this (SageMaker Clarify's test).
     ATTRIBUTION_NDCG: float = Field(0.9, gt=0, le=1)
+    # Estimate each window's accuracy and macro F1 from a version's calibrated probabilities
+    # (when it has a calibration): what the labels will say, before they come back.
+    ESTIMATE_PERFORMANCE: bool = True
 
     # Tests only: the infer function or poller exits at once at this step of the exactly-once
     # protocol (streamfn.crash), as a SIGKILL there would.
