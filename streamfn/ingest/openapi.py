@@ -140,6 +140,16 @@ WINDOW = {
             "psi": _NUMBER_OR_NULL, "shares": {"type": "object"}, "flag": _FLAG}},
         "labelled": {"type": "integer"}, "accuracy": _NUMBER_OR_NULL,
         "macro_f1": _NUMBER_OR_NULL, "flag": _FLAG,
+        # Estimated without labels from the version's calibrated probabilities (CBPE).
+        "estimated_rows": {"type": "integer"}, "estimated_accuracy": _NUMBER_OR_NULL,
+        "estimated_macro_f1": _NUMBER_OR_NULL,
+        "estimate_gap": {"anyOf": [{"type": "null"}, {"type": "object", "properties": {
+            "macro_f1": {"type": "number"}, "flag": _FLAG}}]},
+        # The explained rows' attribution against the reference's ranking.
+        "attribution": {"anyOf": [{"type": "null"}, {"type": "object", "properties": {
+            "explained": {"type": "integer"}, "ndcg": _NUMBER_OR_NULL,
+            "shares": {"type": "object", "additionalProperties": {"type": "number"}},
+            "flag": _FLAG}}]},
     },
 }  # fmt: skip
 MONITORING_DOC = {200: {"content": {"application/json": {"schema": {
