@@ -105,7 +105,8 @@ def chosen_partitions(given: str | None, partitions: int) -> list[int] | None:
 def register(commands: Commands) -> None:
     """Add `ingest` and `poll`."""
     ingest = commands.add_parser("ingest", help="serve the ingest API under uvicorn")
-    ingest.add_argument("--host", default="0.0.0.0")
+    # Loopback unless told: a deployment names 0.0.0.0 (Dockerfile, compose, k8s) on purpose.
+    ingest.add_argument("--host", default="127.0.0.1")
     ingest.add_argument("--port", type=int, default=INGEST_PORT)
     ingest.set_defaults(handler=cmd_ingest)
 
