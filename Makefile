@@ -76,10 +76,12 @@ test: setup browser
 	$(BIN)/python -m pytest
 
 # bandit: nothing above Low; a finding answered in place carries `# nosec <id>` and its reason.
+# The supply-chain checks (vendored files and base images pinned) are offline and quick.
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -r streamfn functions benchmarks --severity-level medium --quiet
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/descriptors/test_supply_chain.py
 
 format: setup
 	$(BIN)/ruff check --fix .

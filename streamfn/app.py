@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from streamfn import __version__
 from streamfn.api import responses
 from streamfn.api.deps import RedisBinding
+from streamfn.api.headers import SecurityHeaders
 from streamfn.console import api as console
 from streamfn.core.environment import get_settings
 from streamfn.core.settings import Settings
@@ -31,4 +32,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(feature.router)
     # The console's page, its JSON, and GET /models and /monitoring again under /ui/api/.
     console.install(app, settings, {"models": models.models, "monitoring": monitoring.monitoring})
+    app.add_middleware(SecurityHeaders)
     return app

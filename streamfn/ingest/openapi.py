@@ -5,17 +5,23 @@ POST /predict_stream reads its request itself (FastAPI's dependency resolution c
 serves now. The records of the body are each model's columns, typed and bounded, with the
 Employee ID; every answer the route gives is listed with its body and headers. Served at
 /openapi.json, rebuilt when a model's schema changes.
+
+/docs is swagger-ui, served from the package (static/vendor, pinned by SHA256SUMS) with a page and
+a script of ours (static/docs.html, static/docs.js): no CDN, nothing inline, so that the page's
+Content-Security-Policy (streamfn.api.headers) allows this origin only, and the docs work on a
+machine without internet.
 """
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from streamfn import __version__
 from streamfn.api.responses import json_response
@@ -24,6 +30,7 @@ from streamfn.ingest.schema_cache import ModelUnavailableError
 from streamfn.models.schemas import Column, ModelSchema
 from streamfn.models.seed import EMPLOYEE_ID
 
+STATIC = Path(__file__).parent / "static"
 TITLE = "streamfn ingest"
 DESCRIPTION = "Validates records and appends them to the Redis Stream for batched inference."
 EXAMPLE_BODY = {
@@ -307,5 +314,7 @@ def install(app: FastAPI) -> None:
         return json_response(await document(request))
 
     @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE}: docs")
+    async def docs() -> FileResponse:
+        return FileResponse(STATIC / "docs.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/docs/static", StaticFiles(directory=STATIC), name="docs-static")
