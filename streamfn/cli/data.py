@@ -144,7 +144,8 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from None
     try:
-        tally = asyncio.run(run_producer(settings, plan, args.metrics_port, args.data))
+        port = args.metrics_port or settings.METRICS_PORT
+        tally = asyncio.run(run_producer(settings, plan, port, args.data))
     except (SamplerError, RegistryError, SchemaError) as error:
         raise CommandError(str(error)) from None
     print_tally(plan, tally)
@@ -312,6 +313,8 @@ def register(commands: Commands) -> None:
         "--labels", action="store_true", help="also POST /feedback with each record's label"
     )
     produce.add_argument(
-        "--metrics-port", type=int, help="serve /health and Prometheus /metrics on this port"
+        "--metrics-port",
+        type=int,
+        help="serve /health and Prometheus /metrics on this port (default: METRICS_PORT)",
     )
     produce.set_defaults(handler=cmd_produce)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     AWS_DEFAULT_REGION: str = "us-east-1"
 
     INGEST_API_KEY: SecretStr | None = None
+    # Whether ingest may serve without INGEST_API_KEY: `key` refuses to start without one, `none`
+    # serves open on purpose; unset, `key` when it listens beyond loopback (streamfn.api.auth).
+    # A key that is set is always asked for.
+    INGEST_AUTH: Literal["key", "none"] | None = None
     # The name of an SSM Parameter Store SecureString holding the key; read once at start
     # (streamfn.api_key) unless INGEST_API_KEY is set, so no secret sits in Lambda's environment.
     INGEST_API_KEY_PARAMETER: str | None = None
@@ -86,6 +90,9 @@ class Settings(BaseSettings):
     MAX_RECORDS: PositiveInt = 10_000
     MAX_BODY_BYTES: PositiveInt = 5 * 1024 * 1024
     MAX_LAG: PositiveInt = 10_000
+    # A port of its own for /health (the process alive) and /metrics, for probes and a scraper's
+    # network, open whatever the key (counts only); `--metrics-port` is its CLI form.
+    METRICS_PORT: int | None = Field(None, ge=1, le=65535)
 
     BATCH_SIZE: PositiveInt = 256
     BATCH_WINDOW_MS: int = Field(100, ge=0)
@@ -126,6 +133,8 @@ class Settings(BaseSettings):
     @field_validator(
         "INGEST_API_KEY",
         "INGEST_API_KEY_PARAMETER",
+        "INGEST_AUTH",
+        "METRICS_PORT",
         "INFER_FUNCTION_NAME",
         "AWS_ENDPOINT_URL_S3",
         "CRASH_AT",

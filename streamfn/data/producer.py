@@ -32,6 +32,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from streamfn.api.auth import client_headers
 from streamfn.core import metrics
 from streamfn.core.settings import Settings
 from streamfn.data.labels import LabelSender
@@ -74,10 +75,8 @@ class Producer:
                 )
         self.client = client
         self.url = f"{settings.INGEST_URL}/predict_stream"
-        key = settings.INGEST_API_KEY
-        self.headers = {"content-type": "application/json"}
-        if key is not None:
-            self.headers["x-api-key"] = key.get_secret_value()
+        self.headers = {"content-type": "application/json",
+                        **client_headers(settings.INGEST_API_KEY)}  # fmt: skip
         self.tally = Tally()
         self.labels = LabelSender(
             client, f"{settings.INGEST_URL}/feedback", self.headers, self.tally, plan.give_up_s

@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from streamfn import __version__
+from streamfn.api.auth import FEEDBACK_PATH, is_open
 from streamfn.api.responses import json_response
 from streamfn.ingest.refusals import MAX_STRING_LEN
 from streamfn.ingest.schema_cache import ModelUnavailableError
@@ -164,14 +165,14 @@ FEEDBACK_DOC = {
         "joined": {"type": "integer"}, "counted": {"type": "integer"},
         "repeated": {"type": "integer"}, "at": {"type": "integer"}}},
         "joined: counted now, or counted before (a label sent again counts once)"),
-    401: _json(DETAIL, "INGEST_API_KEY is set and X-API-Key is missing or wrong",
-               headers={"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}}),
     413: _json(ERRORS, "more than MAX_BODY_BYTES bytes"),
     415: _json(ERRORS, "a Content-Type other than JSON"),
     422: _json(ERRORS, "labels that cannot be joined (unknown or expired id, index out of "
                "range, not a class of the model): each is named, and none is counted"),
     **REDIS_DOWN,
 }  # fmt: skip
+API_KEY_HEADER = {"name": "X-API-Key", "in": "header", "required": False,
+                  "schema": {"type": "string"}}  # fmt: skip
 HEALTH = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
 METRICS = {200: {"description": "Prometheus text format",
                  "content": {"text/plain": {"schema": {"type": "string"}}}}}  # fmt: skip
@@ -244,13 +245,7 @@ def predict_operation(served: list[ModelSchema], models: list[str], max_records:
                 "schema": {"type": "string", "enum": models},
                 "description": "the model that predicts these records",
             },
-            {
-                "name": "X-API-Key",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string"},
-                "description": "required when the server has INGEST_API_KEY set",
-            },
+            {**API_KEY_HEADER, "description": "required when INGEST_API_KEY is set"},
         ],
         "requestBody": {
             "required": True,
@@ -303,7 +298,23 @@ async def document(request: Request) -> dict[str, Any]:
     for parameter in found["paths"]["/monitoring"]["get"]["parameters"]:
         if parameter["name"] == "model":  # the configured models, known only at run time
             parameter["schema"] = {"anyOf": [{"type": "string", "enum": models}, {"type": "null"}]}
+    for path, operations in found["paths"].items():
+        if not is_open(path):
+            for operation in operations.values():
+                keyed(operation, path == FEEDBACK_PATH)
     return found
+
+
+def keyed(operation: dict[str, Any], feedback: bool) -> None:
+    """An operation that asks for the key (streamfn.api.auth): its header and its 401."""
+    which = "FEEDBACK_API_KEY (else INGEST_API_KEY)" if feedback else "INGEST_API_KEY"
+    parameters = operation.setdefault("parameters", [])
+    if not any(p["name"] == API_KEY_HEADER["name"] for p in parameters):
+        parameters.append({**API_KEY_HEADER, "description": f"required when {which} is set"})
+    operation["responses"].setdefault("401", _json(
+        DETAIL, f"{which} is set and X-API-Key is missing or wrong",
+        headers={"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
+    ))  # fmt: skip
 
 
 def install(app: FastAPI) -> None:

@@ -9,7 +9,6 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from streamfn.api.auth import check_api_key
 from streamfn.api.deps import RedisDep, SettingsDep
 from streamfn.api.inputs import ModelQuery, known_model, read_body
 from streamfn.api.responses import BodyError, json_response
@@ -49,7 +48,6 @@ async def monitoring(
 async def post_feedback(request: Request, schemas: SchemasDep) -> Response:
     """Join each label to its prediction and count it once; 422 naming those that cannot be."""
     settings = request.app.state.settings
-    check_api_key(request, settings)
     raw = await read_body(request, settings.MAX_BODY_BYTES)
     try:
         labels = feedback.check(orjson.loads(raw))

@@ -8,7 +8,6 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from streamfn.api.auth import check_api_key
 from streamfn.api.inputs import known_model, read_body
 from streamfn.api.responses import BodyError, json_response, unavailable
 from streamfn.core import metrics
@@ -45,7 +44,6 @@ async def predict_stream(request: Request) -> Response:
     """Validate the records for the model and append them to the stream as one entry."""
     started = time.perf_counter()
     settings: Settings = request.app.state.settings
-    check_api_key(request, settings)
     model = model_of(request, settings)
     client, writer = request.app.state.redis.bind()
     try:
