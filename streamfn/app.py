@@ -34,7 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(feature.router)
     # The console's page, its JSON, and GET /models and /monitoring again under /ui/api/.
     console.install(app, settings, {"models": models.models, "monitoring": monitoring.monitoring})
-    if settings.INGEST_API_KEY is not None:
-        app.add_middleware(KeyRequired, ingest=settings.INGEST_API_KEY)
+    if settings.INGEST_API_KEY is not None or settings.FEEDBACK_API_KEY is not None:
+        app.add_middleware(KeyRequired, ingest=settings.INGEST_API_KEY,
+                           feedback=settings.FEEDBACK_API_KEY)  # fmt: skip
     app.add_middleware(SecurityHeaders)  # the last added runs first: on every answer, 401s too
     return app

@@ -66,7 +66,8 @@ def check_start(settings: Settings, host: str | None) -> None:
     line saying how the API is guarded. `host`: where it listens (None: behind API Gateway)."""
     where = "behind API Gateway" if host is None else f"on {host}"
     if settings.INGEST_API_KEY is not None:
-        log.info("ingest auth: key", extra={"auth": "key", "listen": where,
+        feedback = "FEEDBACK_API_KEY" if settings.FEEDBACK_API_KEY else "INGEST_API_KEY"
+        log.info("ingest auth: key", extra={"auth": "key", "listen": where, "feedback": feedback,
                                             "open_routes": sorted(OPEN_PATHS)})  # fmt: skip
         return
     if auth_mode(settings, host) == "key":

@@ -101,7 +101,8 @@ CHALLENGER_MACRO_F1 = Gauge(
 
 FEEDBACK_LABELS = Counter(
     "streamfn_feedback_labels_total",
-    "Labels joined by POST /feedback: counted, or repeated",
+    "Labels joined by POST /feedback: counted, repeated (sent again), or conflict (another label"
+    " for a record that has one: the first is kept)",
     ["outcome"],
 )
 

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     # The name of an SSM Parameter Store SecureString holding the key; read once at start
     # (streamfn.api_key) unless INGEST_API_KEY is set, so no secret sits in Lambda's environment.
     INGEST_API_KEY_PARAMETER: str | None = None
+    # POST /feedback's own key (ground truth is not the producers' to write); unset: the ingest
+    # key guards it too. FEEDBACK_API_KEY_PARAMETER: its SSM SecureString, as for the ingest key.
+    FEEDBACK_API_KEY: SecretStr | None = None
+    FEEDBACK_API_KEY_PARAMETER: str | None = None
     INGEST_URL: str = f"http://localhost:{INGEST_PORT}"
     MAX_RECORDS: PositiveInt = 10_000
     MAX_BODY_BYTES: PositiveInt = 5 * 1024 * 1024
@@ -135,6 +139,8 @@ class Settings(BaseSettings):
         "INGEST_API_KEY_PARAMETER",
         "INGEST_AUTH",
         "METRICS_PORT",
+        "FEEDBACK_API_KEY",
+        "FEEDBACK_API_KEY_PARAMETER",
         "INFER_FUNCTION_NAME",
         "AWS_ENDPOINT_URL_S3",
         "CRASH_AT",

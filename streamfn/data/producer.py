@@ -78,9 +78,12 @@ class Producer:
         self.headers = {"content-type": "application/json",
                         **client_headers(settings.INGEST_API_KEY)}  # fmt: skip
         self.tally = Tally()
+        # Labels go with the feedback key when there is one (the ingest key does not take them).
+        feedback_key = settings.FEEDBACK_API_KEY or settings.INGEST_API_KEY
         self.labels = LabelSender(
-            client, f"{settings.INGEST_URL}/feedback", self.headers, self.tally, plan.give_up_s
-        )
+            client, f"{settings.INGEST_URL}/feedback",
+            {**self.headers, **client_headers(feedback_key)}, self.tally, plan.give_up_s,
+        )  # fmt: skip
         self.pacer = Pacer(plan.rate)
         self.stopping = asyncio.Event()  # first stop: send nothing new, finish what is in flight
         self.abandon = asyncio.Event()  # second stop: give up the retries too

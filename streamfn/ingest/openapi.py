@@ -161,10 +161,12 @@ FEEDBACK_BODY = {"required": True, "content": {"application/json": {"schema": {
     }}},
 }, "example": FEEDBACK_EXAMPLE}}}  # fmt: skip
 FEEDBACK_DOC = {
-    202: _json({"type": "object", "required": ["joined", "counted", "repeated"], "properties": {
-        "joined": {"type": "integer"}, "counted": {"type": "integer"},
-        "repeated": {"type": "integer"}, "at": {"type": "integer"}}},
-        "joined: counted now, or counted before (a label sent again counts once)"),
+    202: _json({"type": "object", "required": ["joined", "counted", "repeated", "conflicts"],
+                "properties": {"joined": {"type": "integer"}, "counted": {"type": "integer"},
+                               "repeated": {"type": "integer"}, "conflicts": {"type": "integer"},
+                               "at": {"type": "integer"}}},
+        "joined: counted now, repeated (the same label sent again counts once), or conflicts "
+        "(another label for a record that has one: the first is kept, the conflict counted)"),
     413: _json(ERRORS, "more than MAX_BODY_BYTES bytes"),
     415: _json(ERRORS, "a Content-Type other than JSON"),
     422: _json(ERRORS, "labels that cannot be joined (unknown or expired id, index out of "

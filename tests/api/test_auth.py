@@ -180,3 +180,38 @@ def test_the_document_states_the_key_on_every_guarded_operation(keyed: TestClien
             guarded = path not in ("/health",)
             assert ("401" in operation["responses"]) == guarded, (method, path)
             assert ("X-API-Key" in named) == guarded, (method, path)
+
+
+# ---- ground truth has a key of its own -------------------------------------------------------
+
+LABELS = {"labels": [{"message_id": "1764141569123-0", "record_index": 0, "label": "High"}]}
+
+
+def feedback(client: TestClient, key: str | None) -> int:
+    headers = {} if key is None else {"X-API-Key": key}
+    return client.post("/feedback", json=LABELS, headers=headers).status_code
+
+
+def test_with_a_feedback_key_the_producers_key_cannot_write_labels(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = create_app(make_settings(INGEST_API_KEY=KEY, FEEDBACK_API_KEY="labels"))
+    with TestClient(app) as client:
+        assert feedback(client, KEY) == 401
+        assert feedback(client, None) == 401
+        assert feedback(client, "labels") == 422  # past the key: the message is unknown
+        # The feedback key opens nothing else.
+        assert client.get("/monitoring", headers={"X-API-Key": "labels"}).status_code == 401
+        assert client.get("/monitoring", headers={"X-API-Key": KEY}).status_code == 200
+
+
+def test_without_a_feedback_key_the_ingest_key_guards_feedback(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with TestClient(create_app(make_settings(INGEST_API_KEY=KEY))) as client:
+        assert (feedback(client, None), feedback(client, KEY)) == (401, 422)
+    # A feedback key alone (an ingest open on purpose) still guards the labels.
+    alone = make_settings(INGEST_AUTH="none", FEEDBACK_API_KEY="labels")
+    with TestClient(create_app(alone)) as client:
+        assert (feedback(client, None), feedback(client, "labels")) == (401, 422)
+        assert client.get("/monitoring").status_code == 200

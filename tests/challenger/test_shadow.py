@@ -193,6 +193,7 @@ async def send_labels(
     try:
         schema: ModelSchema = ctx.models.get(CHALLENGED).schema
         joined = await feedback.join(client, labels, {CHALLENGED: schema}, settings)
-        return await feedback.count_once(client, settings.keys, joined, settings.RESULT_TTL_S)
+        done = await feedback.count_once(client, settings.keys, joined, settings.RESULT_TTL_S)
+        return done.counted
     finally:
         await client.aclose()

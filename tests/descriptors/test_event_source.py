@@ -223,6 +223,26 @@ def test_the_api_key_is_read_from_ssm_by_exactly_its_parameter(template: dict[st
         assert "INGEST_API_KEY" not in environment(stack, function)
 
 
+def test_the_feedback_key_is_its_own_parameter_read_by_ingest_alone(
+    template: dict[str, Any],
+) -> None:
+    name = "/streamfn/feedback-api-key"
+    stack = deployed(template, IngestApiKeyParameter="/streamfn/ingest-api-key",
+                     FeedbackApiKeyParameter=name)  # fmt: skip
+    assert environment(stack, "IngestFunction")["FEEDBACK_API_KEY_PARAMETER"] == name
+    policy = stack["Resources"]["ReadFeedbackKeyPolicy"]["Properties"]["PolicyDocument"]
+    [statement] = policy["Statement"]
+    assert statement["Action"] == "ssm:GetParameter"
+    assert statement["Resource"]["Fn::Sub"].endswith(f"parameter{name}")
+    for function in FUNCTIONS:
+        role = stack["Resources"][f"{function}Role"]["Properties"]
+        held = {"Ref": "ReadFeedbackKeyPolicy"} in role["ManagedPolicyArns"]
+        assert held == (function == "IngestFunction"), function
+        assert ("FEEDBACK_API_KEY_PARAMETER" in environment(stack, function)) == held
+    without = deployed(template, IngestApiKeyParameter="/streamfn/ingest-api-key")
+    assert "ReadFeedbackKeyPolicy" not in without["Resources"]
+
+
 def test_the_key_parameter_has_no_default_and_none_says_open_loudly(
     template: dict[str, Any],
 ) -> None:
