@@ -155,7 +155,8 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
         if not objects:
             raise CommandError(f"no prediction objects of {args.model} then: nothing to score")
         try:
-            candidate = load_version(MlflowClient(uri, uri), uri, args.model, name, version)
+            candidate = load_version(MlflowClient(uri, uri), uri, args.model, name, version,
+                                     settings.model_flavours)  # fmt: skip
         except Exception as error:  # whatever the registry or the load says
             raise CommandError(f"{name} v{version} cannot be loaded: {error}") from None
         started = time.perf_counter()

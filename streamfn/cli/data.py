@@ -83,7 +83,8 @@ def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
     name = settings.models.get(args.model, args.model)
     console.print(f"profiling {name}@{settings.MODEL_ALIAS} from {args.data} …")
     try:
-        done = profiling.profile_model(uri, settings.MODEL_ALIAS, api_name, name, args.data)
+        done = profiling.profile_model(uri, settings.MODEL_ALIAS, api_name, name, args.data,
+                                       settings.model_flavours)  # fmt: skip
     except (profiling.ProfileError, RegistryError, SchemaError, OSError) as error:
         raise CommandError(str(error)) from None
     table = Table(title=f"{name} v{done.schema.version}: profiled from {done.rows:,} rows")

@@ -6,6 +6,8 @@ CLI and the app ask ("which backends are there?"), kept as plain data.
   emulation of `streamfn up --backend`.
 - Sink formats (SINK_FORMAT): each is a module `streamfn/sink/formats/<name>.py` whose `FORMAT`
   (a `streamfn.sink.formats.base.Format`) writes rows and reads them back.
+- Model flavours (MODEL_FLAVORS): the formats of registered versions a process may load
+  (streamfn.models.trust).
 
 A backend or a format is imported when it is first used (`streamfn.stream.base.backend`,
 `streamfn.sink.formats.base.format_named`): a process on Redis never imports boto3, and the
@@ -46,6 +48,35 @@ FORMATS: dict[str, Format] = {
     "parquet": Format(".parquet", "application/vnd.apache.parquet"),
 }
 DEFAULT_FORMAT = "csv"  # the seed's format
+
+
+# The model flavours a process may be allowed to load (MODEL_FLAVORS; streamfn.models.trust says
+# how a version's flavour is told), and why each is what it is: a refusal names it.
+PYTHON_FUNCTION = "python_function"
+FLAVOURS: dict[str, str] = {
+    "sklearn": "scikit-learn saved with skops",
+    "lightgbm": "LightGBM's own format, or skops",
+    "xgboost": "XGBoost's own format",
+    "onnx": "an ONNX graph",
+    "sklearn:pickle": "scikit-learn pickled: loading it runs what the pickle says",
+    "sklearn:cloudpickle": "scikit-learn cloudpickled: loading it runs what the pickle says",
+    "lightgbm:pickle": "LightGBM pickled: loading it runs what the pickle says",
+    "lightgbm:cloudpickle": "LightGBM cloudpickled: loading it runs what the pickle says",
+    PYTHON_FUNCTION: "a model of its own Python code: loading it runs that code",
+}
+# Those that load without running the model's own code, and that streamfn trains and compiles.
+DEFAULT_FLAVOURS = "sklearn,lightgbm,onnx"
+
+
+def parse_flavours(value: str) -> frozenset[str]:
+    """MODEL_FLAVORS as a set; ValueError naming an unknown flavour."""
+    found = frozenset(part.strip() for part in value.split(",") if part.strip())
+    unknown = sorted(found - FLAVOURS.keys())
+    if unknown:
+        raise ValueError(
+            f"unknown flavour {', '.join(unknown)}: choose among {', '.join(FLAVOURS)}"
+        )
+    return found
 
 
 def format_name_of(key: str) -> str | None:

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     MODEL_REFRESH_S: float = Field(30.0, ge=0)
     MODELS: str = ",".join(f"{api}={name}" for api, name in SEED_MODELS.items())
     OUTPUT_PROBABILITIES: bool = False
+    # The model flavours a process may load (streamfn.models.trust): loading a pickle or a custom
+    # pyfunc runs code from the registry, so those are listed on purpose or refused.
+    MODEL_FLAVORS: str = plugins.DEFAULT_FLAVOURS
     # How row objects are written (the keys of streamfn.sink.formats: csv, parquet).
     SINK_FORMAT: str = plugins.DEFAULT_FORMAT
     CHALLENGER_ALIAS: str = Field("challenger", min_length=1)
@@ -172,6 +175,17 @@ class Settings(BaseSettings):
             if not getattr(self, name):
                 raise ValueError(f"STREAM_BACKEND={self.STREAM_BACKEND} needs {name} ({what})")
         return self
+
+    @field_validator("MODEL_FLAVORS")
+    @classmethod
+    def _flavours(cls, value: str) -> str:
+        plugins.parse_flavours(value)  # raises ValueError naming the unknown flavour
+        return value
+
+    @property
+    def model_flavours(self) -> frozenset[str]:
+        """MODEL_FLAVORS as a set."""
+        return plugins.parse_flavours(self.MODEL_FLAVORS)
 
     @field_validator("MODELS")
     @classmethod

@@ -57,11 +57,14 @@ def read_rows(path: Path, schema: ModelSchema) -> pd.DataFrame:
     return frame[list(schema.names)]
 
 
-def profile_model(uri: str, alias: str, api_name: str, name: str, data: Path) -> Profiled:
-    """Profile the version `alias` points to (else the latest) from `data`, and log the files."""
+def profile_model(
+    uri: str, alias: str, api_name: str, name: str, data: Path, flavours: frozenset[str]
+) -> Profiled:
+    """Profile the version `alias` points to (else the latest) from `data`, and log the files;
+    a version of a flavour not in `flavours` (MODEL_FLAVORS) is refused before it is loaded."""
     registry = ClientRegistry(uri)
     version = registry.alias_version(name, alias).version
-    schema = registry.schema(api_name, name, version)
+    schema = registry.schema(api_name, name, version, flavours)
     frame = read_rows(data, schema)
     if frame.empty:
         raise ProfileError(f"{data} has no rows")

@@ -74,7 +74,7 @@ def build_context(settings: Settings) -> InferContext:
     sink_format = format_named(settings.SINK_FORMAT)
     models = ModelCache(
         settings.MLFLOW_TRACKING_URI, settings.MODEL_ALIAS, settings.MODEL_REFRESH_S,
-        settings.models,
+        settings.models, settings.model_flavours,
     )  # fmt: skip
     window_s = settings.MONITOR_WINDOW_S
     closer = None
@@ -83,7 +83,7 @@ def build_context(settings: Settings) -> InferContext:
                               settings.MONITOR_MIN_RECORDS, settings.DRIFT_PSI)  # fmt: skip
     challengers = ChallengerCache(
         settings.MLFLOW_TRACKING_URI, settings.CHALLENGER_ALIAS, settings.MODEL_REFRESH_S,
-        settings.models,
+        settings.models, settings.model_flavours,
     )  # fmt: skip
     models.reuse = challengers.loaded
     ttl_s = settings.RESULT_TTL_S

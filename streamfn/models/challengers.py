@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from mlflow import MlflowClient
 
 from streamfn.core import metrics
-from streamfn.models import registry
+from streamfn.models import registry, trust
 from streamfn.models.cache import LoadedModel, load_version, serving
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class ChallengerCache:
         alias: str,
         refresh_s: float,
         models: Mapping[str, str],
+        flavours: frozenset[str] = trust.DEFAULT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._uri = tracking_uri
@@ -41,6 +42,7 @@ class ChallengerCache:
         self.alias = alias
         self._refresh_s = refresh_s
         self.models = dict(models)
+        self.flavours = flavours
         self.clock = clock
         self._served: dict[str, LoadedModel] = {}
         self._retired: dict[str, LoadedModel] = {}  # alias removed (promoted?): kept for reuse
@@ -113,7 +115,8 @@ class ChallengerCache:
             if served is not None and served.version == version:
                 return
         try:
-            loaded = load_version(self._client, self._uri, api_name, registered, version)
+            loaded = load_version(self._client, self._uri, api_name, registered, version,
+                                  self.flavours)  # fmt: skip
         except Exception as error:  # any failure of the download or the load
             with self._lock:
                 self._served.pop(api_name, None)
