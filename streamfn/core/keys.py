@@ -95,7 +95,16 @@ class Keys:
         a cluster in the partition stream's own slot."""
         if not self.cluster or not self.streams:
             return [self.root] * self.partitions
-        return [f"{ROOT}{{{slot_tag(stream)}}}:" for stream in self.streams]
+        return [self.stream_root(stream) for stream in self.streams]
+
+    def stream_root(self, stream: str) -> str:
+        """Where the keys kept with one stream start (in its slot on a cluster)."""
+        return f"{ROOT}{{{slot_tag(stream)}}}:" if self.cluster else self.root
+
+    def lag_bytes(self, stream: str) -> str:
+        """The bytes of records a stream holds not yet acknowledged (MAX_LAG_BYTES): added by
+        ingest's append, taken off by the poller's acknowledgement. One per stream."""
+        return f"{self.stream_root(stream)}lag_bytes:{stream}"
 
     def totals(self, at: str | None = None) -> str:
         """The hash of records ingested and written since the data began (under `at`, a root

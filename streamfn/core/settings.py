@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     MAX_RECORDS: PositiveInt = 10_000
     MAX_BODY_BYTES: PositiveInt = 5 * 1024 * 1024
     MAX_LAG: PositiveInt = 10_000
+    # The bytes of records a stream (each partition's) may hold not yet acknowledged: the byte
+    # twin of MAX_LAG, so that 10,000 bodies of 5 MiB cannot fill Redis (503 beyond it).
+    MAX_LAG_BYTES: PositiveInt = 256 * 1024 * 1024
     # A port of its own for /health (the process alive) and /metrics, for probes and a scraper's
     # network, open whatever the key (counts only); `--metrics-port` is its CLI form.
     METRICS_PORT: int | None = Field(None, ge=1, le=65535)
@@ -105,6 +108,8 @@ class Settings(BaseSettings):
     BATCH_WINDOW_MS: int = Field(100, ge=0)
     CLAIM_IDLE_MS: PositiveInt = 30_000
     MAX_DELIVERIES: PositiveInt = 5
+    # How long dead letters are kept, counted from when they were dead-lettered (XTRIM MINID).
+    DLQ_RETENTION_S: PositiveInt = 7 * 86_400
     INFER_FUNCTION_NAME: str | None = None
     AWS_ENDPOINT_URL_LAMBDA: str | None = None
     RESULT_TTL_S: PositiveInt = 3600

@@ -31,6 +31,8 @@ from streamfn.models.registry import Registry, RegistryError, open_registry
 from streamfn.models.schemas import ModelSchema, SchemaError
 
 log = logging.getLogger(__name__)
+# How long the copy of a schema outlives its last read: a model removed from MODELS leaves none.
+SCHEMA_KEPT_S = 30 * 86_400
 
 
 class ModelUnavailableError(RuntimeError):
@@ -128,7 +130,8 @@ class SchemaCache:
                                               "error": str(refused)})  # fmt: skip
             return Entry(None, time.monotonic(), message)
         try:
-            await redis.set(self.keys.schema(model), orjson.dumps(schema.to_json()))
+            await redis.set(self.keys.schema(model), orjson.dumps(schema.to_json()),
+                            ex=SCHEMA_KEPT_S)  # fmt: skip
         except RedisError as error:  # the copy is a convenience; the schema is good
             log.warning("schema not copied to Redis", extra={"model": model, "error": str(error)})
         return Entry(Validator(schema), time.monotonic())

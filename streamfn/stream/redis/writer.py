@@ -1,5 +1,6 @@
-"""Ingest's side of a Redis Stream: one entry per request, with back-pressure; with
-INGEST_WAIT_REPLICAS, answered only once that many replicas have it."""
+"""Ingest's side of a Redis Stream: one entry per request, with back-pressure in entries
+(MAX_LAG) and in bytes (MAX_LAG_BYTES); with INGEST_WAIT_REPLICAS, answered only once that many
+replicas have it."""
 
 from __future__ import annotations
 
@@ -28,10 +29,14 @@ WAIT_MS = 1000
 # replayed XCLAIM ... LASTID moves the group on without its read counter (redis/redis#10569).
 # Every entry not yet delivered is still in the stream (trimming stops at the oldest one), so
 # XLEN bounds the lag, and a lag over the limit is checked against it before refusing.
+# The bytes of data not yet acknowledged are counted beside the stream (KEYS[4], taken off by the
+# poller's acknowledgement): over MAX_LAG_BYTES the script answers "full <bytes>" and appends
+# nothing. A body larger than the budget still goes into a stream that holds nothing, so that no
+# request is refused for ever.
 # KEYS: the stream, the accepted-records slot counter and the totals (streamfn.sink.counts: on a
-# Redis Cluster, in the stream's slot).
+# Redis Cluster, in the stream's slot), the stream's unacknowledged bytes.
 # ARGV: group, MAX_LAG, model, data, records, the slot counter's ttl, partition, partitions,
-# INGEST_WAIT_REPLICAS.
+# INGEST_WAIT_REPLICAS, MAX_LAG_BYTES.
 # With replicas to wait for, a master with fewer connected (a replica promoted, its own not back
 # yet) takes nothing: "replicas <n>" before any XADD, so a refusal is never a half-accepted
 # entry that a retry would repeat.
@@ -55,6 +60,8 @@ if lag >= tonumber(ARGV[2]) then
   lag = math.min(lag, redis.call('XLEN', KEYS[1]))
   if lag >= tonumber(ARGV[2]) then return lag end
 end
+local held = tonumber(redis.call('GET', KEYS[4]) or '0')
+if held > 0 and held + #ARGV[4] > tonumber(ARGV[10]) then return 'full ' .. held end
 local now = redis.call('TIME')
 local received_at = tostring(now[1] * 1000 + math.floor(now[2] / 1000))
 local part, parts = tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -86,6 +93,7 @@ else
       'data', ARGV[4], 'received_at', received_at)
   end
 end
+redis.call('INCRBY', KEYS[4], #ARGV[4])
 -- The console's counts: records accepted in this slot, and since the data began.
 redis.call('INCRBY', KEYS[2], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
@@ -107,6 +115,19 @@ class ReplicasError(RefusedError):
     reason = "replicas"
 
 
+class LagBytesError(RefusedError):
+    """The stream holds MAX_LAG_BYTES of records not yet processed: it takes no more now."""
+
+    reason = "backpressure_bytes"
+
+    def __init__(self, held: int, limit: int) -> None:
+        super().__init__(
+            f"the stream holds {held} bytes of records not yet processed (MAX_LAG_BYTES={limit}); "
+            "retry later"
+        )
+        self.held = held
+
+
 class BackpressureError(RefusedError):
     """The consumer group is too far behind to take more entries now."""
 
@@ -126,6 +147,7 @@ class StreamWriter:
         self.streams = settings.streams
         self.group = settings.CONSUMER_GROUP
         self.max_lag = settings.MAX_LAG
+        self.max_lag_bytes = settings.MAX_LAG_BYTES
         self.replicas = settings.INGEST_WAIT_REPLICAS
         self.url = settings.REDIS_URL
         self.keys = settings.keys
@@ -139,19 +161,27 @@ class StreamWriter:
         partition = self.router.partition(records)
         stream = self.streams[partition]
         args = [self.group, self.max_lag, model, orjson.dumps(records), len(records),
-                series.SERIES_TTL_S, partition, len(self.streams), self.replicas]  # fmt: skip
+                series.SERIES_TTL_S, partition, len(self.streams), self.replicas,
+                self.max_lag_bytes]  # fmt: skip
         at = self.count_roots[partition]
         slot = self.keys.series(series.ACCEPTED, series.slot_of(time.time()), at)
-        reply = await self._add(stream, [stream, slot, self.keys.totals(at)], args)
+        keys = [stream, slot, self.keys.totals(at), self.keys.lag_bytes(stream)]
+        reply = await self._add(stream, keys, args)
         if isinstance(reply, int):
             raise BackpressureError(reply, self.max_lag)
-        if isinstance(reply, bytes):  # "replicas <n>": nothing appended
-            connected = reply.decode().split()[1]
-            raise ReplicasError(
-                f"the stream's master has {connected} replicas connected, fewer than "
-                f"INGEST_WAIT_REPLICAS={self.replicas}; retry later"
-            )
+        if isinstance(reply, bytes):  # "replicas <n>" or "full <bytes>": nothing appended
+            raise self._refusal(reply.decode())
         return Appended(reply[0].decode(), int(reply[1]))
+
+    def _refusal(self, reply: str) -> RefusedError:
+        """The error of a refused append, from the script's word for it."""
+        word, number = reply.split()
+        if word == "full":
+            return LagBytesError(int(number), self.max_lag_bytes)
+        return ReplicasError(
+            f"the stream's master has {number} replicas connected, fewer than "
+            f"INGEST_WAIT_REPLICAS={self.replicas}; retry later"
+        )
 
     async def _add(self, stream: str, keys: list[str], args: list[Any]) -> Any:
         if not self.replicas:
