@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     FEEDBACK_API_KEY_PARAMETER: str | None = None
     INGEST_URL: str = f"http://localhost:{INGEST_PORT}"
     MAX_RECORDS: PositiveInt = 10_000
+    # How long a request's Idempotency-Key is remembered: a retry within it is answered as the
+    # first request was, and appends nothing (each record ~300 B of Redis).
+    IDEMPOTENCY_TTL_S: PositiveInt = 86_400
     MAX_BODY_BYTES: PositiveInt = 5 * 1024 * 1024
     MAX_LAG: PositiveInt = 10_000
     # The bytes of records a stream (each partition's) may hold not yet acknowledged: the byte

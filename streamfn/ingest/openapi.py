@@ -27,6 +27,7 @@ from streamfn import __version__
 from streamfn.api.auth import FEEDBACK_PATH, is_open
 from streamfn.api.responses import json_response
 from streamfn.ingest.refusals import MAX_STRING_LEN
+from streamfn.ingest.routes.predict import IDEMPOTENCY_KEY
 from streamfn.ingest.schema_cache import ModelUnavailableError
 from streamfn.models.schemas import Column, ModelSchema
 from streamfn.models.seed import EMPLOYEE_ID
@@ -81,6 +82,13 @@ ERRORS = {
     },
 }  # fmt: skip
 DETAIL = {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}
+REPLAYED = {
+    "Idempotent-Replayed": {
+        "required": False,
+        "schema": {"type": "string", "enum": ["true"]},
+        "description": "this answer is the first request's",
+    }
+}
 RETRY_AFTER = {"Retry-After": {"required": True, "description": "seconds to wait",
                                "schema": {"type": "integer", "minimum": 1}}}  # fmt: skip
 ACCEPTED = {
@@ -248,13 +256,40 @@ def predict_operation(served: list[ModelSchema], models: list[str], max_records:
                 "description": "the model that predicts these records",
             },
             {**API_KEY_HEADER, "description": "required when INGEST_API_KEY is set"},
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 128,
+                    "pattern": f"^{IDEMPOTENCY_KEY}$",
+                },
+                "description": "one per request, the same on each retry of it: within "
+                "IDEMPOTENCY_TTL_S the same key and request get the first answer again "
+                "(Idempotent-Replayed: true) and append nothing; the same key with another "
+                "request is 422",
+            },
         ],
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": body, "example": EXAMPLE_BODY}},
         },
         "responses": {
-            "202": _json(ACCEPTED, "accepted: the message is in the stream"),
+            "202": _json(
+                ACCEPTED,
+                "accepted: the message is in the stream (or, with "
+                "Idempotent-Replayed: true, it was, by the first request with this "
+                "Idempotency-Key)",
+                headers=REPLAYED,
+            ),
+            "409": _json(
+                DETAIL,
+                "a request with this Idempotency-Key is being appended now "
+                "(Kinesis and SQS): retry after Retry-After",
+                headers=RETRY_AFTER,
+            ),
             "401": _json(
                 DETAIL,
                 "INGEST_API_KEY is set and X-API-Key is missing or wrong",
@@ -264,13 +299,15 @@ def predict_operation(served: list[ModelSchema], models: list[str], max_records:
             "415": _json(ERRORS, "a Content-Type other than JSON"),
             "422": _json(
                 ERRORS,
-                "malformed JSON, an unknown model, or a record that does "
-                "not fit its model's schema: each error names the record and field",
+                "malformed JSON, an unknown model, a record that does not fit its model's "
+                "schema (each error names the record and field), or an Idempotency-Key that "
+                "is not 1-128 printable characters or came with another request",
             ),
             "503": _json(
                 DETAIL,
-                "Redis unreachable, the stream too far behind (MAX_LAG), or "
-                "the model's schema unreadable: retry after Retry-After",
+                "Redis unreachable or full, the stream too far behind (MAX_LAG, "
+                "MAX_LAG_BYTES), or the model's schema unreadable or its flavour not in "
+                "MODEL_FLAVORS: retry after Retry-After",
                 headers=RETRY_AFTER,
             ),
         },
