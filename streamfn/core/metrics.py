@@ -11,6 +11,10 @@ INGEST_REQUESTS = Counter(
 INGEST_RECORDS = Counter(
     "streamfn_ingest_records_total", "Records accepted into the stream", ["model"]
 )
+INGEST_REPLAYED = Counter(
+    "streamfn_ingest_replayed_total",
+    "Retries answered as their Idempotency-Key's first request was (nothing appended)",
+)
 INGEST_REJECTIONS = Counter(
     "streamfn_ingest_rejections_total", "Requests refused, by reason", ["reason"]
 )

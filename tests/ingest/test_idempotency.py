@@ -15,6 +15,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from streamfn.app import create_app
+from streamfn.core import metrics
 from streamfn.core.settings import Settings
 from streamfn.stream.partitions import Router
 from tests.factories import full_record
@@ -45,6 +46,7 @@ def post(client: TestClient, records: list[dict[str, Any]], key: str | None = KE
 
 
 def test_a_retry_gets_the_first_answer_and_appends_nothing(api: TestClient, r: redis.Redis) -> None:
+    replayed = metrics.INGEST_REPLAYED._value.get()
     first = post(api, RECORDS)
     assert first.status_code == 202, first.text
     assert "idempotent-replayed" not in first.headers
@@ -57,6 +59,7 @@ def test_a_retry_gets_the_first_answer_and_appends_nothing(api: TestClient, r: r
         assert again.json() == first.json()
     assert r.xlen(STREAM) == 1
     assert r.hget("streamfn:console:totals", "ingested") == b"2"  # the records, counted once
+    assert metrics.INGEST_REPLAYED._value.get() == replayed + 3
     # Without a key, or with another, each request is its own.
     assert post(api, RECORDS, key=None).json()["message_id"] != first.json()["message_id"]
     assert post(api, RECORDS, key="another").json()["message_id"] != first.json()["message_id"]

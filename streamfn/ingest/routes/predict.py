@@ -102,7 +102,9 @@ async def predict_stream(request: Request) -> Response:
         appended = await writer.append(model, records, idempotency)
     except (RefusedError, EntryTooLargeError, IdempotencyKeyReusedError) as error:
         return refused(error)
-    if not appended.replayed:
+    if appended.replayed:
+        metrics.INGEST_REPLAYED.inc()
+    else:
         metrics.INGEST_RECORDS.labels(model).inc(len(records))
     metrics.INGEST_REQUESTS.labels("202").inc()
     metrics.INGEST_LATENCY.observe(time.perf_counter() - started)
