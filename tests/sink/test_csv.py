@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 
 import pandas as pd
@@ -180,6 +181,7 @@ def test_text_cells_a_spreadsheet_would_run_are_written_behind_a_quote() -> None
         assert (written[at["plan"]], written[at["Employee ID"]]) == (expected, expected), text
         assert written[at["amount"]] == "-1.5"  # a number is never escaped
     assert cells[-1][at["prediction"]] == "'-1"
+    assert cells[-1][header.index("prediction_label")] == "'-1"
     assert "=odd name" in cells[0][header.index("imputed")]  # "'" + "=odd name" at the start
     # Read back as they were sent, by the table and by the frame.
     back_header, back = CSV.table(body)
@@ -190,6 +192,12 @@ def test_text_cells_a_spreadsheet_would_run_are_written_behind_a_quote() -> None
     assert frame["prediction"].tolist()[-1] == "-1"
     assert frame["amount"].tolist() == [-1.5] * len(rows)
     assert "=odd name" in frame.columns
+
+
+def test_an_unlabelled_class_is_escaped_as_its_label_too() -> None:
+    unlabelled = dataclasses.replace(FREE, labels={})
+    header, cells = parsed(encode_csv(unlabelled, [free_row(0, "x", prediction="=cmd")]))
+    assert cells[header.index("prediction")] == cells[header.index("prediction_label")] == "'=cmd"
 
 
 def test_parquet_keeps_text_as_sent() -> None:

@@ -57,7 +57,8 @@ def _free_text(schema: ModelSchema, header: Sequence[str]) -> list[int]:
     risky = {EMPLOYEE_ID, "prediction", "champion_prediction"}
     risky |= {c.name for c in schema.columns if c.kind == "string" and (
         not c.categories or any(escaped(v) != v for v in c.categories))}  # fmt: skip
-    if any(escaped(v) != v for v in schema.labels.values()):
+    # Without labels, a prediction's label is its class, whatever the model gives.
+    if not schema.labels or any(escaped(v) != v for v in schema.labels.values()):
         risky.add("prediction_label")
     if any(escaped(c.name) != c.name for c in schema.columns):
         risky.add("imputed")
