@@ -118,13 +118,15 @@ def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
     """Drift and live accuracy per window, from the ingest's GET /monitoring."""
     import httpx
 
+    from streamfn.api.auth import client_headers
     from streamfn.local import monitor_view
 
     params: dict[str, object] = {"windows": args.windows}
     if args.model:
         params["model"] = args.model
     try:
-        answer = httpx.get(f"{settings.INGEST_URL}/monitoring", params=params, timeout=10)
+        answer = httpx.get(f"{settings.INGEST_URL}/monitoring", params=params, timeout=10,
+                           headers=client_headers(settings.INGEST_API_KEY))  # fmt: skip
     except httpx.HTTPError as error:
         raise CommandError(
             f"the ingest at INGEST_URL={settings.INGEST_URL} does not answer ({error}); after "

@@ -78,7 +78,7 @@ def build_context(settings: Settings) -> InferContext:
     sink_format = format_named(settings.SINK_FORMAT)
     models = ModelCache(
         settings.MLFLOW_TRACKING_URI, settings.MODEL_ALIAS, settings.MODEL_REFRESH_S,
-        settings.models, runtime=settings.PREDICT_RUNTIME,
+        settings.models, settings.model_flavours, runtime=settings.PREDICT_RUNTIME,
     )  # fmt: skip
     window_s = settings.MONITOR_WINDOW_S
     estimate = bool(window_s) and settings.ESTIMATE_PERFORMANCE
@@ -89,7 +89,7 @@ def build_context(settings: Settings) -> InferContext:
                               settings.ATTRIBUTION_NDCG)  # fmt: skip
     challengers = ChallengerCache(
         settings.MLFLOW_TRACKING_URI, settings.CHALLENGER_ALIAS, settings.MODEL_REFRESH_S,
-        settings.models, runtime=settings.PREDICT_RUNTIME,
+        settings.models, settings.model_flavours, runtime=settings.PREDICT_RUNTIME,
     )  # fmt: skip
     models.reuse = challengers.loaded
     ttl_s = settings.RESULT_TTL_S
