@@ -19,7 +19,7 @@ import pandas as pd
 
 from streamfn.data import training
 from streamfn.data.synth import RecordSampler, load_profile
-from streamfn.models.cache import frame_of
+from streamfn.models.loaded import frame_of
 from streamfn.models.schemas import seed_schema
 from streamfn.models.seed import FEATURE_NAMES, NUMERIC
 

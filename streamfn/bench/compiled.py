@@ -13,7 +13,7 @@ from streamfn.models.registry import open_registry
 from streamfn.models.runtimes.choice import PARITY_FILE
 
 if TYPE_CHECKING:
-    from streamfn.models.cache import LoadedModel
+    from streamfn.models.loaded import LoadedModel
 
 ONE = 1  # records per call of the side-by-side floor: where per-call overhead is everything
 

@@ -15,7 +15,8 @@ import httpx
 
 from streamfn.bench import challengers, console_cost, floor, pipeline
 from streamfn.core.settings import SEED_MODELS, load_settings
-from streamfn.models.cache import LoadedModel, ModelCache
+from streamfn.models.cache import ModelCache
+from streamfn.models.loaded import LoadedModel
 from streamfn.sink.bucket import Bucket
 from streamfn.sink.layout import PREDICTIONS, prefix
 

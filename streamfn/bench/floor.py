@@ -13,7 +13,7 @@ from streamfn.bench import Measurement
 from streamfn.core.clock import now_ms
 from streamfn.infer import handler
 from streamfn.infer.messages import Message
-from streamfn.models.cache import LoadedModel
+from streamfn.models.loaded import LoadedModel
 from streamfn.sink.formats.base import Format, format_named
 
 

@@ -76,7 +76,7 @@ def seed_worker(
     import mlflow
     from redis import Redis
 
-    from streamfn.models.cache import frame_of
+    from streamfn.models.loaded import frame_of
     from streamfn.models.schemas import seed_schema
 
     r = Redis.from_url(redis_url)

@@ -22,7 +22,7 @@ import pandas as pd
 from streamfn.core import plugins
 from streamfn.core.connections import SyncClient
 from streamfn.core.keys import Keys
-from streamfn.models.cache import LoadedModel
+from streamfn.models.loaded import LoadedModel
 from streamfn.models.schemas import ModelSchema
 from streamfn.models.seed import EMPLOYEE_ID
 from streamfn.monitor import stats

@@ -138,7 +138,7 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     from mlflow import MlflowClient
 
     from streamfn.challenger import backtest
-    from streamfn.models.cache import load_version
+    from streamfn.models.loading import load_version
     from streamfn.sink.bucket import Bucket, BucketUnavailableError
 
     uri = settings.MLFLOW_TRACKING_URI

@@ -24,8 +24,8 @@ from streamfn.data.artifacts import log_beside_version, log_files
 from streamfn.data.samplers import ProfileSampler, RowSampler, SamplerError
 from streamfn.data.synth import EmployeeIds
 from streamfn.models import schemas
-from streamfn.models.cache import estimator_of, schema_in
 from streamfn.models.compiled.build import Compiled, compile_model
+from streamfn.models.loading import estimator_of, schema_in
 from streamfn.models.registry import ClientRegistry
 from streamfn.models.runtimes.choice import ONNX_FILE, PARITY_FILE
 from streamfn.models.schemas import ModelSchema

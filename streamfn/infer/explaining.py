@@ -21,7 +21,7 @@ import pandas as pd
 from streamfn.core.shares import in_share
 from streamfn.infer.messages import Message
 from streamfn.infer.predicting import Predicted, rows_in
-from streamfn.models.cache import LoadedModel
+from streamfn.models.loaded import LoadedModel
 
 log = logging.getLogger(__name__)
 

@@ -25,13 +25,9 @@ from streamfn.infer.messages import Message, MessageError, decode
 from streamfn.infer.predicting import Errors, Predicted, predict, rows_of
 from streamfn.infer.shadow import Shadow, ShadowScorer
 from streamfn.infer.windows import count_windows
-from streamfn.models.cache import (
-    LoadedModel,
-    ModelCache,
-    ModelRefusedError,
-    ModelUnavailableError,
-)
+from streamfn.models.cache import ModelCache
 from streamfn.models.challengers import ChallengerCache
+from streamfn.models.loaded import LoadedModel, ModelRefusedError, ModelUnavailableError
 from streamfn.models.registry import RegistryError
 from streamfn.monitor.closer import WindowCloser
 from streamfn.monitor.recorder import DoneRecorder

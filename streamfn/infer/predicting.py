@@ -15,8 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from streamfn.infer.messages import Message
-from streamfn.models.cache import LoadedModel
 from streamfn.models.columns import join, size, take
+from streamfn.models.loaded import LoadedModel
 from streamfn.sink.rows import Row
 
 log = logging.getLogger(__name__)

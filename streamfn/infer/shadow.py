@@ -20,8 +20,8 @@ from streamfn.core.clock import now_ms
 from streamfn.core.shares import in_share
 from streamfn.infer.messages import Message
 from streamfn.infer.predicting import Predicted, calibrated_of, predict_all, rows_in
-from streamfn.models.cache import LoadedModel
 from streamfn.models.challengers import ChallengerCache
+from streamfn.models.loaded import LoadedModel
 from streamfn.sink.layout import SHADOW
 from streamfn.sink.once import OnceWriter
 from streamfn.sink.rows import Row, object_metadata

@@ -11,7 +11,7 @@ from streamfn.infer.explaining import Explained
 from streamfn.infer.messages import Message
 from streamfn.infer.predicting import Predicted, calibrated_in, rows_in
 from streamfn.infer.shadow import Shadow
-from streamfn.models.cache import LoadedModel
+from streamfn.models.loaded import LoadedModel
 from streamfn.monitor.counts import (
     attribution_fields,
     batch_fields,

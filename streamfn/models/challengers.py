@@ -19,7 +19,9 @@ from mlflow import MlflowClient
 
 from streamfn.core import metrics
 from streamfn.models import registry, trust
-from streamfn.models.cache import LoadedModel, load_version, serving
+from streamfn.models.cache import serving
+from streamfn.models.loaded import LoadedModel
+from streamfn.models.loading import load_version
 from streamfn.models.runtimes.choice import AUTO
 
 log = logging.getLogger(__name__)

@@ -127,7 +127,7 @@ def test_explain_share_takes_the_same_messages_each_time_and_the_rest_stay_empty
 def test_a_model_without_an_exact_method_gets_no_reasons_and_one_log_line(
     make_settings: Any, s3: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="streamfn.models.cache")
+    caplog.set_level(logging.WARNING, logger="streamfn.models.loaded")
     settings = make_settings(OUTPUT_EXPLANATIONS=3)
     ctx = handler.build_context(settings)
     handle_all(ctx, events(sampled_records(40, seed=33), 10, model="svm"))

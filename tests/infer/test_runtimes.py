@@ -14,7 +14,8 @@ import redis
 from streamfn.core.keys import Keys
 from streamfn.core.settings import SEED_MODELS, Settings
 from streamfn.infer import handler
-from streamfn.models.cache import ModelCache, columns_of, frame_of
+from streamfn.models.cache import ModelCache
+from streamfn.models.loaded import columns_of, frame_of
 from streamfn.models.registry import open_registry
 from streamfn.models.runtimes.choice import AUTO, PARITY_FILE, choose
 from streamfn.models.runtimes.onnx import CHUNK_ROWS
@@ -45,7 +46,7 @@ def reports(uri: str) -> dict[str, dict[str, Any]]:
 def test_auto_serves_each_version_as_its_parity_report_says(
     sqlite_registry: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="streamfn.models.cache")
+    caplog.set_level(logging.INFO, logger="streamfn.models.loading")
     cache = ModelCache(sqlite_registry, "champion", 3600, SEED_MODELS)
     for api_name, report in reports(sqlite_registry).items():
         model = cache.get(api_name)

@@ -20,7 +20,9 @@ from mlflow.environment_variables import (
 from streamfn.core.settings import SEED_MODELS
 from streamfn.data import training
 from streamfn.models import cache as model_cache
-from streamfn.models.cache import LoadedModel, ModelCache, ModelUnavailableError, frame_of
+from streamfn.models import loading as model_loading
+from streamfn.models.cache import ModelCache
+from streamfn.models.loaded import LoadedModel, ModelUnavailableError, frame_of
 from streamfn.models.schemas import seed_schema
 from streamfn.models.seed import CATEGORICAL, FEATURE_NAMES, NUMERIC
 from tests.conftest import TcpProxy, free_port
@@ -248,14 +250,14 @@ def test_cold_start_with_a_hung_mlflow_fails_after_the_request_timeout() -> None
         with pytest.raises(ModelUnavailableError):
             cache.get("knn")
         # One immediate retry: two timeouts at most.
-        assert time.perf_counter() - started < 2 * model_cache.HTTP_TIMEOUT_S + 3
+        assert time.perf_counter() - started < 2 * model_loading.HTTP_TIMEOUT_S + 3
 
 
 def test_operator_http_settings_are_kept() -> None:
     os.environ[MLFLOW_HTTP_REQUEST_TIMEOUT.name] = "17"
     ModelCache(f"http://127.0.0.1:{free_port()}", "champion", REFRESH_S, SEED_MODELS)
     assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 17
-    assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == model_cache.HTTP_MAX_RETRIES
+    assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == model_loading.HTTP_MAX_RETRIES
 
 
 def test_unknown_model_names_the_valid_ones() -> None:

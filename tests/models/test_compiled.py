@@ -19,9 +19,10 @@ from streamfn.core.settings import SEED_MODELS, ConfigError, Settings, load_sett
 from streamfn.data import training
 from streamfn.data.artifacts import log_beside_version
 from streamfn.data.compiling import files_of
-from streamfn.models.cache import ModelCache, load_version
+from streamfn.models.cache import ModelCache
 from streamfn.models.compiled import build
 from streamfn.models.compiled.sample import edge_records, records_of
+from streamfn.models.loading import load_version
 from streamfn.models.registry import open_registry
 from streamfn.models.runtimes.choice import AUTO, ONNX_FILE, PARITY_FILE, choose
 from streamfn.models.schemas import seed_schema
@@ -161,7 +162,7 @@ def test_a_graph_that_fails_parity_is_served_natively_with_the_reason_logged_and
     assert found["converted"]
     assert not found["passed"]
     assert found["max_abs_diff"] > 1e-4
-    caplog.set_level(logging.INFO, logger="streamfn.models.cache")
+    caplog.set_level(logging.INFO, logger="streamfn.models.loading")
     for setting in (AUTO, "onnx"):
         cache = ModelCache(lightgbm_registry, BROKEN, 3600, {"lightgbm": LIGHTGBM},
                            runtime=setting)  # fmt: skip

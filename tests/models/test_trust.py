@@ -20,7 +20,8 @@ from streamfn.core.plugins import parse_flavours
 from streamfn.core.settings import ConfigError, Settings
 from streamfn.data.training import ensure_experiment
 from streamfn.models import trust
-from streamfn.models.cache import ModelCache, ModelRefusedError
+from streamfn.models.cache import ModelCache
+from streamfn.models.loaded import ModelRefusedError
 from tests.models.conftest import WINE, Brought
 
 SKOPS_SKLEARN = {"loader_module": "mlflow.sklearn"}, {

@@ -11,8 +11,9 @@ import pytest
 
 from streamfn.core.settings import SEED_MODELS, defaults
 from streamfn.data.samplers import for_models
-from streamfn.models.cache import LoadedModel, ModelCache
+from streamfn.models.cache import ModelCache
 from streamfn.models.explain import predicted_index
+from streamfn.models.loaded import LoadedModel
 from streamfn.models.seed import burn_class
 from streamfn.monitor import counts, stats
 
