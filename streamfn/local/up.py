@@ -52,6 +52,14 @@ class UpError(RuntimeError):
     """`streamfn up` cannot go on; the message says what to do."""
 
 
+class MissingError(UpError):
+    """What `up` needs on this machine is not there (redis-server, a free port): nothing started."""
+
+
+class UnreachableError(UpError):
+    """A service given from outside (the S3 of AWS_ENDPOINT_URL_S3) does not answer."""
+
+
 @dataclass(frozen=True)
 class Options:
     """The choices of `streamfn up`."""
@@ -164,7 +172,9 @@ def prepare(env: dict[str, str], log_dir: Path, stopping: threading.Event, say: 
     try:
         Bucket.from_settings(settings).ensure()
     except BucketUnavailableError as error:
-        raise UpError(f"S3 at {env['AWS_ENDPOINT_URL_S3']} is not usable: {error}") from None
+        raise UnreachableError(
+            f"S3 at {env['AWS_ENDPOINT_URL_S3']} is not usable: {error}"
+        ) from None
     try:
         backend(settings.STREAM_BACKEND).create_local(settings)
     except LocalSetupError as error:
@@ -200,7 +210,7 @@ def write_env_file(path: Path, env: dict[str, str]) -> None:
 def run(options: Options, console: Console) -> int:
     """Start everything, show the status until Ctrl-C or SIGTERM, then stop in reverse order."""
     if shutil.which("redis-server") is None:
-        raise UpError(
+        raise MissingError(
             "redis-server is not on PATH. Install it (Debian/Ubuntu: apt-get install -y "
             "redis-server; macOS: brew install redis) or run `make up`, which does."
         )
@@ -208,11 +218,14 @@ def run(options: Options, console: Console) -> int:
     local = plan(replace(options, home=home))
     children = stack.Stack(home)
     stopping = threading.Event()
+    try:
+        children.check_ports(local.services)
+    except stack.StackError as error:
+        raise MissingError(str(error)) from None
     # SIGHUP too: a closed terminal stops the stack rather than orphaning it.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda *_: stopping.set())
     try:
-        children.check_ports(local.services)
         for service in local.services:
             if service.name == "mlflow" and options.cluster:  # every node is up: join them
                 console.print("joining the Redis Cluster (3 masters, 3 replicas) …")
