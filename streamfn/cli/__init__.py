@@ -16,7 +16,7 @@ from typing import Any
 import streamfn
 from streamfn.cli.common import CommandError, Exit, console
 from streamfn.core import logs
-from streamfn.core.environment import get_settings
+from streamfn.core.environment import ENV_FILE, adopt_env_file, get_settings
 from streamfn.core.settings import ConfigError, Settings
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -26,6 +26,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "monitor": ("monitor", "results"),
     "bench": ("bench", "bench-ceilings"),
 }
+# Commands that start servers of their own (or need none): a running stack's variables in
+# .streamfn/env are not theirs to take.
+OWN_STACK = frozenset({"up", "bench", "bench-ceilings", "dataset"})
 EXIT_CODES = (
     "exit codes: 0 done; 1 part of the work failed; 2 usage; 3 configuration; 4 refused "
     "(promote, rollback); 5 outage (Redis, MLflow, S3 or the ingest did not answer)"
@@ -86,10 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def adopt_stack_variables() -> None:
+    """Take the variables `streamfn up` wrote to .streamfn/env that this shell does not set,
+    and say so in one line."""
+    adopted = adopt_env_file()
+    if adopted:
+        console.print(
+            f"using {len(adopted)} variables from {ENV_FILE} (written by `streamfn up`) that "
+            "this shell does not set",
+            highlight=False,
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; its exit codes are the Exit enum's."""
     args = build_parser().parse_args(argv)
     logs.configure(f"streamfn-{args.command}")
+    if args.command not in OWN_STACK:
+        adopt_stack_variables()
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:
         return handler(args, get_settings())

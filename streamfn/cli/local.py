@@ -21,6 +21,7 @@ from streamfn.cli.common import (
     usage,
 )
 from streamfn.core import plugins
+from streamfn.core.environment import ENV_FILE
 from streamfn.core.settings import Settings, parse_models
 
 RESULT_COLUMNS = ("message_id", "record_index", "model", "model_version", "prediction_label",
@@ -30,7 +31,10 @@ TRACKING_HELP = (
     "--out, about a minute, kept for the next run)"
 )
 # Said when a service does not answer: where the variables that name it come from.
-WHERE_FROM = "After `streamfn up`: set -a; . .streamfn/env; set +a"
+WHERE_FROM = (
+    f"Run this where `streamfn up` runs (its {ENV_FILE} is read), or set the variables that "
+    "point at your stack"
+)
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -220,7 +224,7 @@ def register(commands: Commands) -> None:
     up = commands.add_parser("up", help="the whole pipeline on this machine, with a live status")
     up.add_argument(
         "--home", type=Path, default=Path(".streamfn"), metavar="DIR",
-        help="the stack's data, logs and variables (DIR/env, for other shells)",
+        help=f"the stack's data, logs and variables (DIR/env; commands read ./{ENV_FILE})",
     )  # fmt: skip
     up.add_argument("--pollers", type=int, default=1, help="poller processes")
     up.add_argument("--rate", type=float, default=10.0, help="records/s from the producer")
