@@ -153,8 +153,10 @@ def print_tally(plan: Plan, tally: Tally) -> None:
     counts = [tally.sent, tally.accepted, tally.rejected, tally.undelivered, tally.retries,
               tally.throttled]  # fmt: skip
     if plan.labels:
-        columns += ["labelled", "unlabelled"]
-        counts += [tally.labelled, tally.unlabelled]
+        # Each accepted record ends in one of these: its label joined, its label not joined
+        # in time, or no label to send (the dataset's way: some records have no Burn Rate).
+        columns += ["labels joined", "labels not joined", "no label"]
+        counts += [tally.labelled, tally.unlabelled, tally.no_label]
     for column in (*columns, "s", "records/s"):
         table.add_column(column, justify="right")
     table.add_row(*(f"{n:,}" for n in counts), f"{tally.seconds:.1f}", f"{tally.rate:,.0f}")
