@@ -90,7 +90,7 @@ def run_results(endpoint: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_lists_shows_and_downloads(filled: Bucket, s3_server: str, tmp_path: Path) -> None:
-    done = run_results(s3_server, "--rows", "3", "--download", str(tmp_path))
+    done = run_results(s3_server, "--rows", "3", "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "2026-11-26" in done.stdout
     assert "4002-0" in done.stdout
