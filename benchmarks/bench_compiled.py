@@ -3,8 +3,8 @@ parity figures of each version's report, and the floor (inputs + predict + CSV, 
 function's own code) at 1, 100 and 1,000 records natively and under ONNX Runtime, each the best
 of two alternated runs.
 
-Run: .venv/bin/python -m benchmarks.bench_compiled [--registry URI] [--seconds S]
-(without --registry: trains and compiles the three models into a temporary SQLite store, about
+Run: .venv/bin/python -m benchmarks.bench_compiled [--tracking-uri URI] [--seconds S]
+(without --tracking-uri: trains and compiles the three models into a temporary SQLite store, about
 two minutes). Prints Markdown.
 """
 
@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from streamfn.bench import compiled
+from streamfn.cli.common import old_spelling
 from streamfn.core.settings import SEED_MODELS
 from streamfn.data import training
 from streamfn.data.synth import RecordSampler, load_profile
@@ -46,13 +47,16 @@ def floors(registry: str, seconds: float) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--registry", help="a tracking URI with the three models")
+    tracking = parser.add_argument(
+        "--tracking-uri", metavar="URI", help="an MLflow tracking URI with the three models"
+    )
+    old_spelling(parser, "--registry", tracking)
     parser.add_argument("--seconds", type=float, default=1.0, help="per floor measurement")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # mlflow's chatter; the tables are the output
     with tempfile.TemporaryDirectory(prefix="bench-compiled-") as directory:
-        registry = args.registry or f"sqlite:///{Path(directory) / 'mlflow.db'}"
-        if args.registry is None:
+        registry = args.tracking_uri or f"sqlite:///{Path(directory) / 'mlflow.db'}"
+        if args.tracking_uri is None:
             training.train(registry, "champion")
         compiled.compile_missing(registry, tuple(SEED_MODELS), print)
         records = RecordSampler(load_profile(), seed=11).records(1)

@@ -3,8 +3,9 @@
 p99, with PREDICT_RUNTIME=native and =auto on fresh stacks, alternated, best of two each; and how
 long moto's PUT of such an object takes on its own (part of every message's latency).
 
-Run: .venv/bin/python -m benchmarks.bench_light [--registry URI] [--model lightgbm] [--seconds 15]
-(without --registry: trains and compiles the models into a temporary SQLite store). Needs wrk.
+Run: .venv/bin/python -m benchmarks.bench_light [--tracking-uri URI] [--model lightgbm]
+[--seconds 15] (without --tracking-uri: trains and compiles the models into a temporary SQLite
+store). Needs wrk.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from streamfn.bench import pipeline
 from streamfn.bench.load import require_wrk
+from streamfn.cli.common import old_spelling
 from streamfn.core.settings import SEED_MODELS, load_settings
 from streamfn.data import training
 from streamfn.data.synth import RecordSampler, load_profile
@@ -41,7 +43,10 @@ def put_ms(bench: pipeline.PipelineStack, body: bytes) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--registry", help="a tracking URI with the models")
+    tracking = parser.add_argument(
+        "--tracking-uri", metavar="URI", help="an MLflow tracking URI with the models"
+    )
+    old_spelling(parser, "--registry", tracking)
     parser.add_argument("--model", default="lightgbm", choices=list(SEED_MODELS))
     parser.add_argument("--seconds", type=float, default=15.0, help="per run (300 messages)")
     args = parser.parse_args()
@@ -52,8 +57,8 @@ def main() -> int:
     puts: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-light-") as directory:
         work = Path(directory)
-        registry = args.registry or f"sqlite:///{work / 'mlflow.db'}"
-        if args.registry is None:
+        registry = args.tracking_uri or f"sqlite:///{work / 'mlflow.db'}"
+        if args.tracking_uri is None:
             training.train(registry, "champion", (args.model,))
         models = f"{args.model}={SEED_MODELS[args.model]}"
         for round_ in range(2):

@@ -11,7 +11,7 @@
 (e) MLServer with adaptive batching (what MLflow points to for production serving, and what
     KServe and Seldon run), in a virtualenv of its own.
 Every process is started here on free ports; the registry is a SQLite store trained once and
-kept under the output directory (or `--registry`).
+kept under the output directory (or `--tracking-uri`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The benchmark's output: a Markdown report (BENCHMARKS.md-ready) and a PNG chart."""
+"""The benchmark's output: a Markdown report (BENCHMARKS.md-ready); its pictures are drawn by
+chart.py."""
 
 from __future__ import annotations
 
@@ -298,61 +299,6 @@ def markdown(findings: Findings, chart: str, latency_chart: str | None = None) -
         "",
     ]  # fmt: skip
     return "\n".join(parts)
-
-
-def chart(findings: Findings, path: Path) -> None:
-    """Records/s of every design and size, one panel per model, log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    measured = [m for m in findings.measurements if m.records_per_s and m.model != "any"]
-    models = sorted({m.model for m in measured})
-    figure, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4.5), squeeze=False)
-    for axis, model in zip(axes[0], models, strict=True):
-        rows = [m for m in measured if m.model == model]
-        labels = [f"{m.design}\n{m.records_per_request}/req" for m in rows]
-        colours = ["tab:green" if m.design == "pipeline" else "tab:gray" for m in rows]
-        axis.bar(range(len(rows)), [m.records_per_s for m in rows], color=colours)
-        axis.set_xticks(range(len(rows)), labels, rotation=60, ha="right", fontsize=8)
-        axis.set_yscale("log")
-        axis.set_title(model)
-        axis.set_ylabel("records/s (log)")
-    figure.suptitle("streamfn bench: records per second")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def latency_chart(findings: Findings, path: Path) -> None:
-    """p50 and p99 against the accepted rate, one panel per request size, log scales."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sizes = sorted({p.records_per_request for p in findings.curve})
-    figure, axes = plt.subplots(1, max(len(sizes), 1), figsize=(5.5 * max(len(sizes), 1), 4.2),
-                                squeeze=False)  # fmt: skip
-    for axis, size in zip(axes[0], sizes, strict=False):
-        points = sorted((p for p in findings.curve if p.records_per_request == size),
-                        key=lambda p: p.achieved_per_s)  # fmt: skip
-        rates = [p.achieved_per_s for p in points]
-        axis.plot(rates, [p.p50_ms for p in points], "o-", label="p50", color="tab:green")
-        axis.plot(rates, [p.p99_ms for p in points], "s--", label="p99", color="tab:red")
-        axis.set_xscale("log")
-        axis.set_yscale("log")
-        axis.set_xlabel("accepted requests/s (log)")
-        axis.set_ylabel("accepted → row in S3, ms (log)")
-        model = points[0].model if points else ""
-        axis.set_title(f"{model}, {size} record{'s' if size > 1 else ''} per request")
-        axis.grid(True, which="both", alpha=0.3)
-        axis.legend()
-    figure.suptitle("streamfn bench: latency under load")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def partitions_markdown(best: dict[tuple[int, int], float], partitions: int,

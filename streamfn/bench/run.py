@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from streamfn.bench import Measurement, compiled, costs, floor, peers, pipeline, report
+from streamfn.bench import Measurement, chart, compiled, costs, floor, peers, pipeline, report
 from streamfn.bench.load import require_wrk
 from streamfn.core.settings import SEED_MODELS, defaults
 from streamfn.data import training
@@ -151,8 +151,8 @@ class Bench:
         self.measure_mlserver(registry)
         out = self.options.out
         markdown, png, curve = out / "bench.md", out / "bench.png", out / "bench-latency.png"
-        report.chart(self.findings, png)
-        report.latency_chart(self.findings, curve)
+        chart.chart(self.findings, png)
+        chart.latency_chart(self.findings, curve)
         markdown.write_text(report.markdown(self.findings, png.name, curve.name))
         self.say(f"done: {markdown}, {png} and {curve}")
         return markdown, png

@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from streamfn.cli.common import CommandError, Commands, check_mlflow, console
+from streamfn.cli.common import (
+    CommandError,
+    Commands,
+    Exit,
+    check_mlflow,
+    configuration,
+    console,
+    outage,
+    registry_error,
+    storage_error,
+)
 from streamfn.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -21,6 +31,7 @@ if TYPE_CHECKING:
     from streamfn.challenger.gate import Gate
     from streamfn.core.connections import SyncClient
 
+TRACKING_HELP = "the MLflow registry (default: MLFLOW_TRACKING_URI)"
 _HOURS = re.compile(r"(\d+(?:\.\d+)?)([hd])")
 
 
@@ -32,11 +43,18 @@ def hours(text: str) -> float:
     return float(found[1]) * (24 if found[2] == "d" else 1)
 
 
+def tracked(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with --tracking-uri as MLFLOW_TRACKING_URI, when given."""
+    if args.tracking_uri is None:
+        return settings
+    return settings.model_copy(update={"MLFLOW_TRACKING_URI": args.tracking_uri})
+
+
 def registered_name(settings: Settings, model: str) -> str:
     """The registered name of an API name of MODELS; CommandError naming the valid ones."""
     name = settings.models.get(model)
     if name is None:
-        raise CommandError(f"unknown model {model!r}: MODELS has {', '.join(settings.models)}")
+        raise configuration(f"unknown model {model!r}: MODELS has {', '.join(settings.models)}")
     return name
 
 
@@ -59,16 +77,17 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     from streamfn.challenger import gate
     from streamfn.core import connections
 
+    settings = tracked(settings, args)
     doors = open_gate(settings, args.model)
     try:
         champion, challenger = doors.versions()
-    except gate.GateError as error:
-        raise CommandError(str(error)) from None
+    except gate.GateError as error:  # no challenger (or champion): nothing to decide between
+        raise CommandError(str(error), Exit.REFUSED) from None
     redis = connections.worker_client(settings.REDIS_URL, settings.REDIS_CLUSTER)
     try:
         found = gate.evidence(redis, settings.keys, args.model, champion, challenger)
     except RedisError as error:
-        raise CommandError(
+        raise outage(
             f"the live evidence is in Redis at REDIS_URL={settings.REDIS_URL}, which did not "
             f"answer ({error}): nothing was decided"
         ) from None
@@ -83,18 +102,19 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
             f"{doors.name}@{settings.MODEL_ALIAS} → v{challenger}; pollers serve it within their "
             f"MODEL_REFRESH_S. Undo: streamfn rollback --model {args.model}"
         )
-    return 0 if decision.promote else 1
+    return Exit.OK if decision.promote else Exit.REFUSED
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     """Move the champion alias back to the version the last promotion replaced."""
     from streamfn.challenger import gate
 
+    settings = tracked(settings, args)
     doors = open_gate(settings, args.model)
     try:
         current, previous = doors.rollback(args.dry_run)
-    except gate.GateError as error:
-        raise CommandError(str(error)) from None
+    except gate.GateError as error:  # nothing to roll back to
+        raise CommandError(str(error), Exit.REFUSED) from None
     verb = "would move" if args.dry_run else "moved"
     console.print(
         f"{doors.name}@{settings.MODEL_ALIAS} {verb} from v{current} back to v{previous}"
@@ -104,17 +124,18 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def candidate_version(settings: Settings, name: str, args: argparse.Namespace) -> str:
-    """The version to backtest: --version, or the one --alias names."""
+    """The version to backtest: --version, or the one --alias (else CHALLENGER_ALIAS) names."""
     from streamfn.models.registry import RegistryError, open_registry
 
     if args.version is not None:
         return str(args.version)
+    alias = args.alias or settings.CHALLENGER_ALIAS
     try:
-        version = open_registry(settings.MLFLOW_TRACKING_URI).alias_target(name, args.alias)
+        version = open_registry(settings.MLFLOW_TRACKING_URI).alias_target(name, alias)
     except RegistryError as error:
-        raise CommandError(str(error)) from None
+        raise registry_error(error) from None
     if version is None:
-        raise CommandError(f"{name} has no @{args.alias}: give --version or another --alias")
+        raise configuration(f"{name} has no @{alias}: give --version or another --alias")
     return version
 
 
@@ -141,6 +162,7 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     from streamfn.models.loading import load_version
     from streamfn.sink.bucket import Bucket, BucketUnavailableError
 
+    settings = tracked(settings, args)
     uri = settings.MLFLOW_TRACKING_URI
     check_mlflow(uri)
     name = registered_name(settings, args.model)
@@ -153,7 +175,7 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
             bucket, args.model, backtest.days(args.since, args.date, now)
         )
         if not objects:
-            raise CommandError(f"no prediction objects of {args.model} then: nothing to score")
+            raise configuration(f"no prediction objects of {args.model} then: nothing to score")
         try:
             candidate = load_version(
                 MlflowClient(uri, uri),
@@ -165,14 +187,14 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
                 settings.model_flavours,
             )  # as the infer function serves it
         except Exception as error:  # whatever the registry or the load says
-            raise CommandError(f"{name} v{version} cannot be loaded: {error}") from None
+            raise configuration(f"{name} v{version} cannot be loaded: {error}") from None
         started = time.perf_counter()
         with progress_bar(len(objects)) as show:
             outcome = backtest.backtest(
                 candidate, bucket, objects, labels_store(settings), settings.keys, since_ms, show
             )
     except BucketUnavailableError as error:
-        raise CommandError(str(error)) from None
+        raise storage_error(error) from None
     print_outcome(args.model, version, outcome, time.perf_counter() - started)
     return 0
 
@@ -226,19 +248,30 @@ def register(commands: Commands) -> None:
         "backtest", help="score the bucket's rows again with a candidate version"
     )
     back.add_argument("--model", required=True, help="an API name of MODELS")
+    back.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
     which = back.add_mutually_exclusive_group()
-    which.add_argument("--version", help="a version number of the registered model")
-    which.add_argument("--alias", default="challenger", help="default: challenger")
-    back.add_argument("--since", type=hours, default=24.0, metavar="24h", help="default: 24h")
-    back.add_argument(
-        "--date", type=dt.date.fromisoformat, metavar="YYYY-MM-DD", help="one day, whole"
+    which.add_argument(
+        "--version", help="a version number of the registered model (default: none, --alias's)"
     )
+    which.add_argument(
+        "--alias", help="the alias of the version to score (default: CHALLENGER_ALIAS)"
+    )
+    when = back.add_mutually_exclusive_group()
+    when.add_argument(
+        "--since", type=hours, default="24h", metavar="24h",  # argparse converts it as given
+        help="the rows written in the last hours (24h) or days (2d)",
+    )  # fmt: skip
+    when.add_argument(
+        "--date", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
+        help="the rows of one whole day instead (default: none, --since applies)",
+    )  # fmt: skip
     back.set_defaults(handler=cmd_backtest)
 
     promote = commands.add_parser(
         "promote", help="make the challenger champion if its live labelled scores pass the gate"
     )
     promote.add_argument("--model", required=True, help="an API name of MODELS")
+    promote.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
     promote.add_argument(
         "--min-labelled", type=int, default=200,
         help="labelled live rows both versions scored, at least (default 200)",
@@ -260,5 +293,6 @@ def register(commands: Commands) -> None:
         "rollback", help="make the champion the version the last promotion replaced"
     )
     rollback.add_argument("--model", required=True, help="an API name of MODELS")
+    rollback.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
     rollback.add_argument("--dry-run", action="store_true", help="say, change nothing")
     rollback.set_defaults(handler=cmd_rollback)

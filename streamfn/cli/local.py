@@ -9,12 +9,32 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from streamfn.cli.common import CommandError, Commands, console
+from streamfn.cli.common import (
+    CommandError,
+    Commands,
+    Exit,
+    configuration,
+    console,
+    old_spelling,
+    outage,
+    storage_error,
+    usage,
+)
 from streamfn.core import plugins
+from streamfn.core.environment import ENV_FILE
 from streamfn.core.settings import Settings, parse_models
 
 RESULT_COLUMNS = ("message_id", "record_index", "model", "model_version", "prediction_label",
                   "predicted_at", "imputed", "Employee ID")  # fmt: skip
+TRACKING_HELP = (
+    "an MLflow tracking URI that has the models (default: none: a SQLite store trained under "
+    "--out, about a minute, kept for the next run)"
+)
+# Said when a service does not answer: where the variables that name it come from.
+WHERE_FROM = (
+    f"Run this where `streamfn up` runs (its {ENV_FILE} is read), or set the variables that "
+    "point at your stack"
+)
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -22,16 +42,16 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from streamfn.local import up
 
     if args.pollers < 1:
-        raise CommandError("--pollers must be 1 or more")
+        raise usage("--pollers must be 1 or more")
     if args.rate is not None and args.rate <= 0:
-        raise CommandError("--rate must be positive (or use --no-producer)")
+        raise usage("--rate must be positive (or use --no-producer)")
     if args.partitions is not None and not 1 <= args.partitions <= 1024:
-        raise CommandError("--partitions must be 1 to 1024")
+        raise usage("--partitions must be 1 to 1024")
     models = args.models or settings.MODELS
     try:
         parse_models(models)
     except ValueError as error:
-        raise CommandError(f"--models: {error}") from None
+        raise usage(f"--models: {error}") from None
     options = up.Options(
         home=args.home,
         pollers=args.pollers,
@@ -44,8 +64,12 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     )
     try:
         return up.run(options, console)
-    except up.UpError as error:
-        raise CommandError(str(error)) from None
+    except up.MissingError as error:
+        raise configuration(str(error)) from None
+    except up.UnreachableError as error:
+        raise outage(str(error)) from None
+    except up.UpError as error:  # a child that failed or stopped: its log says why
+        raise CommandError(str(error), Exit.FAILED) from None
 
 
 def cmd_buckets(args: argparse.Namespace, settings: Settings) -> int:
@@ -57,7 +81,7 @@ def cmd_buckets(args: argparse.Namespace, settings: Settings) -> int:
         try:
             Bucket(client, name).ensure()
         except BucketUnavailableError as error:
-            raise CommandError(str(error)) from None
+            raise storage_error(error) from None
         console.print(f"bucket {name} is ready at {settings.s3_endpoint or 'AWS'}")
     return 0
 
@@ -79,18 +103,15 @@ def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
         out.print(partitions_table(catalog.partitions(objects), where))
         if args.rows > 0:
             out.print(rows_table(catalog.newest_rows(bucket, objects, args.rows)))
-        if args.download is not None:
+        if args.out is not None:
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task("downloading", total=len(objects))
                 written = catalog.download(
-                    bucket, objects, args.download, lambda _: progress.advance(task)
+                    bucket, objects, args.out, lambda _: progress.advance(task)
                 )
-            console.print(f"downloaded {len(written)} objects under {args.download}")
+            console.print(f"downloaded {len(written)} objects under {args.out}")
     except BucketUnavailableError as error:
-        raise CommandError(
-            f"{error}. Is the pipeline running, and does this shell have its variables? "
-            "(after `streamfn up`: set -a; . .streamfn/env; set +a)"
-        ) from None
+        raise storage_error(error, f". Is the pipeline running? {WHERE_FROM}") from None
     return 0
 
 
@@ -128,12 +149,14 @@ def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
         answer = httpx.get(f"{settings.INGEST_URL}/monitoring", params=params, timeout=10,
                            headers=client_headers(settings.INGEST_API_KEY))  # fmt: skip
     except httpx.HTTPError as error:
-        raise CommandError(
-            f"the ingest at INGEST_URL={settings.INGEST_URL} does not answer ({error}); after "
-            "`streamfn up`: set -a; . .streamfn/env; set +a"
+        raise outage(
+            f"the ingest at INGEST_URL={settings.INGEST_URL} does not answer ({error}). "
+            + WHERE_FROM
         ) from None
     if answer.status_code != 200:
-        raise CommandError(f"GET /monitoring answered {answer.status_code}: {answer.text[:300]}")
+        said = f"GET /monitoring answered {answer.status_code}: {answer.text[:300]}"
+        # 503: Redis behind the ingest is down; any other refusal is about what was asked.
+        raise outage(said) if answer.status_code == 503 else configuration(said)
     found = answer.json()
     if not found["windows"]:
         console.print("no window counted yet: send records (streamfn produce), then look again")
@@ -150,13 +173,13 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from streamfn.bench.run import Bench, Options
 
     if args.partitions is not None and args.partitions < 2:
-        raise CommandError("--partitions must be 2 or more (it is measured against 1)")
-    options = Options(args.out, args.registry, args.quick, args.pollers, args.seconds,
+        raise usage("--partitions must be 2 or more (it is measured against 1)")
+    options = Options(args.out, args.tracking_uri, args.quick, args.pollers, args.seconds,
                       args.mlserver_venv, args.partitions, args.costs)  # fmt: skip
     try:
         Bench(options, console).run()
-    except LoadError as error:
-        raise CommandError(str(error)) from None
+    except LoadError as error:  # wrk is missing, or cannot run here
+        raise configuration(str(error)) from None
     return 0
 
 
@@ -172,14 +195,16 @@ def cmd_bench_ceilings(args: argparse.Namespace, settings: Settings) -> int:
     parts = tuple(dict.fromkeys(args.parts.split(","))) if args.parts else ceilings.PARTS
     unknown = set(parts) - set(ceilings.PARTS)
     if unknown:
-        raise CommandError(f"--parts: unknown {', '.join(sorted(unknown))} "
+        raise usage(f"--parts: unknown {', '.join(sorted(unknown))} "
                            f"(choose from {','.join(ceilings.PARTS)})")  # fmt: skip
     if args.seconds <= 0:
-        raise CommandError("--seconds must be positive")
+        raise usage("--seconds must be positive")
     try:
-        found = ceilings.measure(args.out, args.seconds, parts, args.registry, console.print)
-    except (LoadError, StackError) as error:
-        raise CommandError(str(error)) from None
+        found = ceilings.measure(args.out, args.seconds, parts, args.tracking_uri, console.print)
+    except LoadError as error:  # wrk is missing, or cannot run here
+        raise configuration(str(error)) from None
+    except StackError as error:  # a server of its own failed: its log says why
+        raise CommandError(str(error), Exit.FAILED) from None
     (args.out / "ceilings.json").write_bytes(results.as_json(found))
     (args.out / "ceilings.md").write_text(results.markdown(found) + "\n")
     console.print(f"written: {args.out / 'ceilings.json'} and {args.out / 'ceilings.md'}")
@@ -197,13 +222,14 @@ def cmd_bench_ceilings(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(commands: Commands) -> None:
-    """Add `up`, `bench`, `buckets` and `results`."""
+    """Add `up`, `bench`, `bench-ceilings`, `monitor`, `buckets` and `results`."""
     up = commands.add_parser("up", help="the whole pipeline on this machine, with a live status")
-    up.add_argument("--home", type=Path, default=Path(".streamfn"), help="data and logs")
-    up.add_argument("--pollers", type=int, default=1, help="poller processes (default 1)")
     up.add_argument(
-        "--rate", type=float, default=10.0, help="records/s from the producer (default 10)"
-    )
+        "--home", type=Path, default=Path(".streamfn"), metavar="DIR",
+        help=f"the stack's data, logs and variables (DIR/env; commands read ./{ENV_FILE})",
+    )  # fmt: skip
+    up.add_argument("--pollers", type=int, default=1, help="poller processes")
+    up.add_argument("--rate", type=float, default=10.0, help="records/s from the producer")
     up.add_argument("--no-producer", action="store_true", help="start no producer")
     up.add_argument(
         "--backend", choices=tuple(plugins.BACKENDS),
@@ -212,7 +238,7 @@ def register(commands: Commands) -> None:
     up.add_argument("--models", help="MODELS for every process (default: MODELS, else the seed's)")
     up.add_argument(
         "--partitions", type=int, metavar="P",
-        help="stream partitions (default: STREAM_PARTITIONS, else 1)",
+        help="how many stream partitions (default: STREAM_PARTITIONS, else 1)",
     )  # fmt: skip
     up.add_argument(
         "--cluster", action="store_true",
@@ -226,42 +252,52 @@ def register(commands: Commands) -> None:
         action="store_true",
         help="a smoke test: LightGBM only, 3 s runs (~3 min); figures not comparable, no ratios",
     )
-    bench.add_argument("--out", type=Path, default=Path(".streamfn/bench"), help="report folder")
-    bench.add_argument("--registry", help="a tracking URI with the models (default: train one)")
-    bench.add_argument("--pollers", type=int, default=1, help="poller processes (default 1)")
+    bench.add_argument(
+        "--out", type=Path, default=Path(".streamfn/bench"), metavar="DIR",
+        help="the folder of the report (bench.md, bench.png), the servers' files and logs",
+    )  # fmt: skip
+    tracking = bench.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
+    old_spelling(bench, "--registry", tracking)
+    bench.add_argument("--pollers", type=int, default=1, help="poller processes")
     bench.add_argument(
         "--partitions", type=int, metavar="P",
-        help="only measure STREAM_PARTITIONS=1 against P on one redis-server (partitions.md)",
+        help="how many stream partitions to measure against 1, on one redis-server, and only "
+        "that (partitions.md; default: none, the whole bench)",
     )  # fmt: skip
-    bench.add_argument("--seconds", type=float, help="seconds per load run (10; quick: 3)")
     bench.add_argument(
-        "--costs", action="store_true",
+        "--seconds", type=float, help="seconds per load run (default: 10, with --quick 3)"
+    )
+    bench.add_argument(
+        "--costs",
+        action="store_true",
         help="only what each feature costs (monitoring, Parquet, estimates, reason codes, a "
         "challenger): costs.md",
-    )  # fmt: skip
-    bench.add_argument(
-        "--mlserver-venv",
-        type=Path,
-        default=Path(".venv-mlserver"),
-        help="MLServer's own virtualenv, created on first use (default .venv-mlserver)",
     )
+    bench.add_argument(
+        "--mlserver-venv", type=Path, default=Path(".venv-mlserver"), metavar="DIR",
+        help="MLServer's own virtualenv, created on first use",
+    )  # fmt: skip
     bench.set_defaults(handler=cmd_bench)
 
     ceilings = commands.add_parser(
         "bench-ceilings", help="each part's ceiling alone: XADD, XREADGROUP, ingest, poller, S3"
     )
-    ceilings.add_argument("--seconds", type=float, default=3.0, help="per measurement (default 3)")
-    ceilings.add_argument("--parts", help="comma-separated: xadd,xreadgroup,ingest,poller,s3 (all)")
-    ceilings.add_argument("--registry", help="a tracking URI with lightgbm (default: train one)")
+    ceilings.add_argument("--seconds", type=float, default=3.0, help="per measurement")
     ceilings.add_argument(
-        "--out", type=Path, default=Path(".streamfn/ceilings"), help="servers' files and logs"
+        "--parts", help="comma-separated, of xadd,xreadgroup,ingest,poller,s3 (default: all)"
     )
+    tracking = ceilings.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
+    old_spelling(ceilings, "--registry", tracking)
+    ceilings.add_argument(
+        "--out", type=Path, default=Path(".streamfn/ceilings"), metavar="DIR",
+        help="the folder of ceilings.json and ceilings.md, the servers' files and logs",
+    )  # fmt: skip
     ceilings.add_argument("--json", action="store_true", help="JSON on stdout instead of a table")
     ceilings.set_defaults(handler=cmd_bench_ceilings)
 
     monitor = commands.add_parser("monitor", help="drift and live accuracy per window")
-    monitor.add_argument("--model", help="one model (an API name); default: every model")
-    monitor.add_argument("--windows", type=int, default=30, help="windows to show (default 30)")
+    monitor.add_argument("--model", help="one model (an API name; default: every model)")
+    monitor.add_argument("--windows", type=int, default=30, help="windows to show")
     monitor.set_defaults(handler=cmd_monitor)
 
     buckets = commands.add_parser("buckets", help="create PREDICTIONS_BUCKET (and more) if missing")
@@ -271,8 +307,16 @@ def register(commands: Commands) -> None:
     results = commands.add_parser(
         "results", help="list the prediction objects and show the newest rows"
     )
-    results.add_argument("--model", help="only this model's objects (an API name)")
-    results.add_argument("--date", help="only this day's objects (YYYY-MM-DD; with --model)")
-    results.add_argument("--rows", type=int, default=10, help="newest rows to show (default 10)")
-    results.add_argument("--download", type=Path, metavar="DIR", help="copy the objects here")
+    results.add_argument("--model", help="only this model's objects (an API name; default: all)")
+    results.add_argument(
+        "--date", help="only this day's objects (YYYY-MM-DD, with --model; default: every day)"
+    )
+    results.add_argument("--rows", type=int, default=10, help="newest rows to show")
+    out = results.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="download the objects into this folder (default: none)",
+    )
+    old_spelling(results, "--download", out)
     results.set_defaults(handler=cmd_results)

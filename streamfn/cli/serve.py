@@ -8,11 +8,17 @@ import threading
 import time
 from typing import Any
 
-from streamfn.cli.common import Commands
+from streamfn.cli.common import Commands, old_spelling, usage
 from streamfn.core import plugins
 from streamfn.core.settings import INFER_PORT, INGEST_PORT, Settings, load_settings
 
-POLL_OPTIONS = ("BATCH_SIZE", "BATCH_WINDOW_MS", "CLAIM_IDLE_MS", "MAX_DELIVERIES")
+# The variables `poll` takes as flags too, and what each one is.
+POLL_OPTIONS = {
+    "BATCH_SIZE": "stream entries per batch",
+    "BATCH_WINDOW_MS": "how long a batch waits to fill",
+    "CLAIM_IDLE_MS": "how long an entry stays pending before another poller claims it",
+    "MAX_DELIVERIES": "deliveries of an entry before it goes to the dead letters",
+}
 
 
 def ingest_alive() -> tuple[bool, dict[str, Any]]:
@@ -99,7 +105,7 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
         health.serve(port, healthy)
     options = SourceOptions(
         settings, args.consumer or consumer_name(), crash.exit_at(settings.CRASH_AT),
-        chosen_partitions(args.partitions, settings.STREAM_PARTITIONS),
+        chosen_partitions(args.only_partitions, settings.STREAM_PARTITIONS),
     )  # fmt: skip
     invoker = invoke.from_settings(settings)
     source = backend(settings.STREAM_BACKEND).source(options)
@@ -109,19 +115,19 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def chosen_partitions(given: str | None, partitions: int) -> list[int] | None:
-    """The partitions `--partitions` names ("0,2" or "0-2"), or None for all; SystemExit naming
-    what is wrong."""
+    """The partitions `--only-partitions` names ("0,2" or "0-2"), or None for all; a usage error
+    naming what is wrong."""
     if given is None:
         return None
     chosen: set[int] = set()
     for part in given.split(","):
         low, _, high = part.strip().partition("-")
         if not low.isdigit() or (high and not high.isdigit()) or int(high or low) < int(low):
-            raise SystemExit(f"--partitions {given!r}: give numbers like 0,2 or 0-3")
+            raise usage(f"--only-partitions {given!r}: give numbers like 0,2 or 0-3")
         chosen.update(range(int(low), int(high or low) + 1))
     if not chosen or max(chosen) >= partitions:
-        raise SystemExit(
-            f"--partitions {given!r}: STREAM_PARTITIONS={partitions} has partitions 0 to "
+        raise usage(
+            f"--only-partitions {given!r}: STREAM_PARTITIONS={partitions} has partitions 0 to "
             f"{partitions - 1}"
         )
     return sorted(chosen)
@@ -131,8 +137,8 @@ def register(commands: Commands) -> None:
     """Add `ingest` and `poll`."""
     ingest = commands.add_parser("ingest", help="serve the ingest API under uvicorn")
     # Loopback unless told: a deployment names 0.0.0.0 (Dockerfile, compose, k8s) on purpose.
-    ingest.add_argument("--host", default="127.0.0.1")
-    ingest.add_argument("--port", type=int, default=INGEST_PORT)
+    ingest.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    ingest.add_argument("--port", type=int, default=INGEST_PORT, help="the port to listen on")
     ingest.add_argument(
         "--metrics-port", type=int,
         help="serve /health (the process alive) and /metrics apart, open (default: METRICS_PORT)",
@@ -147,16 +153,20 @@ def register(commands: Commands) -> None:
     infer.set_defaults(handler=cmd_infer)
 
     poll = commands.add_parser("poll", help="one poller: stream → infer → S3")
-    for name in POLL_OPTIONS:
+    for name, meaning in POLL_OPTIONS.items():
         flag = "--" + name.lower().replace("_", "-")
-        poll.add_argument(flag, type=int, dest=name.lower(), help=f"default: {name}")
+        poll.add_argument(flag, type=int, dest=name.lower(), help=f"{meaning} (default: {name})")
     poll.add_argument(
         "--source", choices=tuple(plugins.BACKENDS),
         help="read the Redis Stream, or a Kinesis stream or SQS queue as Lambda's event source "
         "mapping would (default: STREAM_BACKEND)",
     )  # fmt: skip
-    poll.add_argument("--consumer", help="consumer name; default: host-pid-random")
-    poll.add_argument("--partitions", help="the partitions to read, e.g. 0,2 or 0-3 (default: all)")
+    poll.add_argument("--consumer", help="consumer name (default: host-pid-random)")
+    only = poll.add_argument(
+        "--only-partitions", metavar="0,2|0-3",
+        help="the partitions of STREAM_PARTITIONS to read (default: every one)",
+    )  # fmt: skip
+    old_spelling(poll, "--partitions", only)
     poll.add_argument("--burst", action="store_true", help="drain the stream, then exit")
     poll.add_argument(
         "--metrics-port", type=int,

@@ -37,6 +37,7 @@ class LabelSender:
         left out)."""
         labels = [{"message_id": message_id, "record_index": i, "burn_rate": rate}
                   for i, rate in enumerate(burn_rates) if rate is not None]  # fmt: skip
+        self.tally.no_label += len(burn_rates) - len(labels)
         if labels:
             task = asyncio.create_task(self._post(labels))
             self._tasks.add(task)

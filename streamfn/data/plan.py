@@ -69,6 +69,7 @@ class Tally:
     behind_s: float = 0.0  # time a --rate lost because sending could not keep up
     labelled: int = 0  # labels the ingest counted (POST /feedback)
     unlabelled: int = 0  # labels it could not join within give_up_s
+    no_label: int = 0  # accepted records drawn without a label (no Burn Rate): none is posted
     errors: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     last_accepted: float | None = None  # monotonic time of the last 202
@@ -107,6 +108,7 @@ class Tally:
             "behind_s": round(self.behind_s, 3),
             "labelled": self.labelled,
             "unlabelled": self.unlabelled,
+            "no_label": self.no_label,
             "seconds": round(self.seconds, 3),
             "records_per_s": round(self.rate, 1),
             "errors": self.errors,

@@ -52,6 +52,14 @@ class UpError(RuntimeError):
     """`streamfn up` cannot go on; the message says what to do."""
 
 
+class MissingError(UpError):
+    """What `up` needs on this machine is not there (redis-server, a free port): nothing started."""
+
+
+class UnreachableError(UpError):
+    """A service given from outside (the S3 of AWS_ENDPOINT_URL_S3) does not answer."""
+
+
 @dataclass(frozen=True)
 class Options:
     """The choices of `streamfn up`."""
@@ -164,7 +172,9 @@ def prepare(env: dict[str, str], log_dir: Path, stopping: threading.Event, say: 
     try:
         Bucket.from_settings(settings).ensure()
     except BucketUnavailableError as error:
-        raise UpError(f"S3 at {env['AWS_ENDPOINT_URL_S3']} is not usable: {error}") from None
+        raise UnreachableError(
+            f"S3 at {env['AWS_ENDPOINT_URL_S3']} is not usable: {error}"
+        ) from None
     try:
         backend(settings.STREAM_BACKEND).create_local(settings)
     except LocalSetupError as error:
@@ -197,10 +207,17 @@ def write_env_file(path: Path, env: dict[str, str]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def reaching(env_file: Path) -> str:
+    """How a command in another shell finds this stack's variables."""
+    if env_file.parent.name == ".streamfn":  # where every command looks (cli.environment)
+        return f"streamfn commands run from {env_file.parent.parent} read {env_file}"
+    return f"`set -a; . {env_file}; set +a` points streamfn commands at this stack"
+
+
 def run(options: Options, console: Console) -> int:
     """Start everything, show the status until Ctrl-C or SIGTERM, then stop in reverse order."""
     if shutil.which("redis-server") is None:
-        raise UpError(
+        raise MissingError(
             "redis-server is not on PATH. Install it (Debian/Ubuntu: apt-get install -y "
             "redis-server; macOS: brew install redis) or run `make up`, which does."
         )
@@ -208,11 +225,18 @@ def run(options: Options, console: Console) -> int:
     local = plan(replace(options, home=home))
     children = stack.Stack(home)
     stopping = threading.Event()
+    try:
+        children.check_ports(local.services)
+    except stack.StackError as error:
+        raise MissingError(str(error)) from None
     # SIGHUP too: a closed terminal stops the stack rather than orphaning it.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda *_: stopping.set())
+    env_file = home / "env"
+    # A file an earlier run left (killed before it could tidy) would feed its variables to this
+    # run's children, which are streamfn commands; this run writes its own once it is up.
+    env_file.unlink(missing_ok=True)
     try:
-        children.check_ports(local.services)
         for service in local.services:
             if service.name == "mlflow" and options.cluster:  # every node is up: join them
                 console.print("joining the Redis Cluster (3 masters, 3 replicas) …")
@@ -223,12 +247,10 @@ def run(options: Options, console: Console) -> int:
                 return 0
             console.print(f"starting {service.name} …")
             children.start(service)
-        env_file = home / "env"
         write_env_file(env_file, local.env)
         console.print(
             f"[green]up[/]: S3 {local.s3_kind}; logs in {children.logs}. In another shell, "
-            f"`set -a; . {env_file}; set +a` points streamfn at this stack "
-            "(try `streamfn results`). Ctrl-C stops everything."
+            f"{reaching(env_file)} (try `streamfn results`). Ctrl-C stops everything."
         )
         console.print(f"console: {local.links['Console']}", highlight=False)
         watch(local, children, stopping, console)
@@ -241,6 +263,8 @@ def run(options: Options, console: Console) -> int:
         try:
             console.print("stopping …")
         finally:
+            # A stopped stack's variables would point later commands at nothing.
+            env_file.unlink(missing_ok=True)
             children.stop()
         console.print("stopped.")
 

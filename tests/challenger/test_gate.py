@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from streamfn.challenger import backtest, gate
 from streamfn.cli import main
+from streamfn.cli.common import Exit
 from streamfn.core.environment import get_settings
 from streamfn.core.settings import SEED_MODELS, Settings
 from streamfn.infer import handler
@@ -87,7 +88,7 @@ def test_promote_refuses_below_the_gate_then_promotes_and_rollback_restores(
     ctx = shadowed(sqlite_registry, challenge.weaker, infer_settings, messages(5, 40, seed=21))
     assert label_as_challenger(ctx, infer_settings, redis_url, s3) == 200
 
-    assert main(["promote", "--model", CHALLENGED, "--min-labelled", "1000"]) == 1
+    assert main(["promote", "--model", CHALLENGED, "--min-labelled", "1000"]) == Exit.REFUSED
     said = capsys.readouterr().err
     assert "refused" in said
     assert "200 labelled" in said
@@ -126,7 +127,7 @@ def test_promote_refuses_below_the_gate_then_promotes_and_rollback_restores(
     told = ["refused", "promoted", "rolled back"]
     assert [e["decision"] for e in history(tags(sqlite_registry, challenge.weaker))] == told
     assert [e["decision"] for e in history(tags(sqlite_registry, champion_kept))] == told
-    assert main(["rollback", "--model", CHALLENGED]) == 2  # nothing more to roll back to
+    assert main(["rollback", "--model", CHALLENGED]) == Exit.REFUSED  # nothing to roll back to
     assert "no previous champion" in capsys.readouterr().err
 
 
@@ -191,6 +192,6 @@ def test_promote_without_redis_decides_nothing_and_says_where_it_looked(
     set_challenger(sqlite_registry, challenge.weaker)
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
     get_settings.cache_clear()
-    assert main(["promote", "--model", CHALLENGED, "--min-labelled", "1"]) == 2
+    assert main(["promote", "--model", CHALLENGED, "--min-labelled", "1"]) == Exit.OUTAGE
     assert "REDIS_URL=redis://127.0.0.1:1/0, which did not answer" in capsys.readouterr().err
     assert aliases(sqlite_registry) == {"champion": champion_kept, "challenger": challenge.weaker}

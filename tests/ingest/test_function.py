@@ -144,7 +144,7 @@ def test_bad_configuration_fails_at_start_naming_the_variable(redis_url: str) ->
         text=True,
         timeout=60,
     )
-    assert done.returncode == 2
+    assert done.returncode == 3  # a configuration error
     assert "MAX_RECORDS" in done.stderr
 
 

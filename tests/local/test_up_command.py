@@ -102,6 +102,15 @@ def test_up_runs_the_pipeline_and_stops_cleanly(tmp_path: Path, backend: str) ->
         wait_for(lambda: b"status: ingested=" in log_path.read_bytes(), timeout=30, interval=1)
         metrics = httpx.get("http://127.0.0.1:8800/metrics").text
         assert 'streamfn_ingest_records_total{model="svm"}' in metrics
+        # A command in another shell of the same folder, without the stack's variables, reads
+        # them from .streamfn/env and says so.
+        listed = subprocess.run(
+            [sys.executable, "-m", "streamfn.cli", "results", "--rows", "1"],
+            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert listed.returncode == 0, listed.stderr
+        assert "from .streamfn/env (written by `streamfn up`)" in listed.stderr
+        assert "prediction objects in s3://" in listed.stdout
         # The console's address is printed (and nothing is opened), and it answers.
         assert b"console: http://127.0.0.1:8800/ui" in log_path.read_bytes()
         assert httpx.get("http://127.0.0.1:8800/ui/api/status").json()["processed"] >= 3
@@ -112,6 +121,7 @@ def test_up_runs_the_pipeline_and_stops_cleanly(tmp_path: Path, backend: str) ->
     assert code == 0, log_path.read_text()[-3000:]
     assert not [pid for pid in children if alive(pid)]
     assert all(port_is_free(p) for p in (*PORTS, *BACKEND_PORTS[backend]))
+    assert not (home / "env").exists()  # no command is pointed at the stopped stack
     producer_log = (home / "logs" / "producer.log").read_text()
     assert '"message":"producer finished"' in producer_log
     assert '"undelivered":0' in producer_log.rsplit("producer finished", 1)[1]
@@ -126,7 +136,7 @@ def test_a_busy_port_stops_up_at_once_saying_which(tmp_path: Path) -> None:
             up_command(tmp_path / "home"), env=clean_env(), capture_output=True, text=True,
             timeout=60,
         )  # fmt: skip
-    assert done.returncode == 2
+    assert done.returncode == 3  # a configuration error: the machine lacks a free port
     assert "ingest :8800" in done.stderr
     assert "starting" not in done.stderr
 
@@ -136,7 +146,7 @@ def test_no_redis_server_stops_up_at_once_saying_how_to_install_it(tmp_path: Pat
     done = subprocess.run(
         up_command(tmp_path / "home"), env=env, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 2
+    assert done.returncode == 3  # a configuration error: the machine lacks redis-server
     assert "redis-server is not on PATH" in done.stderr
     assert "apt-get install -y redis-server" in done.stderr
 

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from streamfn.app import create_app
 from streamfn.cli import main
+from streamfn.cli.common import Exit
 from streamfn.core.settings import SEED_MODELS, ConfigError, Settings, load_settings
 from streamfn.data import training
 from streamfn.data.artifacts import log_beside_version
@@ -212,7 +213,7 @@ def test_compile_command_checks_and_logs_a_version_again(
     assert (
         again["sample"]["source"] == "500 rows given, 1,500 drawn from its reference_profile.json"
     )
-    assert main(["compile", "--model", "lightgbm", "--version", "9"]) == 2  # no such version
+    assert main(["compile", "--model", "lightgbm", "--version", "9"]) == Exit.CONFIG  # no such one
 
 
 # ---- models of the user's --------------------------------------------------------------------

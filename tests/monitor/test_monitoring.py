@@ -198,9 +198,12 @@ def test_the_producers_labels_score_as_the_bucket_rows_say(
     records, rates = CopulaSampler(RecordSampler(load_profile(), 8)).labelled(600)
     truth_of = {r["Employee ID"]: burn_class(rate) for r, rate in zip(records, rates, strict=True)
                 if rate is not None}  # fmt: skip
-    assert (tally.accepted, tally.labelled, tally.unlabelled) == (600, len(truth_of), 0), (
-        tally.errors
-    )
+    assert (tally.accepted, tally.labelled, tally.unlabelled, tally.no_label) == (
+        600,
+        len(truth_of),
+        0,
+        600 - len(truth_of),
+    ), tally.errors
     rows = [r for r in bucket_rows(s3) if r["Employee ID"] in truth_of]
     truth = [truth_of[r["Employee ID"]] for r in rows]
     predicted = [int(r["prediction"]) for r in rows]

@@ -11,6 +11,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from streamfn.app import create_app
+from streamfn.cli.common import CommandError, Exit
 from streamfn.cli.serve import chosen_partitions
 from streamfn.core.keys import dlq_key
 from streamfn.core.settings import Settings
@@ -111,8 +112,9 @@ def test_partitions_option(given: str | None, chosen: list[int] | None) -> None:
 
 @pytest.mark.parametrize("given", ["3", "a", "1-x", "", "2-0"])
 def test_partitions_option_refuses_what_is_not_there(given: str) -> None:
-    with pytest.raises(SystemExit, match="--partitions"):
+    with pytest.raises(CommandError, match="--only-partitions") as refused:
         chosen_partitions(given, PARTITIONS)
+    assert refused.value.code == Exit.USAGE
 
 
 def test_busy_partitions_take_turns_and_a_failing_one_rests_alone(

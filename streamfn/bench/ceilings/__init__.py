@@ -17,7 +17,7 @@ Each part alone, on its own throwaway servers (free ports, files under --out):
 Beside the rates: the redis-server's CPU (INFO cpu) per entry or request, the ingest's and the
 poller's cores, an entry's bytes in Redis and a result key's MEMORY USAGE, for sizing.
 (a), (b) and (e) need only redis-server and moto; (c) needs wrk and a registry holding the model's
-schema; (d) needs the model itself. The registry is `--registry`, or a SQLite store trained once
+schema; (d) needs the model itself. The registry is `--tracking-uri`, or a SQLite store trained once
 under --out (about a minute).
 """
 
