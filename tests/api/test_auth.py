@@ -88,7 +88,7 @@ def test_streamfn_ingest_on_every_interface_without_a_key_exits_naming_both_vari
 ) -> None:
     process = run_ingest(settings, "0.0.0.0")
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 2, stderr
+    assert process.returncode == 3, stderr  # a configuration error
     assert "INGEST_API_KEY" in stderr
     assert "INGEST_AUTH=none" in stderr
 
