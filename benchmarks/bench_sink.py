@@ -12,12 +12,15 @@ from pathlib import Path
 import redis
 
 from streamfn.core import message_state as results
+from streamfn.core.keys import Keys
 from streamfn.local import stack
 from streamfn.local.stack import free_port
+from streamfn.models.schemas import seed_schema
 from streamfn.sink.formats.csv import encode as encode_csv
 from streamfn.sink.rows import Row
 from tests.factories import full_record
 
+SCHEMA = seed_schema("lightgbm", "LightGBM_Classifier", "3")
 URI = "s3://predictions/predictions/model=lightgbm/date=2026-11-26/1795678695219-0_3f9a0c1d2e3b4a5f.csv"
 
 
@@ -40,16 +43,18 @@ def encode_ms(rows: int, repeats: int = 20) -> float:
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        encode_csv(batch)
+        encode_csv(SCHEMA, batch)
         best = min(best, time.perf_counter() - started)
     return best * 1000
 
 
 def result_bytes(client: redis.Redis, records: int) -> int:
     """MEMORY USAGE of a done result holding `records` predictions."""
-    result = results.done("lightgbm", "3", [1] * records, URI, written_at=1795678695512)
-    results.save(client, [("1795678695430-0", result)], 3600)
-    return int(client.memory_usage("streamfn:result:1795678695430-0"))
+    # As the infer function saves it: with the object's write time and the message's acceptance.
+    result = results.done("lightgbm", "3", [1] * records, URI, written_at=1795678695512,
+                          received_at=1795678695430)  # fmt: skip
+    results.save(client, [("1795678695430-0", result)], 3600, Keys().result)
+    return int(client.memory_usage(Keys().result("1795678695430-0")))
 
 
 def main() -> int:
