@@ -23,7 +23,7 @@ K8S_CORE := deploy/k8s/namespace.yaml deploy/k8s/configmap.yaml deploy/k8s/deplo
   deploy/k8s/service-ingest.yaml deploy/k8s/deployment-poller.yaml deploy/k8s/networkpolicy.yaml
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
-.PHONY: setup system browser venv up test check lint format validate lock clean compose-cli build-IngestFunction build-ProduceFunction
+.PHONY: setup system browser venv up test check lint docs format validate lock clean compose-cli build-IngestFunction build-ProduceFunction
 
 setup: system venv
 
@@ -84,9 +84,14 @@ test: setup browser
 check: lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow and not faults"
 
-lint: setup
+lint: setup docs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The docs: every performance figure they quote is in BENCHMARKS.md or benchmarks/ceilings.md
+# (streamfn/docs/figures.py).
+docs: setup
+	$(BIN)/python -m streamfn.docs.figures
 
 format: setup
 	$(BIN)/ruff check --fix .
