@@ -1,7 +1,8 @@
 # The two commands of the README: `make up` (set up, then run the pipeline) and `make test`.
 # Each installs whatever is missing first, so both work on a fresh clone of a fresh machine.
 # `make validate` checks the deployment descriptors (compose file, SAM template, Dockerfiles,
-# Kubernetes manifests, with a checkov security scan) without Docker or a cluster.
+# Kubernetes manifests, with a checkov security scan) without Docker or a cluster. `make docs`
+# checks the docs' figures and builds them as a site (`make lint` runs it).
 
 PYTHON ?= python3
 VENV := .venv
@@ -89,9 +90,12 @@ lint: setup docs
 	$(BIN)/ruff format --check .
 
 # The docs: every performance figure they quote is in BENCHMARKS.md or benchmarks/ceilings.md
-# (streamfn/docs/figures.py).
+# (streamfn/docs/figures.py), and the site builds into site/ without a warning (mkdocs.yml is
+# strict: a broken link or anchor, or a page missing from the nav, fails). Material prints a
+# banner about MkDocs 2 on every build; the dev extra already keeps MkDocs below 2.
 docs: setup
 	$(BIN)/python -m streamfn.docs.figures
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 format: setup
 	$(BIN)/ruff check --fix .
@@ -152,4 +156,4 @@ build-ProduceFunction:
 	$(call zip_function,produce)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .streamfn .pytest_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .streamfn .pytest_cache .ruff_cache .aws-sam site
