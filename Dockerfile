@@ -1,6 +1,8 @@
 # The streamfn command's image: ingest, pollers, producer, trainer, the bucket job and the MLflow
 # server under docker compose. Build from the repository root: docker build -t streamfn .
-FROM python:3.11-slim-bookworm
+# Pinned by digest (Python 3.11.16, built 2026-08-25: docker-library/repo-info's record of the tag);
+# the tag alone moves with every rebuild. docs/security.md says how to move it.
+FROM python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
 
 # LightGBM's wheel links the system OpenMP runtime.
 RUN apt-get update \

@@ -1,5 +1,6 @@
 """The app the ingest function serves: the ingest's routes and the console, one Redis binding, one
-error policy. The same object runs under uvicorn and, wrapped by Mangum, on Lambda."""
+error policy, one key check. The same object runs under uvicorn and, wrapped by Mangum, on
+Lambda; whether it may start without a key is its entry point's question (streamfn.api.auth)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from fastapi import FastAPI
 
 from streamfn import __version__
 from streamfn.api import responses
+from streamfn.api.auth import KeyRequired
 from streamfn.api.deps import RedisBinding
+from streamfn.api.headers import SecurityHeaders
 from streamfn.console import api as console
 from streamfn.core.environment import get_settings
 from streamfn.core.settings import Settings
@@ -31,4 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(feature.router)
     # The console's page, its JSON, and GET /models and /monitoring again under /ui/api/.
     console.install(app, settings, {"models": models.models, "monitoring": monitoring.monitoring})
+    if settings.INGEST_API_KEY is not None or settings.FEEDBACK_API_KEY is not None:
+        app.add_middleware(KeyRequired, ingest=settings.INGEST_API_KEY,
+                           feedback=settings.FEEDBACK_API_KEY)  # fmt: skip
+    app.add_middleware(SecurityHeaders)  # the last added runs first: on every answer, 401s too
     return app

@@ -9,7 +9,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import ClientDisconnect
 
@@ -61,12 +61,17 @@ async def _gone(request: Request, error: ClientDisconnect) -> Response:
 
 async def _redis_down(request: Request, error: RedisError) -> Response:
     # Connection and timeout errors are outages; anything else from Redis is still not the
-    # client's fault, and a 503 with Retry-After makes a well-behaved client try again.
-    outage = isinstance(error, RedisConnectionError | RedisTimeoutError)
-    kind = "unreachable" if outage else "error"
-    log.warning("redis %s", kind, extra={"path": request.url.path, "error": str(error)})
-    metrics.INGEST_REJECTIONS.labels("redis_" + kind).inc()
-    return unavailable(f"Redis {kind}: {error}; retry in {RETRY_AFTER_S}s")
+    # client's fault, and a 503 with Retry-After makes a well-behaved client try again. Redis's
+    # own words (a script's hash, a key's name) are for the log, never for the client.
+    if isinstance(error, OutOfMemoryError):  # maxmemory reached, with noeviction
+        kind, detail = "storage_full", "storage full, retry later"
+    elif isinstance(error, RedisConnectionError | RedisTimeoutError):
+        kind, detail = "redis_unreachable", f"Redis unreachable; retry in {RETRY_AFTER_S}s"
+    else:
+        kind, detail = "redis_error", f"Redis error; retry in {RETRY_AFTER_S}s"
+    log.warning(kind.replace("_", " "), extra={"path": request.url.path, "error": str(error)})
+    metrics.INGEST_REJECTIONS.labels(kind).inc()
+    return unavailable(detail)
 
 
 def install(app: FastAPI) -> None:

@@ -1,7 +1,8 @@
 """What a feature costs the pipeline: LightGBM at 100 records/request with it and without, on a
 fresh stack each run, each the best of two runs alternated (so that the machine's drift does not
-pose as a cost): monitoring, the sink's format, a challenger in shadow (and a broken one), and
-what is measured on the way (the console's refreshes, a backtest of the rows written)."""
+pose as a cost): monitoring, the sink's format, estimated performance, reason codes, a
+challenger in shadow (and a broken one), and what is measured on the way (the console's
+refreshes, a backtest of the rows written)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,30 @@ def sink_formats(bench: Bench, registry: str) -> None:
     bench.say(f"  parquet {best['parquet']:,.0f}, csv {best['csv']:,.0f} records/s "
               f"({cost(best, 'parquet', 'csv'):+.1%}); {sizes['parquet']:.1f} against "
               f"{sizes['csv']:.1f} bytes a row")  # fmt: skip
+
+
+def estimation(bench: Bench, registry: str) -> None:
+    """Estimated performance on (the version's calibrated probabilities and expected cells in
+    each window) against off, with monitoring on in both."""
+    bench.say("(b) the pipeline estimating performance and not, lightgbm, 100 records/request")
+    variants = {"on": {}, "off": {"ESTIMATE_PERFORMANCE": "false"}}
+    best = best_of_alternated(bench, registry, "estimation", variants)
+    bench.findings.estimation = best
+    bench.say(f"  estimating {best['on']:,.0f}, not {best['off']:,.0f} records/s: "
+              f"{cost(best, 'on', 'off'):+.1%} of the throughput")  # fmt: skip
+
+
+def explanations(bench: Bench, registry: str) -> None:
+    """Three reason codes a row for every message and for a tenth of them, against none."""
+    bench.say("(b) the pipeline with reason codes for all messages, a tenth and none, lightgbm")
+    variants = {"none": {}, **{f"share {share}": {"OUTPUT_EXPLANATIONS": "3",
+                                                  "EXPLAIN_SHARE": share}
+                               for share in ("1", "0.1")}}  # fmt: skip
+    best = best_of_alternated(bench, registry, "explanations", variants)
+    bench.findings.explanations = best
+    bench.say(f"  every message {best['share 1']:,.0f} ({cost(best, 'share 1', 'none'):+.1%}), "
+              f"a tenth {best['share 0.1']:,.0f} ({cost(best, 'share 0.1', 'none'):+.1%}), "
+              f"none {best['none']:,.0f} records/s")  # fmt: skip
 
 
 def bytes_per_row(stack: pipeline.PipelineStack) -> float:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from streamfn.bench import DESIGNS, CurvePoint, Measurement
+from streamfn.bench import DESIGNS, CurvePoint, Measurement, cost_rows
 from streamfn.bench.compiled import Compiled
 from streamfn.bench.compiled import table as compiled_table
 
@@ -39,6 +39,10 @@ class Findings:
     challenger: dict[str, float] = field(default_factory=dict)
     # csv/parquet -> records/s with SINK_FORMAT so; <format>_bytes_per_row -> the objects' size
     sink: dict[str, float] = field(default_factory=dict)
+    # on/off -> records/s with ESTIMATE_PERFORMANCE so (a calibrated LightGBM)
+    estimation: dict[str, float] = field(default_factory=dict)
+    # none / share 1 / share 0.1 -> records/s with OUTPUT_EXPLANATIONS=3 at that EXPLAIN_SHARE
+    explanations: dict[str, float] = field(default_factory=dict)
     # per model: the runtime auto chose, its parity figures, one record's floor under each
     compiled: list[Compiled] = field(default_factory=list)
     smoke: bool = False  # --quick: figures that show the stages run, never compared
@@ -175,15 +179,7 @@ def targets_table(findings: Findings) -> list[str]:
         rows.append((f"ingest ≥ 60% of bare FastAPI + XADD, {size} records/request",
                      f"{share:.0%}" if share == share else "—",
                      share >= 0.6 if share == share else None))  # fmt: skip
-    on, off = findings.monitoring.get("on"), findings.monitoring.get("off")
-    cost = 1 - on / off if on and off else None
-    rows.append((f"monitoring costs ≤ 10% of the records/s, {TARGET_MODEL}, 100 records/request",
-                 "—" if cost is None else f"{cost:.1%} ({on:,.0f} on, {off:,.0f} off)",
-                 None if cost is None else cost <= 0.10))  # fmt: skip
-    rows.append(sink_row(findings.sink))
-    rows.append(shadow_row(findings.challenger))
-    rows.append(broken_row(findings.challenger))
-    rows.append(backtest_row(findings.challenger))
+    rows += cost_rows.rows(findings)
     share = findings.console.get("share")
     rows.append(("the console's data calls ≤ 5% of the ingest's CPU at the bench's load",
                  "—" if share is None else
@@ -204,18 +200,6 @@ def targets_table(findings: Findings) -> list[str]:
     lines = ["| target | measured | |", "|---|---:|---|"]
     lines += [f"| {name} | {value} | {verdict[ok]} |" for name, value, ok in rows]
     return lines
-
-
-def sink_row(found: dict[str, float]) -> tuple[str, str, bool | None]:
-    """SINK_FORMAT=parquet against csv: its cost in records/s, and each format's bytes a row."""
-    name = f"Parquet costs ≤ 10% of the records/s of CSV, {TARGET_MODEL}, 100 records/request"
-    parquet, csv = found.get("parquet"), found.get("csv")
-    if not parquet or not csv:
-        return name, "—", None
-    cost = 1 - parquet / csv
-    sizes = (f"; {found['parquet_bytes_per_row']:.1f} against {found['csv_bytes_per_row']:.1f} "
-             "bytes a row")  # fmt: skip
-    return name, f"{cost:.1%} ({parquet:,.0f} against {csv:,.0f}{sizes})", cost <= 0.10
 
 
 # Compiled inference's targets (issue 25): the pipeline against MLServer on the same model.
@@ -248,43 +232,6 @@ def compiled_targets(findings: Findings) -> list[tuple[str, str, bool | None]]:
     return rows
 
 
-def shadow_row(found: dict[str, float]) -> tuple[str, str, bool | None]:
-    """Shadow scoring's cost per record against the challenger's own in-process cost."""
-    name = (f"shadow scoring costs ≤ the challenger's own frame + predict + CSV (1,000 records "
-            f"a call), {TARGET_MODEL}, 100 records/request")  # fmt: skip
-    on, off, floor = found.get("on"), found.get("off"), found.get("floor")
-    if not (on and off and floor):
-        return name, "—", None
-    added_us, own_us = (1 / on - 1 / off) * 1e6, 1e6 / floor
-    value = (f"{added_us:.1f} µs/record added, own {own_us:.1f} µs/record ({on:,.0f} records/s "
-             f"with, {off:,.0f} without)")  # fmt: skip
-    return name, value, added_us <= own_us
-
-
-def broken_row(found: dict[str, float]) -> tuple[str, str, bool | None]:
-    """A broken challenger against none: throughput, and the p99 at one rate."""
-    name = (f"a broken challenger (artifacts gone) keeps ≥ 90% of the records/s and a p99 "
-            f"≤ 1.5 times none's, {TARGET_MODEL}, 100 records/request")  # fmt: skip
-    broken, off = found.get("broken", 0.0), found.get("off", 0.0)
-    p99_broken, p99_off = found.get("p99_broken", 0.0), found.get("p99_off", 0.0)
-    if not (broken and off and p99_broken and p99_off):
-        return name, "—", None
-    value = (f"{broken:,.0f} against {off:,.0f} records/s; p99 {p99_broken:.0f} against "
-             f"{p99_off:.0f} ms")  # fmt: skip
-    return name, value, broken >= 0.9 * off and p99_broken <= 1.5 * p99_off
-
-
-def backtest_row(found: dict[str, float]) -> tuple[str, str, bool | None]:
-    """`streamfn backtest` against the pipeline run that wrote the rows it reads."""
-    name = f"backtest faster than the pipeline that wrote the rows, {TARGET_MODEL} challenger"
-    per_s, written = found.get("backtest"), found.get("written")
-    if not (per_s and written):
-        return name, "—", None
-    value = (f"{per_s:,.0f} rows/s over {found['backtest_rows']:,.0f} rows in "
-             f"{found['backtest_objects']:,.0f} objects (written at {written:,.0f})")  # fmt: skip
-    return name, value, per_s > written
-
-
 SMOKE = (
     "**A smoke test** (`--quick`): LightGBM only, 3 s runs. Runs that short measure the warm-up, "
     "not the pipeline (a 3 s run gave 66 records/s where 8 s runs of the same stack sustained "
@@ -292,6 +239,24 @@ SMOKE = (
     "compared with each other or with a full run, and no ratio or target is computed from them. "
     "Run `streamfn bench` for figures."
 )
+
+
+def costs_markdown(findings: Findings) -> str:
+    """The report of `streamfn bench --costs`: what each feature costs, and nothing else."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    settings = "; ".join(f"{k} {v}" for k, v in findings.settings.items())
+    verdict = {True: "met", False: "**missed**", None: "reported"}
+    lines = ["| cost | measured | |", "|---|---:|---|"]
+    lines += [f"| {name} | {value} | {verdict[ok]} |" for name, value, ok in
+              cost_rows.rows(findings)]  # fmt: skip
+    return "\n".join([
+        "# streamfn bench --costs", "", f"Run {now} with `{findings.command}`.", "", machine(),
+        "", f"**Settings**: {settings}.", "",
+        "Each feature against the same pipeline without it (LightGBM, 100 records/request, a "
+        "fresh stack each run), each variant the best of two runs taken in turn, so that the "
+        "machine's drift between runs does not pose as a cost. S3 is moto's server, pure Python "
+        "at milliseconds a request: it bounds every figure here alike.", "", *lines, "",
+    ])  # fmt: skip
 
 
 def markdown(findings: Findings, chart: str, latency_chart: str | None = None) -> str:

@@ -26,6 +26,9 @@ CONNECTIONS = {1: 32, 100: 8}
 # The ingest refuses (503) past this lag; sized so a backlog drains in seconds, not minutes.
 MAX_LAG = {1: 5000, 100: 500}
 CURVE_MODEL = "lightgbm"
+# What each feature costs, in the report's order (streamfn.bench.costs).
+COSTS = (costs.monitoring, costs.sink_formats, costs.estimation, costs.explanations,
+         costs.challenger)  # fmt: skip
 # The latency-under-load curve: rates from 10 requests/s (20 is the light-traffic target's) up
 # to the maximum, each run long enough to hold about this many messages.
 CURVE_FIRST_RATES = (10.0, 20.0)
@@ -44,6 +47,7 @@ class Options:
     seconds: float | None = None
     mlserver_venv: Path = Path(".venv-mlserver")
     partitions: int | None = None  # measure STREAM_PARTITIONS=1 against this, and nothing else
+    costs: bool = False  # measure only what each feature costs (costs.md)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -135,11 +139,12 @@ class Bench:
         registry = self.registry()
         if self.options.partitions:
             return (self.measure_partitions(registry, self.options.partitions),)
+        if self.options.costs:
+            return (self.measure_costs(registry),)
         self.measure_floor(registry)
         self.measure_pipeline(registry)
-        costs.monitoring(self, registry)
-        costs.sink_formats(self, registry)
-        costs.challenger(self, registry)
+        for measure in COSTS:
+            measure(self, registry)
         self.measure_ingest(registry)
         self.measure_mlflow_serve(registry)
         self.measure_seed(registry)
@@ -151,6 +156,15 @@ class Bench:
         markdown.write_text(report.markdown(self.findings, png.name, curve.name))
         self.say(f"done: {markdown}, {png} and {curve}")
         return markdown, png
+
+    def measure_costs(self, registry: str) -> Path:
+        """Only what each feature costs the pipeline: costs.md."""
+        for measure in COSTS:
+            measure(self, registry)
+        out = self.options.out / "costs.md"
+        out.write_text(report.costs_markdown(self.findings))
+        self.say(f"done: {out}")
+        return out
 
     def measure_floor(self, registry: str) -> None:
         from streamfn.models.cache import ModelCache

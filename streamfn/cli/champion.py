@@ -156,7 +156,13 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError(f"no prediction objects of {args.model} then: nothing to score")
         try:
             candidate = load_version(
-                MlflowClient(uri, uri), uri, args.model, name, version, settings.PREDICT_RUNTIME
+                MlflowClient(uri, uri),
+                uri,
+                args.model,
+                name,
+                version,
+                settings.PREDICT_RUNTIME,
+                settings.model_flavours,
             )  # as the infer function serves it
         except Exception as error:  # whatever the registry or the load says
             raise CommandError(f"{name} v{version} cannot be loaded: {error}") from None

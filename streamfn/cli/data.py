@@ -146,7 +146,7 @@ def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
     console.print(f"profiling {name}@{settings.MODEL_ALIAS} from {args.data} …")
     try:
         done = profiling.profile_model(uri, settings.MODEL_ALIAS, api_name, name, args.data,
-                                       args.label)  # fmt: skip
+                                       settings.model_flavours, args.label)  # fmt: skip
     except (profiling.ProfileError, RegistryError, SchemaError, OSError) as error:
         raise CommandError(str(error)) from None
     table = Table(title=f"{name} v{done.schema.version}: profiled from {done.rows:,} rows")
@@ -223,7 +223,8 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from None
     try:
-        tally = asyncio.run(run_producer(settings, plan, args.metrics_port, args.data))
+        port = args.metrics_port or settings.METRICS_PORT
+        tally = asyncio.run(run_producer(settings, plan, port, args.data))
     except (SamplerError, RegistryError, SchemaError) as error:
         raise CommandError(str(error)) from None
     print_tally(plan, tally)
@@ -432,6 +433,8 @@ def register(commands: Commands) -> None:
         "inputs do not show (the seed's models)",
     )  # fmt: skip
     produce.add_argument(
-        "--metrics-port", type=int, help="serve /health and Prometheus /metrics on this port"
+        "--metrics-port",
+        type=int,
+        help="serve /health and Prometheus /metrics on this port (default: METRICS_PORT)",
     )
     produce.set_defaults(handler=cmd_produce)

@@ -119,13 +119,15 @@ def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
     """Drift and live accuracy per window, from the ingest's GET /monitoring."""
     import httpx
 
+    from streamfn.api.auth import client_headers
     from streamfn.local import monitor_view
 
     params: dict[str, object] = {"windows": args.windows}
     if args.model:
         params["model"] = args.model
     try:
-        answer = httpx.get(f"{settings.INGEST_URL}/monitoring", params=params, timeout=10)
+        answer = httpx.get(f"{settings.INGEST_URL}/monitoring", params=params, timeout=10,
+                           headers=client_headers(settings.INGEST_API_KEY))  # fmt: skip
     except httpx.HTTPError as error:
         raise CommandError(
             f"the ingest at INGEST_URL={settings.INGEST_URL} does not answer ({error}); after "
@@ -151,7 +153,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.partitions is not None and args.partitions < 2:
         raise CommandError("--partitions must be 2 or more (it is measured against 1)")
     options = Options(args.out, args.registry, args.quick, args.pollers, args.seconds,
-                      args.mlserver_venv, args.partitions)  # fmt: skip
+                      args.mlserver_venv, args.partitions, args.costs)  # fmt: skip
     try:
         Bench(options, console).run()
     except LoadError as error:
@@ -233,6 +235,11 @@ def register(commands: Commands) -> None:
         help="only measure STREAM_PARTITIONS=1 against P on one redis-server (partitions.md)",
     )  # fmt: skip
     bench.add_argument("--seconds", type=float, help="seconds per load run (10; quick: 3)")
+    bench.add_argument(
+        "--costs", action="store_true",
+        help="only what each feature costs (monitoring, Parquet, estimates, reason codes, a "
+        "challenger): costs.md",
+    )  # fmt: skip
     bench.add_argument(
         "--mlserver-venv",
         type=Path,

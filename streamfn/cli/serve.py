@@ -15,10 +15,23 @@ from streamfn.core.settings import INFER_PORT, INGEST_PORT, Settings, load_setti
 POLL_OPTIONS = ("BATCH_SIZE", "BATCH_WINDOW_MS", "CLAIM_IDLE_MS", "MAX_DELIVERIES")
 
 
+def ingest_alive() -> tuple[bool, dict[str, Any]]:
+    """The ingest's /health on METRICS_PORT: the process answers, whatever Redis says (what a
+    liveness probe asks; readiness is /health on the API's port)."""
+    return True, {"role": "ingest"}
+
+
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    """Serve the ingest API with uvicorn."""
+    """Serve the ingest API with uvicorn (not without a key beyond loopback, unless told)."""
     import uvicorn
 
+    from streamfn.api import auth
+    from streamfn.core import health
+
+    auth.check_start(settings, args.host)
+    port = args.metrics_port or settings.METRICS_PORT
+    if port:
+        health.serve(port, ingest_alive)
     uvicorn.run(
         "streamfn.app:create_app",
         factory=True,
@@ -81,8 +94,9 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
         return idle < health.STALE_AFTER_S, {"consumer": poller.consumer,
                                              "last_poll_s_ago": round(idle, 1)}  # fmt: skip
 
-    if args.metrics_port:
-        health.serve(args.metrics_port, healthy)
+    port = args.metrics_port or settings.METRICS_PORT
+    if port:
+        health.serve(port, healthy)
     options = SourceOptions(
         settings, args.consumer or consumer_name(), crash.exit_at(settings.CRASH_AT),
         chosen_partitions(args.partitions, settings.STREAM_PARTITIONS),
@@ -116,8 +130,13 @@ def chosen_partitions(given: str | None, partitions: int) -> list[int] | None:
 def register(commands: Commands) -> None:
     """Add `ingest` and `poll`."""
     ingest = commands.add_parser("ingest", help="serve the ingest API under uvicorn")
-    ingest.add_argument("--host", default="0.0.0.0")
+    # Loopback unless told: a deployment names 0.0.0.0 (Dockerfile, compose, k8s) on purpose.
+    ingest.add_argument("--host", default="127.0.0.1")
     ingest.add_argument("--port", type=int, default=INGEST_PORT)
+    ingest.add_argument(
+        "--metrics-port", type=int,
+        help="serve /health (the process alive) and /metrics apart, open (default: METRICS_PORT)",
+    )  # fmt: skip
     ingest.set_defaults(handler=cmd_ingest)
 
     infer = commands.add_parser(
@@ -140,6 +159,7 @@ def register(commands: Commands) -> None:
     poll.add_argument("--partitions", help="the partitions to read, e.g. 0,2 or 0-3 (default: all)")
     poll.add_argument("--burst", action="store_true", help="drain the stream, then exit")
     poll.add_argument(
-        "--metrics-port", type=int, help="serve /health and Prometheus /metrics on this port"
-    )
+        "--metrics-port", type=int,
+        help="serve /health and Prometheus /metrics on this port (default: METRICS_PORT)",
+    )  # fmt: skip
     poll.set_defaults(handler=cmd_poll)

@@ -1,4 +1,4 @@
-"""The ingest API key from SSM Parameter Store: fetched once at start, never kept in the env."""
+"""The API keys from SSM Parameter Store: fetched once at start, never kept in the env."""
 
 from __future__ import annotations
 
@@ -9,34 +9,46 @@ from streamfn.core.aws import aws_session
 from streamfn.core.settings import ConfigError, Settings
 
 SECURE_STRING = "SecureString"
+# Each key, and the variable naming the SecureString that holds it.
+PARAMETERS = {"INGEST_API_KEY": "INGEST_API_KEY_PARAMETER",
+              "FEEDBACK_API_KEY": "FEEDBACK_API_KEY_PARAMETER"}  # fmt: skip
 
 
 def resolve_api_key(settings: Settings) -> Settings:
-    """Settings whose INGEST_API_KEY is the SecureString INGEST_API_KEY_PARAMETER names.
+    """Settings whose keys are the SecureStrings their *_PARAMETER variables name.
 
-    An INGEST_API_KEY given outright wins, and SSM is not asked. The endpoint is boto3's own
+    A key given outright wins, and SSM is not asked for it. The endpoint is boto3's own
     (AWS_ENDPOINT_URL_SSM, when set, points it elsewhere).
     """
-    name = settings.INGEST_API_KEY_PARAMETER
-    if name is None or settings.INGEST_API_KEY is not None:
+    wanted = {}
+    for key, variable in PARAMETERS.items():
+        name = getattr(settings, variable)
+        if name is not None and getattr(settings, key) is None:
+            wanted[key] = name
+    if not wanted:
         return settings
     client = aws_session(settings).client("ssm")
+    found = {key: SecretStr(_read(client, PARAMETERS[key], name)) for key, name in wanted.items()}
+    return settings.model_copy(update=found)
+
+
+def _read(client: object, variable: str, name: str) -> str:
+    """One SecureString's value; ConfigError naming the variable when it cannot be read."""
     try:
-        parameter = client.get_parameter(Name=name, WithDecryption=True)["Parameter"]
+        parameter = client.get_parameter(Name=name, WithDecryption=True)["Parameter"]  # type: ignore[attr-defined]
     except ClientError as error:
         detail = error.response.get("Error", {})
         reason = f"{detail.get('Code', 'error')}: {detail.get('Message', error)}"
-        raise ConfigError(_unreadable(name, reason)) from None
+        raise ConfigError(_unreadable(variable, name, reason)) from None
     except BotoCoreError as error:  # no credentials, no route to SSM
-        raise ConfigError(_unreadable(name, str(error))) from None
+        raise ConfigError(_unreadable(variable, name, str(error))) from None
     # A plain String is readable by anyone who may describe parameters: refuse it loudly.
     if parameter["Type"] != SECURE_STRING:
         raise ConfigError(
-            f"INGEST_API_KEY_PARAMETER={name!r} is a {parameter['Type']}: store the key as a "
-            f"{SECURE_STRING}"
+            f"{variable}={name!r} is a {parameter['Type']}: store the key as a {SECURE_STRING}"
         )
-    return settings.model_copy(update={"INGEST_API_KEY": SecretStr(parameter["Value"])})
+    return str(parameter["Value"])
 
 
-def _unreadable(name: str, reason: str) -> str:
-    return f"INGEST_API_KEY_PARAMETER={name!r}: cannot read the SSM parameter ({reason})"
+def _unreadable(variable: str, name: str, reason: str) -> str:
+    return f"{variable}={name!r}: cannot read the SSM parameter ({reason})"

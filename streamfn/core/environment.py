@@ -1,4 +1,4 @@
-"""The settings of this process: read from its environment once, the API key fetched from SSM
+"""The settings of this process: read from its environment once, the API keys fetched from SSM
 Parameter Store when so configured (so no secret sits in a function's environment)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from streamfn.core.settings import Settings, load_settings
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     settings = load_settings()
-    if settings.INGEST_API_KEY_PARAMETER is None:
+    if settings.INGEST_API_KEY_PARAMETER is None and settings.FEEDBACK_API_KEY_PARAMETER is None:
         return settings
     # Imported here: boto3 is needed only then (the ingest's zip function does not ship it).
     from streamfn.core.api_key import resolve_api_key

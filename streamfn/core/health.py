@@ -47,7 +47,9 @@ def _handler(check: Check) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(port: int, check: Check, host: str = "0.0.0.0") -> ThreadingHTTPServer:
+# B104 (bind to all interfaces) on purpose: the kubelet and Prometheus reach /health and /metrics
+# from outside the pod or container, and they carry counts, never records or keys.
+def serve(port: int, check: Check, host: str = "0.0.0.0") -> ThreadingHTTPServer:  # nosec B104
     """Serve /health and /metrics on `port` from a daemon thread; return the server."""
     server = ThreadingHTTPServer((host, port), _handler(check))
     server.daemon_threads = True

@@ -95,7 +95,28 @@ class Keys:
         a cluster in the partition stream's own slot."""
         if not self.cluster or not self.streams:
             return [self.root] * self.partitions
-        return [f"{ROOT}{{{slot_tag(stream)}}}:" for stream in self.streams]
+        return [self.stream_root(stream) for stream in self.streams]
+
+    def stream_root(self, stream: str) -> str:
+        """Where the keys kept with one stream start (in its slot on a cluster)."""
+        return f"{ROOT}{{{slot_tag(stream)}}}:" if self.cluster else self.root
+
+    def idempotency(self, key_hash: str, stream: str | None = None) -> str:
+        """What a request's Idempotency-Key appended (its fingerprint, message id and time), in
+        the slot of the stream it went to (one script checks it and appends), beside every
+        other count when the stream is Kinesis or SQS."""
+        root = self.root if stream is None else self.stream_root(stream)
+        return f"{root}idem:{key_hash}"
+
+    def idempotency_claim(self, key_hash: str) -> str:
+        """On a Redis Cluster with partitions, which request an Idempotency-Key came with first,
+        in one slot whatever the partition (a retry with other records may go to another)."""
+        return f"{self.root}idem-claim:{key_hash}"
+
+    def lag_bytes(self, stream: str) -> str:
+        """The bytes of records a stream holds not yet acknowledged (MAX_LAG_BYTES): added by
+        ingest's append, taken off by the poller's acknowledgement. One per stream."""
+        return f"{self.stream_root(stream)}lag_bytes:{stream}"
 
     def totals(self, at: str | None = None) -> str:
         """The hash of records ingested and written since the data began (under `at`, a root

@@ -11,6 +11,10 @@ INGEST_REQUESTS = Counter(
 INGEST_RECORDS = Counter(
     "streamfn_ingest_records_total", "Records accepted into the stream", ["model"]
 )
+INGEST_REPLAYED = Counter(
+    "streamfn_ingest_replayed_total",
+    "Retries answered as their Idempotency-Key's first request was (nothing appended)",
+)
 INGEST_REJECTIONS = Counter(
     "streamfn_ingest_rejections_total", "Requests refused, by reason", ["reason"]
 )
@@ -117,7 +121,8 @@ CHALLENGER_MACRO_F1 = Gauge(
 
 FEEDBACK_LABELS = Counter(
     "streamfn_feedback_labels_total",
-    "Labels joined by POST /feedback: counted, or repeated",
+    "Labels joined by POST /feedback: counted, repeated (sent again), or conflict (another label"
+    " for a record that has one: the first is kept)",
     ["outcome"],
 )
 

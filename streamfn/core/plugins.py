@@ -9,6 +9,8 @@ CLI and the app ask ("which backends are there?"), kept as plain data.
 - Model runtimes (PREDICT_RUNTIME): each is a module `streamfn/models/runtimes/<name>.py` whose
   runtime predicts a loaded version's batches; `auto` lets each version's parity report choose
   (`streamfn.models.runtimes.choice`).
+- Model flavours (MODEL_FLAVORS): the formats of registered versions a process may load
+  (streamfn.models.trust).
 
 A backend or a format is imported when it is first used (`streamfn.stream.base.backend`,
 `streamfn.sink.formats.base.format_named`): a process on Redis never imports boto3, and the
@@ -57,6 +59,34 @@ RUNTIMES: dict[str, str] = {
 }
 RUNTIME_CHOICES = ("auto", *RUNTIMES)  # PREDICT_RUNTIME's values
 DEFAULT_RUNTIME = "auto"
+
+# The model flavours a process may be allowed to load (MODEL_FLAVORS; streamfn.models.trust says
+# how a version's flavour is told), and why each is what it is: a refusal names it.
+PYTHON_FUNCTION = "python_function"
+FLAVOURS: dict[str, str] = {
+    "sklearn": "scikit-learn saved with skops",
+    "lightgbm": "LightGBM's own format, or skops",
+    "xgboost": "XGBoost's own format",
+    "onnx": "an ONNX graph",
+    "sklearn:pickle": "scikit-learn pickled: loading it runs what the pickle says",
+    "sklearn:cloudpickle": "scikit-learn cloudpickled: loading it runs what the pickle says",
+    "lightgbm:pickle": "LightGBM pickled: loading it runs what the pickle says",
+    "lightgbm:cloudpickle": "LightGBM cloudpickled: loading it runs what the pickle says",
+    PYTHON_FUNCTION: "a model of its own Python code: loading it runs that code",
+}
+# Those that load without running the model's own code, and that streamfn trains and compiles.
+DEFAULT_FLAVOURS = "sklearn,lightgbm,onnx"
+
+
+def parse_flavours(value: str) -> frozenset[str]:
+    """MODEL_FLAVORS as a set; ValueError naming an unknown flavour."""
+    found = frozenset(part.strip() for part in value.split(",") if part.strip())
+    unknown = sorted(found - FLAVOURS.keys())
+    if unknown:
+        raise ValueError(
+            f"unknown flavour {', '.join(unknown)}: choose among {', '.join(FLAVOURS)}"
+        )
+    return found
 
 
 def format_name_of(key: str) -> str | None:

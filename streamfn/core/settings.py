@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # Which runtime predicts (streamfn.models.runtimes): auto (a version's compiled ONNX graph
     # when its parity report says it is exact and faster, else its own model), native or onnx.
     PREDICT_RUNTIME: str = plugins.DEFAULT_RUNTIME
+    # The model flavours a process may load (streamfn.models.trust): loading a pickle or a custom
+    # pyfunc runs code from the registry, so those are listed on purpose or refused.
+    MODEL_FLAVORS: str = plugins.DEFAULT_FLAVOURS
     # How row objects are written (the keys of streamfn.sink.formats: csv, parquet).
     SINK_FORMAT: str = plugins.DEFAULT_FORMAT
     CHALLENGER_ALIAS: str = Field("challenger", min_length=1)
@@ -87,18 +90,37 @@ class Settings(BaseSettings):
     AWS_DEFAULT_REGION: str = "us-east-1"
 
     INGEST_API_KEY: SecretStr | None = None
+    # Whether ingest may serve without INGEST_API_KEY: `key` refuses to start without one, `none`
+    # serves open on purpose; unset, `key` when it listens beyond loopback (streamfn.api.auth).
+    # A key that is set is always asked for.
+    INGEST_AUTH: Literal["key", "none"] | None = None
     # The name of an SSM Parameter Store SecureString holding the key; read once at start
     # (streamfn.api_key) unless INGEST_API_KEY is set, so no secret sits in Lambda's environment.
     INGEST_API_KEY_PARAMETER: str | None = None
+    # POST /feedback's own key (ground truth is not the producers' to write); unset: the ingest
+    # key guards it too. FEEDBACK_API_KEY_PARAMETER: its SSM SecureString, as for the ingest key.
+    FEEDBACK_API_KEY: SecretStr | None = None
+    FEEDBACK_API_KEY_PARAMETER: str | None = None
     INGEST_URL: str = f"http://localhost:{INGEST_PORT}"
     MAX_RECORDS: PositiveInt = 10_000
+    # How long a request's Idempotency-Key is remembered: a retry within it is answered as the
+    # first request was, and appends nothing (each record ~300 B of Redis).
+    IDEMPOTENCY_TTL_S: PositiveInt = 86_400
     MAX_BODY_BYTES: PositiveInt = 5 * 1024 * 1024
     MAX_LAG: PositiveInt = 10_000
+    # The bytes of records a stream (each partition's) may hold not yet acknowledged: the byte
+    # twin of MAX_LAG, so that 10,000 bodies of 5 MiB cannot fill Redis (503 beyond it).
+    MAX_LAG_BYTES: PositiveInt = 256 * 1024 * 1024
+    # A port of its own for /health (the process alive) and /metrics, for probes and a scraper's
+    # network, open whatever the key (counts only); `--metrics-port` is its CLI form.
+    METRICS_PORT: int | None = Field(None, ge=1, le=65535)
 
     BATCH_SIZE: PositiveInt = 256
     BATCH_WINDOW_MS: int = Field(100, ge=0)
     CLAIM_IDLE_MS: PositiveInt = 30_000
     MAX_DELIVERIES: PositiveInt = 5
+    # How long dead letters are kept, counted from when they were dead-lettered (XTRIM MINID).
+    DLQ_RETENTION_S: PositiveInt = 7 * 86_400
     INFER_FUNCTION_NAME: str | None = None
     AWS_ENDPOINT_URL_LAMBDA: str | None = None
     # The infer function's URL on a function platform (an OpenFaaS gateway, Knative, Cloud Run):
@@ -116,6 +138,9 @@ class Settings(BaseSettings):
     # A window's attribution drifts when the inputs ranked by their live contributions keep the
     # reference's order with an nDCG below this (SageMaker Clarify's test).
     ATTRIBUTION_NDCG: float = Field(0.9, gt=0, le=1)
+    # Estimate each window's accuracy and macro F1 from a version's calibrated probabilities
+    # (when it has a calibration): what the labels will say, before they come back.
+    ESTIMATE_PERFORMANCE: bool = True
 
     # Tests only: the infer function or poller exits at once at this step of the exactly-once
     # protocol (streamfn.crash), as a SIGKILL there would.
@@ -146,6 +171,10 @@ class Settings(BaseSettings):
     @field_validator(
         "INGEST_API_KEY",
         "INGEST_API_KEY_PARAMETER",
+        "INGEST_AUTH",
+        "METRICS_PORT",
+        "FEEDBACK_API_KEY",
+        "FEEDBACK_API_KEY_PARAMETER",
         "INFER_FUNCTION_NAME",
         "INFER_URL",
         "AWS_ENDPOINT_URL",
@@ -196,6 +225,17 @@ class Settings(BaseSettings):
             if not getattr(self, name):
                 raise ValueError(f"STREAM_BACKEND={self.STREAM_BACKEND} needs {name} ({what})")
         return self
+
+    @field_validator("MODEL_FLAVORS")
+    @classmethod
+    def _flavours(cls, value: str) -> str:
+        plugins.parse_flavours(value)  # raises ValueError naming the unknown flavour
+        return value
+
+    @property
+    def model_flavours(self) -> frozenset[str]:
+        """MODEL_FLAVORS as a set."""
+        return plugins.parse_flavours(self.MODEL_FLAVORS)
 
     @field_validator("MODELS")
     @classmethod

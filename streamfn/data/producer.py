@@ -5,8 +5,9 @@ Nothing is dropped silently. Every record ends in one of three counts: accepted 
 (the API stayed unreachable for `give_up_s`, or a second stop request abandoned the retries).
 429 and 503 answers are retried after their `Retry-After`; connection failures and other 5xx
 with capped exponential backoff. A request whose answer was lost (a timeout after sending) is
-sent again, so delivery to the stream is at least once: such a record may be in the stream twice,
-under two message ids (its Employee ID tells the copies apart).
+sent again with the same Idempotency-Key (one per request), so the ingest appends it once and
+answers the retry with the first message id; only a retry after IDEMPOTENCY_TTL_S, or one to a
+Kinesis or SQS ingest that died between its put and its record, could append it twice.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, suppress
@@ -32,6 +34,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from streamfn.api.auth import client_headers
 from streamfn.core import metrics
 from streamfn.core.settings import Settings
 from streamfn.data.labels import LabelSender
@@ -81,14 +84,15 @@ class Producer:
                 )
         self.client = client
         self.url = f"{settings.INGEST_URL}/predict_stream"
-        key = settings.INGEST_API_KEY
-        self.headers = {"content-type": "application/json"}
-        if key is not None:
-            self.headers["x-api-key"] = key.get_secret_value()
+        self.headers = {"content-type": "application/json",
+                        **client_headers(settings.INGEST_API_KEY)}  # fmt: skip
         self.tally = Tally()
+        # Labels go with the feedback key when there is one (the ingest key does not take them).
+        feedback_key = settings.FEEDBACK_API_KEY or settings.INGEST_API_KEY
         self.labels = LabelSender(
-            client, f"{settings.INGEST_URL}/feedback", self.headers, self.tally, plan.give_up_s
-        )
+            client, f"{settings.INGEST_URL}/feedback",
+            {**self.headers, **client_headers(feedback_key)}, self.tally, plan.give_up_s,
+        )  # fmt: skip
         self.pacer = Pacer(plan.rate)
         self.stopping = asyncio.Event()  # first stop: send nothing new, finish what is in flight
         self.abandon = asyncio.Event()  # second stop: give up the retries too
@@ -159,8 +163,10 @@ class Producer:
         body = orjson.dumps({"data": records})
         self.tally.requests += 1
         self.tally.sent += count
+        # One key per request, the same on each of its retries: appended once however often sent.
+        headers = {**self.headers, "idempotency-key": secrets.token_urlsafe(24)}
         try:
-            answer = await self._post(model, body)
+            answer = await self._post(model, body, headers)
         except (httpx.TransportError, _AbandonedError) as error:
             self.tally.undelivered += count
             metrics.PRODUCER_RECORDS.labels("undelivered").inc(count)
@@ -185,7 +191,7 @@ class Producer:
         self.tally.keep_error(text)
         log.warning("batch refused", extra={"model": model, "records": count, "answer": text})
 
-    async def _post(self, model: str, body: bytes) -> httpx.Response:
+    async def _post(self, model: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         retrying = AsyncRetrying(
             retry=(
                 retry_if_exception_type(httpx.TransportError)
@@ -198,7 +204,7 @@ class Producer:
             retry_error_callback=_last_outcome,
         )
         return await retrying(
-            self.client.post, self.url, params={"model": model}, content=body, headers=self.headers
+            self.client.post, self.url, params={"model": model}, content=body, headers=headers
         )
 
     _backoff = wait_exponential_jitter(initial=0.2, max=MAX_RETRY_AFTER_S)

@@ -94,13 +94,15 @@ def calibrate(model: Any, frame: pd.DataFrame, labels: pd.Series) -> dict[str, A
 
 
 def profile_model(
-    uri: str, alias: str, api_name: str, name: str, data: Path, label: str | None = None
-) -> Profiled:
+    uri: str, alias: str, api_name: str, name: str, data: Path, flavours: frozenset[str],
+    label: str | None = None,
+) -> Profiled:  # fmt: skip
     """Profile the version `alias` points to (else the latest) from `data`, and log the files
-    (with its calibration, when `label` names the CSV's column of true classes)."""
+    (with its calibration, when `label` names the CSV's column of true classes); a version of
+    a flavour not in `flavours` (MODEL_FLAVORS) is refused before it is loaded."""
     registry = ClientRegistry(uri)
     version = registry.alias_version(name, alias).version
-    schema = registry.schema(api_name, name, version)
+    schema = registry.schema(api_name, name, version, flavours)
     raw = pd.read_csv(data)
     frame = inputs_of(raw, schema, data)
     labels = labels_of(raw, label, data) if label else None

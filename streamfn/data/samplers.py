@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from streamfn.core.settings import Settings
+from streamfn.data.relation import Relation
 from streamfn.data.synth import EmployeeIds, RecordSampler, load_profile
 from streamfn.models import schemas
 from streamfn.models.registry import Registry, open_registry
@@ -244,15 +245,6 @@ def parse_drift(text: str, schema: ModelSchema, option: str = "--drift") -> list
     return shifts
 
 
-def moved_label(
-    rate: float | None, moves: Sequence[float], slopes: Sequence[float]
-) -> float | None:
-    """A Burn Rate moved along the dataset's relation by the inputs' moves, kept in [0, 1]."""
-    if rate is None:
-        return None
-    return min(max(rate + math.fsum(s * m for s, m in zip(slopes, moves, strict=True)), 0.0), 1.0)
-
-
 class Drifted:
     """A sampler whose records have some inputs shifted or scaled (`drift`), and whose labels
     stay as drawn for the unmoved record (a change of P(label | inputs), which no estimate made
@@ -262,23 +254,19 @@ class Drifted:
 
     def __init__(
         self, inner: Sampler, shifts: Sequence[Shift], labels: str = DRAWN,
-        concept: Sequence[Shift] = (), relation: dict[str, float] | None = None,
+        concept: Sequence[Shift] = (), relation: Relation | None = None,
     ) -> None:  # fmt: skip
         self.inner = inner
         self.shifts = shifts
         self.labels = labels
         self.concept = concept
-        self.relation = relation or {}
+        self.relation = relation
 
-    @staticmethod
-    def _moves(record: dict[str, Any], shifts: Sequence[Shift]) -> list[float]:
-        """Each shift's move of the record's value (0 for an input the record leaves out)."""
-        found = [record.get(s.column.name) for s in shifts]
-        return [0.0 if v is None else s.apply(v) - v for s, v in zip(shifts, found, strict=True)]
-
-    def _move(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _move(
+        self, records: list[dict[str, Any]], shifts: Sequence[Shift] | None = None
+    ) -> list[dict[str, Any]]:
         for record in records:
-            for shift in self.shifts:
+            for shift in self.shifts if shifts is None else shifts:
                 value = record.get(shift.column.name)
                 if value is not None:
                     record[shift.column.name] = shift.apply(value)
@@ -293,12 +281,10 @@ class Drifted:
         records, truths = self.inner.labelled(count)  # type: ignore[attr-defined]
         follow = self.shifts if self.labels == FOLLOW else ()
         moving = [*follow, *self.concept]
-        if moving:
-            slopes = [self.relation.get(s.column.name, 0.0) for s in moving]
-            truths = [
-                moved_label(rate, [*self._moves(r, follow), *self._moves(r, self.concept)], slopes)
-                for r, rate in zip(records, truths, strict=True)
-            ]
+        if moving and self.relation is not None:
+            moved = self._move([dict(r) for r in records], moving)
+            pairs = zip(truths, records, moved, strict=True)
+            truths = [self.relation.follow(rate, before, after) for rate, before, after in pairs]
         return self._move(records), truths
 
 
@@ -312,9 +298,9 @@ def drifted(
         return sampler
     relation = None
     if (labels == FOLLOW and shifts) or moved:
-        relation = getattr(getattr(sampler, "sampler", None), "profile", None)
-        if relation is None:
+        profile = getattr(getattr(sampler, "sampler", None), "profile", None)
+        if profile is None:
             raise SamplerError("--drift-labels follow and --concept move labels along the seed "
                                "dataset's relation: the seed's models only")  # fmt: skip
-        relation = relation.relation
+        relation = Relation(profile)
     return Drifted(sampler, shifts, labels, moved, relation)

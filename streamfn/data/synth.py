@@ -22,7 +22,7 @@ import itertools
 import json
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +59,6 @@ class Profile:
     marginals: dict[str, Marginal]
     correlation: tuple[tuple[float, ...], ...]  # normal scores, in COPULA order
     categories: dict[str, dict[str, float]]  # feature -> value -> share
-    # Burn Rate's linear relation to the numeric features (least squares over the complete
-    # rows): how a label moves when an input moves (`streamfn produce --drift-labels follow`).
-    relation: dict[str, float] = field(default_factory=dict)  # feature -> slope
 
     def to_json(self) -> str:
         """The profile as deterministic, human-readable JSON."""
@@ -79,7 +76,6 @@ class Profile:
                 name: {v: round(s, 6) for v, s in shares.items()}
                 for name, shares in self.categories.items()
             },
-            "relation": {name: round(v, 6) for name, v in self.relation.items()},
         }
         return json.dumps(document, indent=1) + "\n"
 
@@ -94,7 +90,7 @@ class Profile:
         if tuple(marginals) != COPULA or tuple(document["categories"]) != CATEGORICAL:
             raise ValueError("the profile's features are not the feature table's")
         correlation = tuple(tuple(row) for row in document["correlation"])
-        return cls(marginals, correlation, document["categories"], document.get("relation", {}))
+        return cls(marginals, correlation, document["categories"])
 
 
 def load_profile(path: Path = PROFILE_PATH) -> Profile:
@@ -125,11 +121,7 @@ def fit(frame: Any) -> Profile:
         name: {str(v): float(s) for v, s in frame[name].value_counts(normalize=True).items()}
         for name in CATEGORICAL
     }
-    complete = frame[[*NUMERIC, TARGET]].dropna()
-    design = np.column_stack([complete[list(NUMERIC)].to_numpy(), np.ones(len(complete))])
-    slopes = np.linalg.lstsq(design, complete[TARGET].to_numpy(), rcond=None)[0]
-    relation = dict(zip(NUMERIC, slopes[:-1].tolist(), strict=True))
-    return Profile(marginals, tuple(map(tuple, correlation.tolist())), categories, relation)
+    return Profile(marginals, tuple(map(tuple, correlation.tolist())), categories)
 
 
 def cholesky(matrix: tuple[tuple[float, ...], ...]) -> list[list[float]]:

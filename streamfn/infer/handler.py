@@ -66,6 +66,7 @@ class InferContext:
     shadow: ShadowScorer | None = None  # scores with each model's challenger
     explanations: int = 0  # OUTPUT_EXPLANATIONS: reason codes a row
     explain_share: float = 1.0  # EXPLAIN_SHARE
+    estimate: bool = False  # windows counted and ESTIMATE_PERFORMANCE: calibrated probabilities
 
 
 def build_context(settings: Settings) -> InferContext:
@@ -77,9 +78,10 @@ def build_context(settings: Settings) -> InferContext:
     sink_format = format_named(settings.SINK_FORMAT)
     models = ModelCache(
         settings.MLFLOW_TRACKING_URI, settings.MODEL_ALIAS, settings.MODEL_REFRESH_S,
-        settings.models, runtime=settings.PREDICT_RUNTIME,
+        settings.models, settings.model_flavours, runtime=settings.PREDICT_RUNTIME,
     )  # fmt: skip
     window_s = settings.MONITOR_WINDOW_S
+    estimate = bool(window_s) and settings.ESTIMATE_PERFORMANCE
     closer = None
     if window_s:
         closer = WindowCloser(redis, keys, bucket, models.profile, window_s,
@@ -87,7 +89,7 @@ def build_context(settings: Settings) -> InferContext:
                               settings.ATTRIBUTION_NDCG)  # fmt: skip
     challengers = ChallengerCache(
         settings.MLFLOW_TRACKING_URI, settings.CHALLENGER_ALIAS, settings.MODEL_REFRESH_S,
-        settings.models, runtime=settings.PREDICT_RUNTIME,
+        settings.models, settings.model_flavours, runtime=settings.PREDICT_RUNTIME,
     )  # fmt: skip
     models.reuse = challengers.loaded
     ttl_s = settings.RESULT_TTL_S
@@ -107,10 +109,11 @@ def build_context(settings: Settings) -> InferContext:
         probabilities=settings.OUTPUT_PROBABILITIES,
         window_s=window_s,
         shadow=ShadowScorer(
-            challengers, shadow_writer, settings.SHADOW_SHARE, ttl_s, estimate=bool(window_s)
+            challengers, shadow_writer, settings.SHADOW_SHARE, ttl_s, estimate=estimate
         ),
         explanations=settings.OUTPUT_EXPLANATIONS,
         explain_share=settings.EXPLAIN_SHARE,
+        estimate=estimate,
     )
 
 
@@ -145,7 +148,7 @@ def write_model_group(ctx: InferContext, api_name: str, messages: list[Message])
     """Predict, write one object and record results for one model's messages; return errors."""
     model = ctx.models.get(api_name)
     probabilities = ctx.probabilities and model.has_probabilities
-    predicted = predict(model, messages, probabilities, estimate=bool(ctx.window_s))
+    predicted = predict(model, messages, probabilities, estimate=ctx.estimate)
     ok = [m for m in messages if m.message_id in predicted.values]
     explained = explain(model, ok, predicted, ctx.explanations, ctx.explain_share)
     found = ctx.writer.already_written([m.message_id for m in ok])

@@ -5,25 +5,34 @@ POST /predict_stream reads its request itself (FastAPI's dependency resolution c
 serves now. The records of the body are each model's columns, typed and bounded, with the
 Employee ID; every answer the route gives is listed with its body and headers. Served at
 /openapi.json, rebuilt when a model's schema changes.
+
+/docs is swagger-ui, served from the package (static/vendor, pinned by SHA256SUMS) with a page and
+a script of ours (static/docs.html, static/docs.js): no CDN, nothing inline, so that the page's
+Content-Security-Policy (streamfn.api.headers) allows this origin only, and the docs work on a
+machine without internet.
 """
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from streamfn import __version__
+from streamfn.api.auth import FEEDBACK_PATH, is_open
 from streamfn.api.responses import json_response
 from streamfn.ingest.refusals import MAX_STRING_LEN
+from streamfn.ingest.routes.predict import IDEMPOTENCY_KEY
 from streamfn.ingest.schema_cache import ModelUnavailableError
 from streamfn.models.schemas import Column, ModelSchema
 from streamfn.models.seed import EMPLOYEE_ID
 
+STATIC = Path(__file__).parent / "static"
 TITLE = "streamfn ingest"
 DESCRIPTION = "Validates records and appends them to the Redis Stream for batched inference."
 EXAMPLE_BODY = {
@@ -73,6 +82,13 @@ ERRORS = {
     },
 }  # fmt: skip
 DETAIL = {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}
+REPLAYED = {
+    "Idempotent-Replayed": {
+        "required": False,
+        "schema": {"type": "string", "enum": ["true"]},
+        "description": "this answer is the first request's",
+    }
+}
 RETRY_AFTER = {"Retry-After": {"required": True, "description": "seconds to wait",
                                "schema": {"type": "integer", "minimum": 1}}}  # fmt: skip
 ACCEPTED = {
@@ -140,6 +156,16 @@ WINDOW = {
             "psi": _NUMBER_OR_NULL, "shares": {"type": "object"}, "flag": _FLAG}},
         "labelled": {"type": "integer"}, "accuracy": _NUMBER_OR_NULL,
         "macro_f1": _NUMBER_OR_NULL, "flag": _FLAG,
+        # Estimated without labels from the version's calibrated probabilities (CBPE).
+        "estimated_rows": {"type": "integer"}, "estimated_accuracy": _NUMBER_OR_NULL,
+        "estimated_macro_f1": _NUMBER_OR_NULL,
+        "estimate_gap": {"anyOf": [{"type": "null"}, {"type": "object", "properties": {
+            "macro_f1": {"type": "number"}, "flag": _FLAG}}]},
+        # The explained rows' attribution against the reference's ranking.
+        "attribution": {"anyOf": [{"type": "null"}, {"type": "object", "properties": {
+            "explained": {"type": "integer"}, "ndcg": _NUMBER_OR_NULL,
+            "shares": {"type": "object", "additionalProperties": {"type": "number"}},
+            "flag": _FLAG}}]},
     },
 }  # fmt: skip
 MONITORING_DOC = {200: {"content": {"application/json": {"schema": {
@@ -165,18 +191,20 @@ FEEDBACK_BODY = {"required": True, "content": {"application/json": {"schema": {
     }}},
 }, "example": FEEDBACK_EXAMPLE}}}  # fmt: skip
 FEEDBACK_DOC = {
-    202: _json({"type": "object", "required": ["joined", "counted", "repeated"], "properties": {
-        "joined": {"type": "integer"}, "counted": {"type": "integer"},
-        "repeated": {"type": "integer"}, "at": {"type": "integer"}}},
-        "joined: counted now, or counted before (a label sent again counts once)"),
-    401: _json(DETAIL, "INGEST_API_KEY is set and X-API-Key is missing or wrong",
-               headers={"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}}),
+    202: _json({"type": "object", "required": ["joined", "counted", "repeated", "conflicts"],
+                "properties": {"joined": {"type": "integer"}, "counted": {"type": "integer"},
+                               "repeated": {"type": "integer"}, "conflicts": {"type": "integer"},
+                               "at": {"type": "integer"}}},
+        "joined: counted now, repeated (the same label sent again counts once), or conflicts "
+        "(another label for a record that has one: the first is kept, the conflict counted)"),
     413: _json(ERRORS, "more than MAX_BODY_BYTES bytes"),
     415: _json(ERRORS, "a Content-Type other than JSON"),
     422: _json(ERRORS, "labels that cannot be joined (unknown or expired id, index out of "
                "range, not a class of the model): each is named, and none is counted"),
     **REDIS_DOWN,
 }  # fmt: skip
+API_KEY_HEADER = {"name": "X-API-Key", "in": "header", "required": False,
+                  "schema": {"type": "string"}}  # fmt: skip
 HEALTH = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
 METRICS = {200: {"description": "Prometheus text format",
                  "content": {"text/plain": {"schema": {"type": "string"}}}}}  # fmt: skip
@@ -249,12 +277,21 @@ def predict_operation(served: list[ModelSchema], models: list[str], max_records:
                 "schema": {"type": "string", "enum": models},
                 "description": "the model that predicts these records",
             },
+            {**API_KEY_HEADER, "description": "required when INGEST_API_KEY is set"},
             {
-                "name": "X-API-Key",
+                "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string"},
-                "description": "required when the server has INGEST_API_KEY set",
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 128,
+                    "pattern": f"^{IDEMPOTENCY_KEY}$",
+                },
+                "description": "one per request, the same on each retry of it: within "
+                "IDEMPOTENCY_TTL_S the same key and request get the first answer again "
+                "(Idempotent-Replayed: true) and append nothing; the same key with another "
+                "request is 422",
             },
         ],
         "requestBody": {
@@ -262,7 +299,19 @@ def predict_operation(served: list[ModelSchema], models: list[str], max_records:
             "content": {"application/json": {"schema": body, "example": EXAMPLE_BODY}},
         },
         "responses": {
-            "202": _json(ACCEPTED, "accepted: the message is in the stream"),
+            "202": _json(
+                ACCEPTED,
+                "accepted: the message is in the stream (or, with "
+                "Idempotent-Replayed: true, it was, by the first request with this "
+                "Idempotency-Key)",
+                headers=REPLAYED,
+            ),
+            "409": _json(
+                DETAIL,
+                "a request with this Idempotency-Key is being appended now "
+                "(Kinesis and SQS): retry after Retry-After",
+                headers=RETRY_AFTER,
+            ),
             "401": _json(
                 DETAIL,
                 "INGEST_API_KEY is set and X-API-Key is missing or wrong",
@@ -272,13 +321,15 @@ def predict_operation(served: list[ModelSchema], models: list[str], max_records:
             "415": _json(ERRORS, "a Content-Type other than JSON"),
             "422": _json(
                 ERRORS,
-                "malformed JSON, an unknown model, or a record that does "
-                "not fit its model's schema: each error names the record and field",
+                "malformed JSON, an unknown model, a record that does not fit its model's "
+                "schema (each error names the record and field), or an Idempotency-Key that "
+                "is not 1-128 printable characters or came with another request",
             ),
             "503": _json(
                 DETAIL,
-                "Redis unreachable, the stream too far behind (MAX_LAG), or "
-                "the model's schema unreadable: retry after Retry-After",
+                "Redis unreachable or full, the stream too far behind (MAX_LAG, "
+                "MAX_LAG_BYTES), or the model's schema unreadable or its flavour not in "
+                "MODEL_FLAVORS: retry after Retry-After",
                 headers=RETRY_AFTER,
             ),
         },
@@ -308,7 +359,23 @@ async def document(request: Request) -> dict[str, Any]:
     for parameter in found["paths"]["/monitoring"]["get"]["parameters"]:
         if parameter["name"] == "model":  # the configured models, known only at run time
             parameter["schema"] = {"anyOf": [{"type": "string", "enum": models}, {"type": "null"}]}
+    for path, operations in found["paths"].items():
+        if not is_open(path):
+            for operation in operations.values():
+                keyed(operation, path == FEEDBACK_PATH)
     return found
+
+
+def keyed(operation: dict[str, Any], feedback: bool) -> None:
+    """An operation that asks for the key (streamfn.api.auth): its header and its 401."""
+    which = "FEEDBACK_API_KEY (else INGEST_API_KEY)" if feedback else "INGEST_API_KEY"
+    parameters = operation.setdefault("parameters", [])
+    if not any(p["name"] == API_KEY_HEADER["name"] for p in parameters):
+        parameters.append({**API_KEY_HEADER, "description": f"required when {which} is set"})
+    operation["responses"].setdefault("401", _json(
+        DETAIL, f"{which} is set and X-API-Key is missing or wrong",
+        headers={"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
+    ))  # fmt: skip
 
 
 def install(app: FastAPI) -> None:
@@ -319,5 +386,7 @@ def install(app: FastAPI) -> None:
         return json_response(await document(request))
 
     @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE}: docs")
+    async def docs() -> FileResponse:
+        return FileResponse(STATIC / "docs.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/docs/static", StaticFiles(directory=STATIC), name="docs-static")

@@ -6,7 +6,8 @@ constraints and labels) and compiles a validator. After MODEL_REFRESH_S the next
 refresh in the background and is served with the schema in hand, so a slow or dead registry never
 holds a request up. Each schema read is also copied to Redis: an ingest that starts while the
 registry is unreachable validates with the copy. A model whose schema was never read answers 503
-with Retry-After; a version without a signature is refused the same way, with one log line.
+with Retry-After; a version without a signature, or of a flavour MODEL_FLAVORS does not list
+(streamfn.models.trust), is refused the same way, with one log line naming why.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from streamfn.models.registry import Registry, RegistryError, open_registry
 from streamfn.models.schemas import ModelSchema, SchemaError
 
 log = logging.getLogger(__name__)
+# How long the copy of a schema outlives its last read: a model removed from MODELS leaves none.
+SCHEMA_KEPT_S = 30 * 86_400
 
 
 class ModelUnavailableError(RuntimeError):
@@ -127,14 +130,15 @@ class SchemaCache:
                                               "error": str(refused)})  # fmt: skip
             return Entry(None, time.monotonic(), message)
         try:
-            await redis.set(self.keys.schema(model), orjson.dumps(schema.to_json()))
+            await redis.set(self.keys.schema(model), orjson.dumps(schema.to_json()),
+                            ex=SCHEMA_KEPT_S)  # fmt: skip
         except RedisError as error:  # the copy is a convenience; the schema is good
             log.warning("schema not copied to Redis", extra={"model": model, "error": str(error)})
         return Entry(Validator(schema), time.monotonic())
 
     def _schema_of(self, model: str, name: str) -> ModelSchema:
         version = self.registry.alias_version(name, self.settings.MODEL_ALIAS).version
-        return self.registry.schema(model, name, version)
+        return self.registry.schema(model, name, version, self.settings.model_flavours)
 
     async def _from_redis(self, model: str, redis: AsyncClient, cause: RegistryError) -> Entry:
         """The copy of the model's schema in Redis, when the registry cannot be read."""

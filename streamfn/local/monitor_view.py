@@ -114,9 +114,40 @@ def add_challenger(
     table.caption_justify = "left"
 
 
+def scores_table(model: str, windows: list[dict[str, Any]]) -> Table | None:
+    """One row per window, oldest first: macro F1 from the labels beside the one estimated
+    without them, and whether they part (None when no window has either)."""
+    if not any(w.get("estimated_macro_f1") is not None or w["labelled"] for w in windows):
+        return None
+    table = Table(title=f"{model}: macro F1 per window, labels against estimate",
+                  title_justify="left")  # fmt: skip
+    for column in ("window (UTC)", "version", "records", "labelled", "macro F1", "estimated",
+                   "gap", "flag"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("window (UTC)", "flag") else "right")
+    for w in reversed(windows):
+        gap = w.get("estimate_gap") or {}
+        realised, estimated = w.get("macro_f1"), w.get("estimated_macro_f1")
+        table.add_row(
+            when(w["window_start"]), f"v{w['version']}", f"{w['records']:,}",
+            f"{w['labelled']:,}", "—" if realised is None else f"{realised:.3f}",
+            "—" if estimated is None else f"{estimated:.3f}",
+            "—" if not gap else f"{gap['macro_f1']:+.3f}", flag(gap.get("flag", "—")),
+        )  # fmt: skip
+    table.caption = ("gap: labels minus estimate; drift when the labels fall 0.05 below it "
+                     "(the relation of labels to inputs changed: concept drift)")  # fmt: skip
+    table.caption_justify = "left"
+    return table
+
+
 def tables(answer: dict[str, Any], drift_psi: float) -> list[Table]:
-    """One table per model with windows, in the answer's order."""
+    """Per model with windows, in the answer's order: its drift table, then its scores."""
     by_model: dict[str, list[dict[str, Any]]] = {}
     for window in answer["windows"]:
         by_model.setdefault(window["model"], []).append(window)
-    return [model_table(m, w, drift_psi) for m, w in by_model.items()]
+    found: list[Table] = []
+    for model, windows in by_model.items():
+        found.append(model_table(model, windows, drift_psi))
+        scores = scores_table(model, windows)
+        if scores is not None:
+            found.append(scores)
+    return found

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.exceptions import RedisError, ResponseError
 from rich.table import Table
 
+from streamfn.api.auth import client_headers
 from streamfn.core import metrics
 from streamfn.core.connections import SyncClient, text
 from streamfn.core.keys import dlq_key
@@ -49,10 +50,12 @@ class Snapshot:
         return (self.processed - before.processed) / seconds if seconds > 0 else None
 
 
-def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]] | None:
+def scrape(
+    url: str, headers: dict[str, str] | None = None
+) -> dict[str, list[tuple[dict[str, str], float]]] | None:
     """The samples of a Prometheus endpoint by sample name, or None when it does not answer."""
     try:
-        answer = httpx.get(url, timeout=METRICS_TIMEOUT_S)
+        answer = httpx.get(url, headers=headers, timeout=METRICS_TIMEOUT_S)
         answer.raise_for_status()
     except httpx.HTTPError:
         return None
@@ -111,10 +114,10 @@ def read_stream(client: SyncClient, settings: Settings) -> tuple[int | None, ...
     return tuple(totals)
 
 
-def drift_lines(ingest_url: str) -> dict[str, str]:
+def drift_lines(ingest_url: str, headers: dict[str, str] | None = None) -> dict[str, str]:
     """Per model, its newest window in words: flag, records, the inputs that drift, accuracy."""
     try:
-        answer = httpx.get(f"{ingest_url}/monitoring", params={"windows": 1},
+        answer = httpx.get(f"{ingest_url}/monitoring", params={"windows": 1}, headers=headers,
                            timeout=METRICS_TIMEOUT_S)  # fmt: skip
         answer.raise_for_status()
     except httpx.HTTPError:
@@ -147,8 +150,9 @@ def window_words(window: dict[str, Any]) -> str:
 def collect(
     client: SyncClient, settings: Settings, ingest_metrics: str, poller_metrics: Sequence[str]
 ) -> Snapshot:
-    """Read everything once."""
-    ingest = scrape(ingest_metrics)
+    """Read everything once (the ingest's routes with INGEST_API_KEY, when set)."""
+    keyed = client_headers(settings.INGEST_API_KEY)
+    ingest = scrape(ingest_metrics, keyed)
     pollers = [s for s in (scrape(url) for url in poller_metrics) if s is not None]
     length, lag, pending, dead = read_stream(client, settings)
     return Snapshot(
@@ -163,7 +167,7 @@ def collect(
         dead_letters=dead,
         versions=served_versions(pollers, "champion"),
         challengers=served_versions(pollers, "challenger"),
-        drift=drift_lines(ingest_metrics.removesuffix("/metrics")) if ingest else {},
+        drift=drift_lines(ingest_metrics.removesuffix("/metrics"), keyed) if ingest else {},
     )
 
 

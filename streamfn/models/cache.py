@@ -36,7 +36,7 @@ from mlflow.environment_variables import (
 from mlflow.pyfunc import PyFuncModel
 
 from streamfn.core import metrics
-from streamfn.models import calibration, explain, registry, schemas
+from streamfn.models import calibration, explain, registry, schemas, trust
 from streamfn.models.columns import Columns, column_arrays, size
 from streamfn.models.runtimes.base import Outputs, Runtime
 from streamfn.models.runtimes.choice import AUTO, Choice
@@ -215,6 +215,17 @@ def estimator_of(model: PyFuncModel, schema: ModelSchema) -> tuple[Any, ModelSch
     return estimator, schema
 
 
+def trusted(path: Path, flavours: frozenset[str], api_name: str, what: str) -> str:
+    """The flavour of a downloaded version if MODEL_FLAVORS lists it; else a log line naming the
+    variable, and UntrustedModelError."""
+    try:
+        return trust.check((path / schemas.MLMODEL_FILE).read_text(), flavours, what)
+    except trust.UntrustedModelError as refused:
+        log.error("model refused: MODEL_FLAVORS", extra={"model": api_name, "version": what,
+                                                         "error": str(refused)})  # fmt: skip
+        raise
+
+
 def fail_fast_http() -> None:
     """Make MLflow's HTTP calls in this process fail within seconds instead of minutes."""
     for variable, value in (
@@ -227,16 +238,19 @@ def fail_fast_http() -> None:
 
 def load_version(
     client: MlflowClient, uri: str, api_name: str, registered: str, version: str,
-    runtime: str = AUTO,
+    runtime: str = AUTO, flavours: frozenset[str] = trust.DEFAULT,
 ) -> LoadedModel:  # fmt: skip
-    """Download one version's artifacts, load them as a pyfunc model and pick its runtime
-    (PREDICT_RUNTIME `runtime`; the compiled graph is read while the download is at hand)."""
+    """Download one version's artifacts, load them as a pyfunc model if its flavour is one of
+    `flavours` (MODEL_FLAVORS: UntrustedModelError, before anything of it is loaded), and pick
+    its runtime (PREDICT_RUNTIME `runtime`; the compiled graph is read while the download is
+    at hand)."""
     started = time.perf_counter()
     # An explicit tracking URI, not the process-global one, and a private copy that is
     # deleted once the model is in memory (the sklearn flavour reads the file fully).
     source = client.get_model_version_download_uri(registered, version)
     with tempfile.TemporaryDirectory(prefix="streamfn-model-") as directory:
         path = mlflow.artifacts.download_artifacts(source, dst_path=directory, tracking_uri=uri)
+        flavour = trusted(Path(path), flavours, api_name, f"{registered} v{version}")
         schema = schema_in(Path(path), api_name, registered, version)  # refused: no load
         profile = json_in(Path(path), schemas.REFERENCE_FILE)
         model = mlflow.pyfunc.load_model(path)
@@ -255,6 +269,7 @@ def load_version(
             "version": version,
             "runtime": choice.runtime,
             "runtime_reason": choice.reason,
+            "flavour": flavour,
             "seconds": round(time.perf_counter() - started, 3),
         },
     )
@@ -295,6 +310,7 @@ class ModelCache:
         alias: str,
         refresh_s: float,
         models: Mapping[str, str],
+        flavours: frozenset[str] = trust.DEFAULT,
         clock: Callable[[], float] = time.monotonic,
         runtime: str = AUTO,
     ) -> None:
@@ -308,6 +324,7 @@ class ModelCache:
         self._refresh_s = refresh_s
         self.models = dict(models)
         self._clock = clock
+        self.flavours = flavours
         self._served: dict[str, LoadedModel] = {}
         self._checked: dict[str, float] = {}
         self._loads = 0
@@ -420,7 +437,8 @@ class ModelCache:
         return found.version
 
     def _load(self, api_name: str, registered: str, version: str) -> LoadedModel:
-        loaded = load_version(self._client, self._uri, api_name, registered, version, self.runtime)
+        loaded = load_version(self._client, self._uri, api_name, registered, version,
+                              self.runtime, self.flavours)  # fmt: skip
         self._loads += 1
         return loaded
 

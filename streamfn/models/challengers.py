@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from mlflow import MlflowClient
 
 from streamfn.core import metrics
-from streamfn.models import registry
+from streamfn.models import registry, trust
 from streamfn.models.cache import LoadedModel, load_version, serving
 from streamfn.models.runtimes.choice import AUTO
 
@@ -34,6 +34,7 @@ class ChallengerCache:
         alias: str,
         refresh_s: float,
         models: Mapping[str, str],
+        flavours: frozenset[str] = trust.DEFAULT,
         clock: Callable[[], float] = time.monotonic,
         runtime: str = AUTO,
     ) -> None:
@@ -44,6 +45,7 @@ class ChallengerCache:
         self.alias = alias
         self._refresh_s = refresh_s
         self.models = dict(models)
+        self.flavours = flavours
         self.clock = clock
         self._served: dict[str, LoadedModel] = {}
         self._retired: dict[str, LoadedModel] = {}  # alias removed (promoted?): kept for reuse
@@ -117,7 +119,7 @@ class ChallengerCache:
                 return
         try:
             loaded = load_version(self._client, self._uri, api_name, registered, version,
-                                  self.runtime)  # fmt: skip
+                                  self.runtime, self.flavours)  # fmt: skip
         except Exception as error:  # any failure of the download or the load
             with self._lock:
                 self._served.pop(api_name, None)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
-from streamfn.models import schemas
+from streamfn.models import schemas, trust
 from streamfn.models.schemas import ModelSchema
 
 TIMEOUT_S = 4.0
@@ -71,11 +71,16 @@ class Registry(ABC):
         except orjson.JSONDecodeError as error:
             raise RegistryError(f"{name} v{version}: {path} is not JSON: {error}") from None
 
-    def schema(self, model: str, name: str, version: str) -> ModelSchema:
-        """What a version takes and gives; SchemaError when it cannot be served."""
+    def schema(
+        self, model: str, name: str, version: str, flavours: frozenset[str] | None = None
+    ) -> ModelSchema:
+        """What a version takes and gives; SchemaError when it cannot be served (with
+        `flavours`, MODEL_FLAVORS: also when its flavour is not among them)."""
         mlmodel = self.file(name, version, schemas.MLMODEL_FILE)
         if mlmodel is None:
             raise schemas.SchemaError(f"{name} v{version} has no MLmodel file")
+        if flavours is not None:
+            trust.check(mlmodel.decode(), flavours, f"{name} v{version}")
         return schemas.build(
             model, name, version, mlmodel.decode(),
             self.json_file(name, version, schemas.CONSTRAINTS_FILE),

@@ -5,7 +5,9 @@ A label names a message and a record of it, and the true class: a label (`High`)
 the stored prediction while the message's result is kept (RESULT_TTL_S) and counted in the
 window of that prediction as one cell of a confusion matrix, so that accuracy and macro F1
 follow per version and window. A label sent again is not counted again: each (message, record)
-keeps the first label it got.
+keeps the first label it got. A later label that differs from it is not taken either (a label
+cannot be overwritten by whoever sends the next one) but it is told apart from a resend: counted
+as a conflict, answered and logged, so that a labelling error or a poisoning attempt shows.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from streamfn.monitor.windowing import shadow_prefix, window_of
 # KEYS: per label, its message's labels hash and its window hash. ARGV: ttl, then per label:
 # record index, true class, predicted class, and for a shadow-scored record the challenger's
 # field prefix (s:<version>:) and its predicted class ('' and '' otherwise). Returns how many
-# were counted (not seen before).
+# were counted (not seen before), and the positions (1-based) of those whose record holds
+# another label already.
 _COUNT_ONCE = """
-local ttl, counted = tonumber(ARGV[1]), 0
+local ttl, counted, conflicts = tonumber(ARGV[1]), 0, {}
 for i = 1, #KEYS / 2 do
   local labels, window = KEYS[2 * i - 1], KEYS[2 * i]
   local at = 5 * i - 3
@@ -44,9 +47,11 @@ for i = 1, #KEYS / 2 do
       end
     end
     counted = counted + 1
+  elseif redis.call('HGET', labels, index) ~= truth then
+    table.insert(conflicts, i)
   end
 end
-return counted
+return {counted, conflicts}
 """
 
 
@@ -177,10 +182,22 @@ def challenged(shadow: message_state.MessageState, record_index: int) -> tuple[s
     return shadow_prefix(str(shadow["model_version"])), str(predictions[record_index])
 
 
-async def count_once(redis: AsyncClient, keys: Keys, joined: list[Joined], ttl_s: int) -> int:
-    """Count each label not counted before; how many were new."""
+@dataclass(frozen=True)
+class Counted:
+    """What became of joined labels: new ones counted, resends, and conflicts (a record that
+    holds another label already: that one is kept)."""
+
+    counted: int
+    repeated: int
+    conflicts: list[Joined]
+
+
+async def count_once(redis: AsyncClient, keys: Keys, joined: list[Joined], ttl_s: int) -> Counted:
+    """Count each label not counted before; tell resends from conflicting labels."""
     names, args = [], [ttl_s]
     for label in joined:
         names += [keys.labels(label.message_id), label.window]
         args += [label.record_index, label.truth, label.predicted, *label.shadow]
-    return int(await redis.eval(_COUNT_ONCE, len(names), *names, *args))
+    counted, positions = await redis.eval(_COUNT_ONCE, len(names), *names, *args)
+    conflicts = [joined[int(i) - 1] for i in positions]
+    return Counted(int(counted), len(joined) - int(counted) - len(conflicts), conflicts)

@@ -19,7 +19,7 @@ from streamfn.core import series
 from streamfn.core.connections import SyncClient
 from streamfn.core.keys import Keys
 from streamfn.core.message_state import MessageState
-from streamfn.sink.counts import Tally, day_score
+from streamfn.sink.counts import CONSOLE_KEPT_S, Tally, day_score
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,16 @@ class Window:
     fields: Counter[str]
 
 
+# Every key it writes expires: the window hashes and their index after `retention` (the index
+# also drops members that old), the set of open windows after twice that, the console's hashes
+# and its set of dates CONSOLE_KEPT_S after their last write (the set drops dates that old).
 # KEYS: the n result keys, the w window hashes, the w index sets of their models, the set of open
 # windows; then the console's: the written-records slot counter, the totals hash, the model's
 # versions hash, then per partition its hash and the set of partitions.
 # ARGV: ttl, retention, n, w, p, the n states (JSON); per window: start, its member in the index,
 # its member in the open set, number of fields, then field, increment, ...; then rows, the slot
-# counter's ttl, version, at (ms); per partition: member, score, objects, rows, newest key.
+# counter's ttl, version, at (ms), the console's keep (s); per partition: member, score (a day's
+# ordinal), objects, rows, newest key.
 _DONE_AND_COUNT = """
 local ttl, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
 local n, w, p = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -65,24 +69,32 @@ for i = 1, w do
   end
   redis.call('EXPIRE', hash, retention)
   redis.call('ZADD', index, start, member)
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. (tonumber(start) - retention))
+  redis.call('EXPIRE', index, retention)
   redis.call('ZADD', open, start, opened)
+  redis.call('EXPIRE', open, 2 * retention)
 end
 local k = n + 2 * w + 2
-local rows = tonumber(ARGV[arg])
+local rows, kept = tonumber(ARGV[arg]), tonumber(ARGV[arg + 4])
 if rows > 0 then
   redis.call('INCRBY', KEYS[k], rows)
   redis.call('EXPIRE', KEYS[k], ARGV[arg + 1])
   redis.call('HINCRBY', KEYS[k + 1], 'written', rows)
   redis.call('HSETNX', KEYS[k + 2], ARGV[arg + 2], ARGV[arg + 3])
+  redis.call('EXPIRE', KEYS[k + 2], kept)
 end
-arg = arg + 4
+arg = arg + 5
 for i = 1, p do
   local hash, set = KEYS[k + 1 + 2 * i], KEYS[k + 2 + 2 * i]
   redis.call('HINCRBY', hash, 'objects', ARGV[arg + 2])
   redis.call('HINCRBY', hash, 'rows', ARGV[arg + 3])
   local newest = redis.call('HGET', hash, 'newest')
   if not newest or newest < ARGV[arg + 4] then redis.call('HSET', hash, 'newest', ARGV[arg + 4]) end
+  redis.call('EXPIRE', hash, kept)
   redis.call('ZADD', set, ARGV[arg + 1], ARGV[arg])
+  local oldest = tonumber(ARGV[arg + 1]) - math.floor(kept / 86400)
+  redis.call('ZREMRANGEBYSCORE', set, '-inf', '(' .. oldest)
+  redis.call('EXPIRE', set, kept)
   arg = arg + 5
 end
 return {}
@@ -124,7 +136,8 @@ class DoneRecorder:
             args = [*header, len(windows), parts, *state_args, *count_args]
             done = self._script(keys=[*keys, *count_keys], args=args)
             return {ids[key.decode()] for key in done}
-        nothing = [0, series.SERIES_TTL_S, tally.version, tally.at_ms]  # no rows, no windows
+        # No rows, no windows.
+        nothing = [0, series.SERIES_TTL_S, tally.version, tally.at_ms, CONSOLE_KEPT_S]
         done = self._script(keys=keys, args=[*header, 0, 0, *state_args, *nothing])
         if done:
             return {ids[key.decode()] for key in done}
@@ -150,7 +163,7 @@ class DoneRecorder:
             args += [window.start, member, f"{window.model}:{member}", len(window.fields)]
             for field, increment in window.fields.items():
                 args += [field, increment]
-        args += [tally.rows, series.SERIES_TTL_S, tally.version, tally.at_ms]
+        args += [tally.rows, series.SERIES_TTL_S, tally.version, tally.at_ms, CONSOLE_KEPT_S]
         for day, part in parts:
             args += [f"{tally.model}/{day}", day_score(day), part.objects, part.rows,
                      part.newest]  # fmt: skip

@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from streamfn.core.message_ids import key_part
 from streamfn.sink.layout import PREDICTIONS, parse_key
 
+# How long the console's counts of a model and date (and of a model's versions) outlive their
+# last write: it lists the dates of the last 90 days; the bucket keeps the objects themselves.
+CONSOLE_KEPT_S = 90 * 86_400
+
 
 def day_score(day: str) -> int:
     """A date's place in the sorted set of dates with objects (its ordinal)."""

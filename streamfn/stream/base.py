@@ -13,6 +13,7 @@ loop that drives a source is the poller's (streamfn.poller.loop).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -39,10 +40,12 @@ INVOKE_TIMEOUT_S = 120
 # Ingest's side.
 @dataclass(frozen=True, slots=True)
 class Appended:
-    """An accepted message: its id and the time it was received (epoch ms)."""
+    """An accepted message: its id and the time it was received (epoch ms); `replayed` when an
+    earlier request with the same Idempotency-Key appended it and nothing was appended now."""
 
     message_id: str
     received_at: int
+    replayed: bool = False
 
 
 class RefusedError(RuntimeError):
@@ -56,12 +59,41 @@ class EntryTooLargeError(ValueError):
     """The request, as one entry, is larger than the stream takes (a 413)."""
 
 
-class Writer(Protocol):
-    """Where ingest appends a request: one entry (model, data, received_at) per request."""
+class IdempotencyKeyReusedError(ValueError):
+    """The Idempotency-Key came with another request (another model or records): a 422."""
 
-    async def append(self, model: str, records: list[dict[str, Any]]) -> Appended:
-        """Append one entry, or raise RefusedError or EntryTooLargeError."""
+    def __init__(self) -> None:
+        super().__init__(
+            "this Idempotency-Key was sent with another request (another model or other records) "
+            "within IDEMPOTENCY_TTL_S: use a new key for a new request"
+        )
+
+
+class IdempotencyInProgressError(RefusedError):
+    """A request with the same Idempotency-Key is being appended now (a 409 with Retry-After;
+    Kinesis and SQS only: on Redis the check and the append are one step)."""
+
+    reason = "idempotency_in_progress"
+
+
+class Writer(Protocol):
+    """Where ingest appends a request: one entry (model, data, received_at) per request.
+
+    With an `idempotency` (a hash of the request's Idempotency-Key), a request the same key
+    appended within IDEMPOTENCY_TTL_S is not appended again: its first Appended is returned, with
+    `replayed`; the same key with another model or other records is IdempotencyKeyReusedError."""
+
+    async def append(
+        self, model: str, records: list[dict[str, Any]], idempotency: str | None = None
+    ) -> Appended:
+        """Append one entry, or raise RefusedError, EntryTooLargeError or
+        IdempotencyKeyReusedError."""
         ...
+
+
+def fingerprint(model: str, data: bytes) -> str:
+    """What a request is, to compare a retry with (records canonical: spellings do not count)."""
+    return hashlib.sha256(model.encode() + b"\0" + data).hexdigest()
 
 
 # The poller's side.

@@ -5,7 +5,8 @@ With STREAM_PARTITIONS=1 the stream is STREAM_KEY, as it always was. With P > 1 
 Cluster slot, and P partitions spread over the cluster's masters.
 
 Ingest sends a request to the partition of its first record's Employee ID, so one employee's
-requests keep their order; a request without one goes round the partitions. Partition p's
+requests keep their order; a request without one goes to the partition of its Idempotency-Key
+(so that a retry meets the first request's record), else round the partitions. Partition p's
 stream ids have a sequence number equal to p modulo P (the ingest's append script picks them):
 ids are unique across partitions, and an id alone says which stream holds it.
 """
@@ -27,11 +28,12 @@ class Router:
         self.partitions = partitions
         self._turn = itertools.count()
 
-    def partition(self, records: list[dict[str, Any]]) -> int:
-        """The partition of the first record's Employee ID, else the next in turn."""
+    def partition(self, records: list[dict[str, Any]], idempotency: str | None = None) -> int:
+        """The partition of the first record's Employee ID, else of the Idempotency-Key (its
+        hash), else the next in turn."""
         if self.partitions == 1:
             return 0
-        key = employee_of(records)
+        key = employee_of(records) or idempotency
         if key is None:
             return next(self._turn) % self.partitions
         # CRC-32, not hash(): the same on every process, whatever PYTHONHASHSEED says.

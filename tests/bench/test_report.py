@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streamfn.bench import CurvePoint, Measurement, load, report
+from streamfn.bench import CurvePoint, Measurement, cost_rows, load, report
 from streamfn.bench.compiled import Compiled
 
 WRK_OUTPUT = """\
@@ -104,17 +104,38 @@ def test_the_challengers_rows_are_judged_on_their_own_numbers() -> None:
              "p99_off": 100.0, "p99_broken": 140.0, "backtest": 90_000.0, "written": 50_000.0,
              "backtest_rows": 500_000.0, "backtest_objects": 30.0}  # fmt: skip
     # 20 µs a record added against 25 µs of its own: met; then a costlier shadow: missed.
-    assert report.shadow_row(found)[1:] == (
+    assert cost_rows.shadow_row(found)[1:] == (
         "20.0 µs/record added, own 25.0 µs/record (25,000 records/s with, 50,000 without)",
         True,
     )
-    assert report.shadow_row({**found, "on": 20_000.0})[2] is False
-    assert report.broken_row(found)[2] is True
-    assert report.broken_row({**found, "broken": 44_000.0})[2] is False  # below 90%
-    assert report.broken_row({**found, "p99_broken": 160.0})[2] is False  # above 1.5 times
-    assert report.backtest_row(found)[2] is True
-    assert report.backtest_row({**found, "backtest": 40_000.0})[2] is False
-    assert report.backtest_row({})[1:] == ("—", None)
+    assert cost_rows.shadow_row({**found, "on": 20_000.0})[2] is False
+    assert cost_rows.broken_row(found)[2] is True
+    assert cost_rows.broken_row({**found, "broken": 44_000.0})[2] is False  # below 90%
+    assert cost_rows.broken_row({**found, "p99_broken": 160.0})[2] is False  # above 1.5 times
+    assert cost_rows.backtest_row(found)[2] is True
+    assert cost_rows.backtest_row({**found, "backtest": 40_000.0})[2] is False
+    assert cost_rows.backtest_row({})[1:] == ("—", None)
+
+
+def test_estimation_is_judged_on_its_five_percent_and_explanations_are_reported() -> None:
+    assert cost_rows.estimation_row({"on": 9_600.0, "off": 10_000.0}) == (
+        "estimated performance costs ≤ 5% of the records/s, lightgbm, 100 records/request",
+        "4.0% (9,600 with, 10,000 without)",
+        True,
+    )
+    assert cost_rows.estimation_row({"on": 9_400.0, "off": 10_000.0})[2] is False
+    assert cost_rows.estimation_row({})[1:] == ("—", None)
+    every, tenth = cost_rows.explanation_rows(
+        {"none": 10_000.0, "share 1": 6_000.0, "share 0.1": 9_500.0}
+    )
+    assert every[1:] == ("40.0% (6,000 with, 10,000 without)", None)  # no target: reported
+    assert tenth[1] == "5.0% (9,500 with, 10,000 without)"
+    data = findings(25_000, 2_500, 120)
+    data.estimation = {"on": 9_600.0, "off": 10_000.0}
+    text = report.costs_markdown(data)
+    assert "| estimated performance costs ≤ 5% of the records/s" in text
+    assert "| reason codes at EXPLAIN_SHARE=1 cost (reported)" in text
+    assert "## " not in text  # the costs only, no other section
 
 
 def compiled_findings() -> list[Compiled]:

@@ -144,14 +144,20 @@ def test_a_share_of_the_messages_is_scored_chosen_by_id(
     assert len(bucket_rows(s3)) == 80
 
 
-@pytest.mark.parametrize(("breakage", "stage"), [("gone", "load"), ("raising", "predict")])
+@pytest.mark.parametrize(("breakage", "stage", "flavours"), [
+    ("gone", "load", "sklearn,lightgbm"),
+    # The raising challenger is a pyfunc of its own code: by default it is never loaded (its
+    # code never runs); listed on purpose, it loads and raises when it predicts.
+    ("raising", "load", "sklearn,lightgbm,onnx"),
+    ("raising", "predict", "sklearn,lightgbm,python_function"),
+], ids=["gone", "pyfunc-refused", "raising"])  # fmt: skip
 def test_a_broken_challenger_leaves_the_champion_alone_and_is_retried_at_the_next_refresh(
     sqlite_registry: str, challenge: Versions, make_settings: Any, s3: Any, breakage: str,
-    stage: str,
+    stage: str, flavours: str,
 ) -> None:  # fmt: skip
     set_challenger(sqlite_registry, getattr(challenge, breakage))
     baseline = failures(stage)
-    ctx = handler.build_context(make_settings(MODEL_REFRESH_S="30"))
+    ctx = handler.build_context(make_settings(MODEL_REFRESH_S="30", MODEL_FLAVORS=flavours))
     assert ctx.shadow is not None
     now = [0.0]
     ctx.shadow.challengers.clock = lambda: now[0]  # the refresh interval passes when we say
@@ -194,7 +200,8 @@ async def send_labels(
     try:
         schema: ModelSchema = ctx.models.get(CHALLENGED).schema
         joined = await feedback.join(client, labels, {CHALLENGED: schema}, settings)
-        return await feedback.count_once(client, settings.keys, joined, settings.RESULT_TTL_S)
+        done = await feedback.count_once(client, settings.keys, joined, settings.RESULT_TTL_S)
+        return done.counted
     finally:
         await client.aclose()
 

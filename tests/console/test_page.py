@@ -21,6 +21,7 @@ import pytest
 from streamfn.core import series
 from streamfn.core.keys import Keys
 from streamfn.local.stack import cli
+from tests.conftest import wait_for
 from tests.faults.pipeline import Pipeline
 
 pytestmark = pytest.mark.slow
@@ -52,6 +53,19 @@ def browser() -> Iterator[Any]:
         )
         yield launched
         launched.close()
+
+
+# Every violation of the page's Content-Security-Policy, as the browser reports it.
+VIOLATIONS = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__violations.push(
+  `${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`));
+"""
+
+
+def seen(page: Any, condition: str) -> None:
+    """Wait until a JavaScript condition holds in the page."""
+    wait_for(lambda: page.evaluate(condition), timeout=TIMEOUT_MS / 1000, interval=0.1)
 
 
 def produce(pipeline: Pipeline, name: str, count: int, seed: int, *extra: str) -> None:
@@ -98,8 +112,11 @@ def test_the_console_shows_the_live_pipeline(
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda error: problems.append(str(error)))
+    page.add_init_script(VIOLATIONS)
     page.goto(f"{url}/ui")
-    page.wait_for_function("Number(document.body.dataset.refreshed || 0) >= 1", timeout=TIMEOUT_MS)
+    # Polled from outside the page: its Content-Security-Policy forbids the eval that
+    # wait_for_function would run in it.
+    seen(page, "Number(document.body.dataset.refreshed || 0) >= 1")
 
     # Status: the figures are the pipeline's own numbers, and the chart was drawn.
     def figure(name: str) -> str:
@@ -129,12 +146,9 @@ def test_the_console_shows_the_live_pipeline(
 
     # Predictions: the newest rows, and the model filter.
     page.select_option("#rows-model", "lightgbm")
-    page.wait_for_function(
-        "[...document.querySelectorAll('#predictions tbody tr')].length > 1 && "
-        "[...document.querySelectorAll('#predictions tbody tr td:nth-child(2)')]"
-        ".every((td) => td.textContent === 'lightgbm')",
-        timeout=TIMEOUT_MS,
-    )
+    seen(page, "[...document.querySelectorAll('#predictions tbody tr')].length > 1 && "
+               "[...document.querySelectorAll('#predictions tbody tr td:nth-child(2)')]"
+               ".every((td) => td.textContent === 'lightgbm')")  # fmt: skip
 
     # Objects: a download through the API is the CSV itself.
     link = page.locator("#objects a[data-download]").first
@@ -170,3 +184,5 @@ def test_the_console_shows_the_live_pipeline(
     wider = page.evaluate(WIDER_THAN_THE_SCREEN)
     assert wider == [], "\n".join(wider)
     assert problems == []
+    # The whole visit, the chart drawn and the download made, under the page's policy.
+    assert page.evaluate("window.__violations") == []

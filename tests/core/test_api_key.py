@@ -85,3 +85,17 @@ def test_an_empty_parameter_name_means_no_key(ssm: Any, monkeypatch: pytest.Monk
     settings = get_settings()
     assert settings.INGEST_API_KEY_PARAMETER is None
     assert settings.INGEST_API_KEY is None
+
+
+def test_the_feedback_key_is_read_from_its_own_secure_string(ssm: Any) -> None:
+    ssm.put_parameter(Name=PARAMETER, Value="ingest", Type="SecureString")
+    ssm.put_parameter(Name="/streamfn/feedback-api-key", Value="labels", Type="SecureString")
+    settings = resolve_api_key(load_settings(
+        INGEST_API_KEY_PARAMETER=PARAMETER, FEEDBACK_API_KEY_PARAMETER="/streamfn/feedback-api-key"
+    ))  # fmt: skip
+    assert settings.INGEST_API_KEY is not None
+    assert settings.FEEDBACK_API_KEY is not None
+    assert settings.INGEST_API_KEY.get_secret_value() == "ingest"
+    assert settings.FEEDBACK_API_KEY.get_secret_value() == "labels"
+    with pytest.raises(ConfigError, match="FEEDBACK_API_KEY_PARAMETER='/streamfn/gone'"):
+        resolve_api_key(load_settings(FEEDBACK_API_KEY_PARAMETER="/streamfn/gone"))

@@ -235,3 +235,39 @@ def test_cli_without_count_or_rate_says_what_to_give() -> None:
     assert done.returncode == 2
     assert "--count" in done.stderr
     assert "--rate" in done.stderr
+
+
+class LosesTheFirstAnswer(httpx.AsyncBaseTransport):
+    """The ingest app, whose first answer is lost after it appended (a timeout at the client)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = httpx.ASGITransport(app=app)
+        self.keys: list[str | None] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.keys.append(request.headers.get("idempotency-key"))
+        answer = await self.app.handle_async_request(request)
+        if len(self.keys) == 1:
+            await answer.aread()
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return answer
+
+
+def test_a_request_whose_answer_was_lost_is_sent_again_and_appended_once(
+    settings: Settings, redis_url: str
+) -> None:
+    transport = LosesTheFirstAnswer(create_app(settings))
+    plan = Plan(count=30, batch=10, seed=3, concurrency=1)
+
+    async def go() -> Tally:
+        async with httpx.AsyncClient(transport=transport) as client:
+            return await producer.Producer(settings, plan, client).run()
+
+    tally = asyncio.run(go())
+    assert (tally.accepted, tally.retries, tally.undelivered) == (30, 1, 0)
+    # One key per request, the same on its retry: the ingest appended the first request once.
+    first, retry, *others = transport.keys
+    assert first is not None
+    assert retry == first
+    assert len({first, *others}) == 3
+    assert len(stream_records(redis.Redis.from_url(redis_url))) == 30

@@ -45,7 +45,7 @@ FOREIGN_VARIABLES = {
     "MLFLOW_S3_ENDPOINT_URL": "mlflow", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "mlflow",
     "GF_AUTH_ANONYMOUS_ENABLED": "grafana", "GF_AUTH_ANONYMOUS_ORG_ROLE": "grafana",
 }  # fmt: skip
-APP_PORTS = (8800, 9101, 9102)
+APP_PORTS = (8800, 9100, 9101, 9102)
 _VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 
 
@@ -87,6 +87,16 @@ def test_compose_is_consistent_with_the_images_and_settings() -> None:
         assert not unknown, f"{name}: variables nobody reads: {unknown}"
         for dependency in service.get("depends_on", {}):
             assert dependency in services, f"{name} depends on unknown {dependency}"
+    # Published on the host's loopback only: MinIO's local password, MLflow's registry (code
+    # every poller runs) and an ingest that serves without a key are not the network's.
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+    # The ingest listens on every interface of its network: it says on purpose that it may
+    # serve without a key, and passes on a key from `.env`, as the producer does.
+    ingest = services["ingest"]["environment"]
+    assert (ingest["INGEST_AUTH"], ingest["INGEST_API_KEY"]) == ("none", "")
+    assert "INGEST_API_KEY" in services["producer"]["environment"]
     # The MLflow server accepts the Host header the other services send.
     allowed = next(a for a in command_of(services["mlflow"]) if a.startswith("--allowed-hosts="))
     assert "mlflow:*" in allowed.split("=", 1)[1].split(",")

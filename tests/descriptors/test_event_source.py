@@ -7,6 +7,7 @@ parameter values under test (tests/descriptors/deployed.py), as CloudFormation w
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -222,11 +223,44 @@ def test_the_api_key_is_read_from_ssm_by_exactly_its_parameter(template: dict[st
         assert "INGEST_API_KEY" not in environment(stack, function)
 
 
-def test_without_a_key_parameter_nothing_reads_ssm(template: dict[str, Any]) -> None:
-    stack = deployed(template)
-    assert "ReadApiKeyPolicy" not in stack["Resources"]
-    assert environment(stack, "IngestFunction")["INGEST_API_KEY_PARAMETER"] == ""
+def test_the_feedback_key_is_its_own_parameter_read_by_ingest_alone(
+    template: dict[str, Any],
+) -> None:
+    name = "/streamfn/feedback-api-key"
+    stack = deployed(template, IngestApiKeyParameter="/streamfn/ingest-api-key",
+                     FeedbackApiKeyParameter=name)  # fmt: skip
+    assert environment(stack, "IngestFunction")["FEEDBACK_API_KEY_PARAMETER"] == name
+    policy = stack["Resources"]["ReadFeedbackKeyPolicy"]["Properties"]["PolicyDocument"]
+    [statement] = policy["Statement"]
+    assert statement["Action"] == "ssm:GetParameter"
+    assert statement["Resource"]["Fn::Sub"].endswith(f"parameter{name}")
     for function in FUNCTIONS:
+        role = stack["Resources"][f"{function}Role"]["Properties"]
+        held = {"Ref": "ReadFeedbackKeyPolicy"} in role["ManagedPolicyArns"]
+        assert held == (function == "IngestFunction"), function
+        assert ("FEEDBACK_API_KEY_PARAMETER" in environment(stack, function)) == held
+    without = deployed(template, IngestApiKeyParameter="/streamfn/ingest-api-key")
+    assert "ReadFeedbackKeyPolicy" not in without["Resources"]
+
+
+def test_the_key_parameter_has_no_default_and_none_says_open_loudly(
+    template: dict[str, Any],
+) -> None:
+    parameter = template["Parameters"]["IngestApiKeyParameter"]
+    assert "Default" not in parameter  # the stack must be told: a key, or none on purpose
+    allowed = re.compile(parameter["AllowedPattern"])
+    assert not allowed.fullmatch("")
+    assert allowed.fullmatch("none")
+    assert allowed.fullmatch("/streamfn/ingest-api-key")
+    keyed = deployed(template, IngestApiKeyParameter="/streamfn/ingest-api-key")
+    assert environment(keyed, "IngestFunction")["INGEST_AUTH"] == "key"
+    assert keyed["Outputs"]["IngestAuth"]["Value"].startswith("key: ")
+    stack = deployed(template, IngestApiKeyParameter="none")
+    assert stack["Outputs"]["IngestAuth"]["Value"].startswith("OPEN: ")
+    assert environment(stack, "IngestFunction")["INGEST_AUTH"] == "none"
+    assert "ReadApiKeyPolicy" not in stack["Resources"]
+    for function in FUNCTIONS:
+        assert "INGEST_API_KEY_PARAMETER" not in environment(stack, function)
         role = stack["Resources"][f"{function}Role"]["Properties"]
         assert {"Ref": "ReadApiKeyPolicy"} not in role["ManagedPolicyArns"]
 

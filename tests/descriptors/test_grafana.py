@@ -72,7 +72,7 @@ def test_prometheus_scrapes_the_services_that_serve_metrics() -> None:
     targets = {t for job in config["scrape_configs"] for c in job["static_configs"]
                for t in c["targets"]}  # fmt: skip
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    assert targets == {"ingest:8800", "lambda-poller:9102", "poller:9101"}
+    assert targets == {"ingest:9100", "lambda-poller:9102", "poller:9101"}
     for target in targets:
         name, port = target.split(":")
         command = " ".join(str(c) for c in compose[name]["command"])

@@ -27,6 +27,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from streamfn.app import create_app
+from streamfn.cli.serve import ingest_alive
 from streamfn.core import health
 from streamfn.core.settings import Settings
 from streamfn.local.stack import free_port
@@ -252,7 +253,9 @@ def test_env_names_and_secret_refs() -> None:
                 assert variable["name"] in fields, variable["name"]
                 assert "value" not in variable, f"{variable['name']}: set it in the ConfigMap"
                 ref = variable["valueFrom"]["secretKeyRef"]
-                assert ref == {"name": SECRET, "key": variable["name"], "optional": True}
+                # The ingest listens beyond loopback: without its key it would not start.
+                required = variable["name"] == "INGEST_API_KEY"
+                assert ref == {"name": SECRET, "key": variable["name"], "optional": not required}
     # No Secret in the repository: only references to one the operator creates.
     assert not [o for o in objects(manifest_files()) if o["kind"] == "Secret"]
     ingest_env = {v["name"] for v in containers(one(applied(), "Deployment", INGEST))[0]["env"]}
@@ -289,17 +292,28 @@ def test_ingest_serves_what_its_probes_and_service_ask() -> None:
     image_cmd = re.findall(r"^CMD (.*)$", DOCKERFILE.read_text(), re.MULTILINE)[-1]
     assert command == yaml.safe_load(image_cmd), "the image's own command"
     port = int(option(command, "--port"))
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert port_number(container, container[probe]["httpGet"]["port"]) == port, probe
-    # The app itself, its Redis down (a port nobody listens on): readiness follows Redis, the
-    # startup and liveness probes answer whatever Redis does.
-    settings = Settings(**{**configmap(), "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
-    expected = {"readinessProbe": 503, "startupProbe": 200, "livenessProbe": 200}
+    assert option(command, "--host") == "0.0.0.0"  # beyond loopback: the key is required
+    ready = container["readinessProbe"]["httpGet"]
+    assert port_number(container, ready["port"]) == port
+    # The app itself with a key, its Redis down (a port nobody listens on): readiness follows
+    # Redis, and asks for no key.
+    settings = Settings(**{**configmap(), "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+                           "INGEST_API_KEY": "k"})  # fmt: skip
     with TestClient(create_app(settings)) as client:
-        for probe, status in expected.items():
-            path = container[probe]["httpGet"]["path"]
-            assert client.get(path).status_code == status, f"{probe}: GET {path}"
-        assert client.get("/no-such-path").status_code == 404
+        assert client.get(ready["path"]).status_code == 503, f"readiness: GET {ready['path']}"
+        assert client.get("/no-such-path").status_code == 401  # closed unless opened
+    # Startup and liveness ask the process's own server on METRICS_PORT: alive whatever Redis.
+    metrics_port = int(configmap()["METRICS_PORT"])
+    server = health.serve(0, ingest_alive, host="127.0.0.1")
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        for probe in ("startupProbe", "livenessProbe"):
+            get = container[probe]["httpGet"]
+            assert port_number(container, get["port"]) == metrics_port, probe
+            assert httpx.get(base + get["path"], timeout=5).status_code == 200, probe
+    finally:
+        server.shutdown()
+        server.server_close()
     service = one(objs, "Service", INGEST)
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
@@ -311,8 +325,8 @@ def test_ingest_serves_what_its_probes_and_service_ask() -> None:
 def test_poller_serves_what_its_probes_ask() -> None:
     (container,) = containers(one(applied(), "Deployment", POLLER))
     command = container["command"]
-    assert command[:2] == ["streamfn", "poll"]
-    port = int(option(command, "--metrics-port"))
+    assert command == ["streamfn", "poll"]
+    port = int(configmap()["METRICS_PORT"])  # --metrics-port is its CLI form
     probes = [container[p]["httpGet"] for p in ("startupProbe", "readinessProbe", "livenessProbe")]
     assert all(port_number(container, get["port"]) == port for get in probes)
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"

@@ -78,10 +78,12 @@ def copy_sources(path: Path) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def _settings(make_settings: object) -> None:
-    """Handlers read the settings at import: give them the test's (clean) environment."""
+def _settings(make_settings: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Handlers read the settings at import: give them the test's (clean) environment, a key
+    for the ingest's (behind API Gateway it does not start without one)."""
     from streamfn.core.environment import get_settings
 
+    monkeypatch.setenv("INGEST_API_KEY", "k")
     get_settings.cache_clear()
 
 

@@ -62,7 +62,7 @@ def smoke(artifact: Path) -> None:
         raise SystemExit(f"{function}: the zip holds {', '.join(heavy)}")
     module, name = handler_of(function)
     code = f"from {module} import {name} as handler\n" + CHECKS[function]
-    env = {"PYTHONPATH": str(artifact), "REDIS_URL": f"redis://{DEAD}/0",
+    env = {"PYTHONPATH": str(artifact), "REDIS_URL": f"redis://{DEAD}/0", "INGEST_AUTH": "none",
            "INGEST_URL": f"http://{DEAD}", "PATH": "/usr/bin:/bin"}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True, timeout=120

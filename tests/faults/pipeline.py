@@ -31,6 +31,7 @@ from streamfn.local.stack import Process, Service, Stack, always_ok, cli, free_p
 from streamfn.models.seed import EMPLOYEE_ID
 from streamfn.monitor.windowing import window_of
 from tests.conftest import S3_TEST_ENV, TcpProxy, bucket_rows, wait_for
+from tests.faults.estimates import check_sums
 from tests.faults.parts import MotoS3, Production, Registry, metric_samples, planned_records
 from tests.faults.tally import Tally, count_rows, epoch_s, report
 
@@ -399,6 +400,8 @@ class Pipeline:
                     if field == "records" or field.startswith("p:"):
                         counted[(model, version, int(start), field)] = int(value)
         assert counted == from_rows, f"monitoring counts differ from the rows\n{self.logs()}"
+        if self.env.get("OUTPUT_EXPLANATIONS"):
+            assert check_sums(self.rows(), self.r, keys, window_s, self.registry.uri) > 0
 
     def explain(self, tally: Tally) -> str:
         """An assertion message: the counts, examples of each anomaly, the logs."""

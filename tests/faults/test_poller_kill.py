@@ -1,11 +1,13 @@
 """Fault 1: a poller SIGKILLed mid-batch; its entries are reclaimed, none lost or written twice,
-with and without a challenger in shadow (whose rows must be exactly once too)."""
+with and without a challenger in shadow (whose rows must be exactly once too); the windows' sums
+of calibrated probabilities and of contributions are the rows' exactly too."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.challengers import CHALLENGED
+from tests.faults.estimates import EXPLAINED_ENV
 from tests.faults.pipeline import Pipeline
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -20,7 +22,9 @@ def test_poller_sigkill_mid_batch_then_replaced(
     # entries while it works on them: the harness's short CLAIM_IDLE_MS reclaims only the dead.
     # `challenged` sets the alias before the pollers start: they load it beside the champions.
     challenger = request.getfixturevalue("challenged") if shadow else None
-    pipeline.start("a", "b")
+    # Every input a reason and the probabilities in the rows: the windows' estimate and
+    # attribution sums are then checked against the rows too (tests/faults/estimates.py).
+    pipeline.start("a", "b", **EXPLAINED_ENV)
     if challenger is not None:
         pipeline.wait_challenger(CHALLENGED, challenger, "a", "b")
     run = pipeline.produce(3000, seed=801 if shadow else 101)

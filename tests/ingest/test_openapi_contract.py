@@ -22,7 +22,8 @@ from streamfn.local.stack import free_port
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow
-CONFIG = Path(__file__).resolve().parents[2] / "schemathesis.toml"
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "schemathesis.toml"
 # Few records per request keeps every body within MAX_BODY_BYTES; nothing consumes the stream
 # here, so back-pressure is lifted.
 INGEST_ENV = {"MAX_RECORDS": "20", "MAX_LAG": str(10**9)}
@@ -55,7 +56,10 @@ def test_schemathesis_finds_nothing(ingest_url: str, tmp_path: Path) -> None:
         "--phases", "examples,coverage,fuzzing,stateful", "--workers", "1",
         "--report", "json", "--report-dir", str(tmp_path), "--no-color",
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    # Each request's Idempotency-Key made its own (the hooks module says why).
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.ingest.schemathesis_hooks",
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1200, env=env, cwd=ROOT)
     output = done.stdout[-20000:] + done.stderr[-5000:]
     assert done.returncode == 0, output
     report = json.loads(next(tmp_path.glob("json-*.json")).read_text())

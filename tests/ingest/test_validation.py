@@ -677,7 +677,9 @@ def test_key_cache_is_bounded_and_never_holds_unknown_keys(
 ) -> None:
     private = Validator(seed_schema())  # so that filling its cache leaks into no other test
     for n in range(3 * MAX_LEARNT_KEYS):
-        records = [{"sleep" + " " * (n + 1) + "hours": 1}, {"Team Size": 1}]
+        # Distinct spellings, each within MAX_KEY_LEN (a longer key is never folded).
+        spelling = "sleep" + " " * (n % 60 + 1) + "_" * (n // 60 + 1) + "hours"
+        records = [{spelling: 1}, {"Team Size": 1}]
         private.parse_body(_body(*records), MAX)
         with pytest.raises(BodyError):
             private.parse_body(_body({f"unknown-{n}": 1}), MAX)
@@ -763,3 +765,79 @@ def test_the_as_sent_path_agrees_with_the_copying_path_on_random_records() -> No
                 record["Unknown Field"] = 1
         copied = SEED.fast_record(dict(record))
         assert SEED.as_sent(record) == copied, record
+
+
+# ------------------------------------------------------------- hostile bodies cost nothing
+
+
+def _count_suggestions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import difflib
+
+    calls: list[str] = []
+    real = difflib.get_close_matches
+
+    def counting(word: str, *args: Any, **kwargs: Any) -> list[str]:
+        calls.append(word)
+        return real(word, *args, **kwargs)
+
+    monkeypatch.setattr(difflib, "get_close_matches", counting)
+    return calls
+
+
+def test_record_with_far_more_keys_than_columns_is_refused_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _count_suggestions(monkeypatch)
+    record = {f"Sleep Hours {i:05d}": 1 for i in range(30_000)}
+    error = _refusal(_body(record), max_records=10_000)
+    assert [e["type"] for e in error.errors] == ["too_many_fields"]
+    assert "30000 fields" in error.errors[0]["msg"]
+    assert calls == []
+
+
+def test_suggestions_only_for_reported_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_suggestions(monkeypatch)
+    record = {f"Sleep Hourz{i}": 1 for i in range(30)}  # within columns + MAX_ERRORS keys
+    error = _refusal(_body(record))
+    assert len(error.errors) == MAX_ERRORS + 1
+    assert error.errors[-1]["type"] == "too_many_errors"
+    assert len(calls) <= MAX_ERRORS + 1
+
+
+def test_key_over_the_length_cap_is_unknown_and_not_matched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _count_suggestions(monkeypatch)
+    key = "Sleep Hours" + " " * 200  # folds to a column, but no column is spelt so long
+    error = _refusal(_body({key: 7}))
+    assert error.errors[0]["type"] == "extra_forbidden"
+    assert "did you mean" not in error.errors[0]["msg"]
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("items", "count"),
+    [(b"[]", 200_000), (b"0", 200_000), (b'{"a":1}', 200_000),
+     (b"[" * 500 + b"]" * 500, 400),
+     # Few commas, but each opened array costs orjson about three commas' time.
+     (b"[" * 1000 + b"]" * 1000, 100)],
+    ids=["empty-arrays", "zeros", "one-key-objects", "nested-arrays", "deep-arrays"],
+)  # fmt: skip
+def test_body_of_more_values_than_records_can_hold_is_refused_before_decoding(
+    monkeypatch: pytest.MonkeyPatch, items: bytes, count: int
+) -> None:
+    import streamfn.ingest.validation as validation
+
+    def no_decoding(raw: bytes) -> object:
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(validation, "decode_body", no_decoding)
+    raw = b'{"data":[' + b",".join([items] * count) + b"]}"
+    error = _refusal(raw, max_records=10_000)
+    assert error.status == 413
+    assert error.errors[0]["type"] == "too_many_values"
+
+
+def test_valid_body_of_max_records_passes_the_prescan() -> None:
+    record = {**FULL, EMPLOYEE_ID: "Smith, J. [team {3}]"}  # brackets and a comma in a string
+    assert len(parse_body(_body(*[record] * 10_000), 10_000)) == 10_000

@@ -9,12 +9,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from streamfn.core.plugins import parse_flavours
 from streamfn.core.settings import SEED_MODELS
 
 WINE = "Wine_Classifier"
 DIABETES = "Diabetes_Regressor"
 UNSIGNED = "Unsigned_Model"
 WINE_LABELS = {"0": "barolo", "1": "grignolino", "2": "barbera"}
+# The user's models are cloudpickled (mlflow's default outside streamfn): listed on purpose.
+FLAVOURS = "sklearn,lightgbm,sklearn:cloudpickle"
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,11 @@ class Brought:
         """MODELS with the seed's three and the user's."""
         seed = ",".join(f"{a}={r}" for a, r in SEED_MODELS.items())
         return f"{seed},wine={WINE},diabetes={DIABETES},unsigned={UNSIGNED}"
+
+    @property
+    def flavours(self) -> str:
+        """MODEL_FLAVORS that lets the user's cloudpickled models load."""
+        return FLAVOURS
 
 
 def _log(model: object, name: str, frame: pd.DataFrame | None) -> str:
@@ -69,12 +77,14 @@ def brought(sqlite_registry: str, tmp_path_factory: pytest.TempPathFactory) -> B
     # Integer classes: their names come from a labels.json beside the model.
     log_beside_version(MlflowClient(), WINE, version, {"labels.json": WINE_LABELS})
     wine.data.to_csv(folder / "wine.csv", index=False)
-    profile_model(sqlite_registry, "champion", "wine", WINE, folder / "wine.csv")
+    allowed = parse_flavours(FLAVOURS)
+    profile_model(sqlite_registry, "champion", "wine", WINE, folder / "wine.csv", allowed)
 
     diabetes = load_diabetes(as_frame=True)
     _log(Ridge().fit(diabetes.data, diabetes.target), DIABETES, diabetes.data)
     diabetes.data.to_csv(folder / "diabetes.csv", index=False)
-    profile_model(sqlite_registry, "champion", "diabetes", DIABETES, folder / "diabetes.csv")
+    profile_model(sqlite_registry, "champion", "diabetes", DIABETES, folder / "diabetes.csv",
+                  allowed)  # fmt: skip
 
     _log(
         make_pipeline(StandardScaler(), LogisticRegression()).fit(wine.data, wine.target),

@@ -32,7 +32,9 @@ LEADING = ["message_id", "record_index", "model", "registered_model", "model_ver
 def settings_for(
     make_settings: Callable[..., Settings], brought: Brought
 ) -> Callable[..., Settings]:
-    return lambda **overrides: make_settings(MODELS=brought.models, **overrides)
+    return lambda **overrides: make_settings(
+        MODELS=brought.models, MODEL_FLAVORS=brought.flavours, **overrides
+    )
 
 
 @pytest.fixture

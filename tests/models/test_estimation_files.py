@@ -9,13 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from streamfn.core.plugins import parse_flavours
 from streamfn.core.settings import SEED_MODELS
 from streamfn.data import training
 from streamfn.data.profiling import ProfileError, profile_model
 from streamfn.models import calibration, schemas
 from streamfn.models.registry import open_registry
 
-from .conftest import WINE, Brought
+from .conftest import FLAVOURS, WINE, Brought
+
+ALLOWED = parse_flavours(FLAVOURS)  # the wine model is cloudpickled
 
 
 def _file(uri: str, api_name: str, file_name: str) -> object:
@@ -74,7 +77,9 @@ def test_profile_with_a_label_logs_the_calibration(brought: Brought, tmp_path: P
     data = wine.data.assign(Cultivar=wine.target)
     data.loc[::7, "Cultivar"] = None  # unlabelled rows are profiled, not calibrated on
     data.to_csv(tmp_path / "wine.csv", index=False)
-    done = profile_model(brought.uri, "champion", "wine", WINE, tmp_path / "wine.csv", "cultivar")
+    done = profile_model(
+        brought.uri, "champion", "wine", WINE, tmp_path / "wine.csv", ALLOWED, label="cultivar"
+    )
     assert done.calibration is not None
     assert done.calibration["rows"] == int(data["Cultivar"].notna().sum())
     assert done.rows == len(data)
@@ -87,7 +92,11 @@ def test_profile_with_a_missing_or_foreign_label_says_why(brought: Brought, tmp_
     data = brought.wine.assign(cultivar=7)  # a class the model does not know
     data.to_csv(tmp_path / "wine.csv", index=False)
     with pytest.raises(ProfileError, match="no column 'kind'"):
-        profile_model(brought.uri, "champion", "wine", WINE, tmp_path / "wine.csv", "kind")
+        profile_model(
+            brought.uri, "champion", "wine", WINE, tmp_path / "wine.csv", ALLOWED, label="kind"
+        )
     with pytest.raises(ProfileError, match="not one of its classes"):
-        profile_model(brought.uri, "champion", "wine", WINE, tmp_path / "wine.csv", "cultivar")
+        profile_model(
+            brought.uri, "champion", "wine", WINE, tmp_path / "wine.csv", ALLOWED, label="cultivar"
+        )
     assert isinstance(pd.read_csv(tmp_path / "wine.csv"), pd.DataFrame)

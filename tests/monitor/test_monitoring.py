@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sklearn.metrics import accuracy_score, f1_score
 
 from streamfn.app import create_app
+from streamfn.core import metrics
 from streamfn.core.keys import Keys
 from streamfn.core.settings import Settings
 from streamfn.data import producer
@@ -139,7 +140,21 @@ def test_labels_join_once_and_unknown_ones_are_refused(
     assert first.status_code == 202, first.text
     assert first.json()["counted"] == 300
     again = api.post("/feedback", json={"labels": labels[:50]})
-    assert (again.json()["counted"], again.json()["repeated"]) == (0, 50)
+    assert (again.json()["counted"], again.json()["repeated"], again.json()["conflicts"]) == (
+        0, 50, 0)  # fmt: skip
+    # Another label for a labelled record is not taken, nor taken for a resend: a conflict.
+    conflicts = metrics.FEEDBACK_LABELS.labels("conflict")._value.get()
+    other = [{**label, "label": ["Medium", "High", "Low"][i % 3]}
+             for i, label in enumerate(labels[:40])]  # fmt: skip
+    changed = api.post("/feedback", json={"labels": [*other, *labels[40:50]]})
+    assert changed.status_code == 202, changed.text
+    found = changed.json()
+    assert (found["counted"], found["repeated"], found["conflicts"]) == (0, 10, 40)
+    assert metrics.FEEDBACK_LABELS.labels("conflict")._value.get() == conflicts + 40
+    stored = redis.Redis.from_url(monitored.REDIS_URL).hget(
+        monitored.keys.labels(labels[0]["message_id"]), str(labels[0]["record_index"])
+    )
+    assert stored == b"0"  # the record's first label, Low (class 0), not the Medium sent after
     unknown = api.post("/feedback", json={"labels": [
         labels[0], {"message_id": "1-0", "record_index": 0, "label": "Low"},
         {**labels[1], "record_index": 100}, {**labels[2], "label": "Scorching"},

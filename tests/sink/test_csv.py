@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from streamfn.core.clock import iso_ms
-from streamfn.models.schemas import seed_schema
+from streamfn.models.schemas import Column, ModelSchema, seed_schema
 from streamfn.models.seed import FEATURE_NAMES
+from streamfn.sink.formats.base import format_named
 from streamfn.sink.formats.csv import encode as encode_csv
 from streamfn.sink.rows import SEED_COLUMNS as CSV_COLUMNS
 from streamfn.sink.rows import Row
@@ -31,6 +34,7 @@ FULL: dict[str, object] = full_record(
 )
 
 SEED = seed_schema("lightgbm", "LightGBM_Classifier", "3")
+CSV = format_named("csv")
 
 
 def row(record: dict[str, object], prediction: int = 1, index: int = 0) -> Row:
@@ -131,7 +135,9 @@ def test_awkward_employee_ids_round_trip_through_csv_reader() -> None:
     assert not body.startswith(b"\xef\xbb\xbf")  # no BOM
     back = parsed(body)
     assert len(back) == 1 + len(AWKWARD_IDS)
-    assert [r[10] for r in back[1:]] == AWKWARD_IDS
+    # A spreadsheet would run "=1+1": the cell is written behind a quote, and read back without.
+    assert [r[10] for r in back[1:]] == [("'" + e if e == "=1+1" else e) for e in AWKWARD_IDS]
+    assert [r[10] for r in CSV.table(body)[1]] == AWKWARD_IDS
     assert all(len(r) == len(CSV_COLUMNS) for r in back)
 
 
@@ -140,12 +146,66 @@ def test_round_trip_through_pandas() -> None:
     rows.append(row({"Sleep Hours": 6}, index=len(rows)))
     frame = pd.read_csv(io.BytesIO(encode_csv(SEED, rows)), dtype=str, keep_default_na=False)
     assert tuple(frame.columns) == CSV_COLUMNS
-    assert frame["Employee ID"].tolist() == [*AWKWARD_IDS, ""]
+    assert frame["Employee ID"].tolist() == [*AWKWARD_IDS[:7], "'=1+1", "", ""]
     assert frame["record_index"].tolist() == [str(i) for i in range(len(rows))]
     assert frame["Recognition Frequency"].tolist() == ["1.5"] * len(AWKWARD_IDS) + [""]
     numbers = pd.read_csv(io.BytesIO(encode_csv(SEED, rows)))
     assert numbers["Work Hours per Week"].iloc[0] == 45
     assert numbers["imputed"].iloc[-1] == "|".join(n for n in FEATURE_NAMES if n != "Sleep Hours")
+
+
+# What a spreadsheet runs as a formula (OWASP, CSV injection), and what it leaves alone.
+FORMULAS = ['=HYPERLINK("http://evil.example","click")', "+1+2", "-2+3", "@SUM(A1:A2)",
+            "\tcmd", "\rcmd", "'=already quoted", "''+twice"]  # fmt: skip
+HARMLESS = ["safe", "'quoted", "''", "a=b", "", "1-2"]
+# Someone else's model: a free string input, a number that may be negative, string classes.
+FREE = ModelSchema("spend", "Spend", "4", (
+    Column("plan", "string"), Column("amount", "number"), Column("=odd name", "number"),
+), output="class", labels={"-1": "-1", "up": "up"})  # fmt: skip
+
+
+def free_row(index: int, plan: str | None, prediction: str = "up") -> Row:
+    return Row(f"9-{index}", index, "spend", "Spend", "4", prediction, RECEIVED, PREDICTED,
+               {"plan": plan, "amount": -1.5, "Employee ID": plan})  # fmt: skip
+
+
+def test_text_cells_a_spreadsheet_would_run_are_written_behind_a_quote() -> None:
+    rows = [free_row(i, text) for i, text in enumerate(FORMULAS + HARMLESS)]
+    rows.append(free_row(len(rows), "x", prediction="-1"))
+    body = encode_csv(FREE, rows)
+    header, *cells = parsed(body)
+    at = {name: header.index(name) for name in ("plan", "Employee ID", "amount", "prediction")}
+    assert header[at["amount"] + 1] == "'=odd name"  # a column name is a cell too
+    for text, written in zip(FORMULAS + HARMLESS, cells, strict=False):
+        expected = "'" + text if text in FORMULAS else text
+        assert (written[at["plan"]], written[at["Employee ID"]]) == (expected, expected), text
+        assert written[at["amount"]] == "-1.5"  # a number is never escaped
+    assert cells[-1][at["prediction"]] == "'-1"
+    assert cells[-1][header.index("prediction_label")] == "'-1"
+    assert "=odd name" in cells[0][header.index("imputed")]  # "'" + "=odd name" at the start
+    # Read back as they were sent, by the table and by the frame.
+    back_header, back = CSV.table(body)
+    assert back_header[at["amount"] + 1] == "=odd name"
+    assert [r[at["plan"]] for r in back][:-1] == [*FORMULAS, *HARMLESS]
+    frame = CSV.frame([body], ["plan", "Employee ID", "prediction"])
+    assert frame["plan"].fillna("").tolist()[:-1] == [*FORMULAS, *HARMLESS]
+    assert frame["prediction"].tolist()[-1] == "-1"
+    assert frame["amount"].tolist() == [-1.5] * len(rows)
+    assert "=odd name" in frame.columns
+
+
+def test_an_unlabelled_class_is_escaped_as_its_label_too() -> None:
+    unlabelled = dataclasses.replace(FREE, labels={})
+    header, cells = parsed(encode_csv(unlabelled, [free_row(0, "x", prediction="=cmd")]))
+    assert cells[header.index("prediction")] == cells[header.index("prediction_label")] == "'=cmd"
+
+
+def test_parquet_keeps_text_as_sent() -> None:
+    parquet = format_named("parquet")
+    rows = [free_row(i, text) for i, text in enumerate(FORMULAS)]
+    stored = pq.read_table(io.BytesIO(parquet.encode(FREE, rows, (), False)))
+    assert stored.column("plan").to_pylist() == FORMULAS
+    assert stored.column("Employee ID").to_pylist() == FORMULAS
 
 
 def test_a_large_mixed_batch_encodes_every_row() -> None:

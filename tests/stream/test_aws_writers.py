@@ -135,3 +135,69 @@ def test_accepted_entry_stands_when_redis_fails_after_the_put(
     )["ShardIterator"]  # fmt: skip
     [record] = native.kinesis.get_records(ShardIterator=iterator, Limit=1)["Records"]
     assert orjson.loads(record["Data"])["model"] == "svm"
+
+
+# ---- the Idempotency-Key, kept in Redis around the put ------------------------------------------
+
+
+def keyed(client: TestClient, body: bytes, key: str) -> Any:
+    headers = {"content-type": "application/json", "Idempotency-Key": key}
+    return client.post("/predict_stream?model=svm", content=body, headers=headers)
+
+
+def entries(native: Native, backend: str) -> int:
+    """How many entries the stream or queue holds."""
+    if backend == "sqs":
+        found = native.sqs.get_queue_attributes(
+            QueueUrl=native.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )
+        return int(found["Attributes"]["ApproximateNumberOfMessages"])
+    shards = native.kinesis.list_shards(StreamName=STREAM)["Shards"]
+    count = 0
+    for shard in shards:
+        iterator = native.kinesis.get_shard_iterator(
+            StreamName=STREAM, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        count += len(native.kinesis.get_records(ShardIterator=iterator)["Records"])
+    return count
+
+
+@pytest.mark.parametrize("backend", ["kinesis", "sqs"])
+def test_a_retry_with_the_key_is_put_once(
+    backend: str, make_settings: Callable[..., Settings], native: Native, redis_url: str
+) -> None:
+    settings = make_settings(STREAM_BACKEND=backend, **native.env())
+    body, other = orjson.dumps(SEED_EXAMPLE), orjson.dumps({"data": [full_record()]})
+    with TestClient(create_app(settings)) as client:
+        first = keyed(client, body, "k-1")
+        assert first.status_code == 202, first.text
+        again = keyed(client, body, "k-1")
+        assert again.status_code == 202
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.json()["message_id"] == first.json()["message_id"]
+        assert keyed(client, other, "k-1").status_code == 422
+        # A first request still being put: its retry is told to come back.
+        [record] = redis.Redis.from_url(redis_url).keys("streamfn:idem:*")
+        held = redis.Redis.from_url(redis_url).get(record).decode().split()
+        redis.Redis.from_url(redis_url).set(record, f"p {held[1]} someone-else")
+        busy = keyed(client, body, "k-1")
+        assert (busy.status_code, busy.headers["retry-after"]) == (409, "1")
+    assert entries(native, backend) == 1
+
+
+def test_a_refused_put_lets_the_key_go(
+    make_settings: Callable[..., Settings], native: Native
+) -> None:
+    settings = make_settings(STREAM_BACKEND="kinesis", **native.env())
+    app = create_app(settings)
+    body = orjson.dumps(SEED_EXAMPLE)
+    with TestClient(app) as client:
+        assert post(client, body).status_code == 202  # binds the writer
+        with Stubber(app.state.redis.writer.client) as stub:
+            stub.add_client_error("put_records", service_error_code="ThrottlingException",
+                                  http_status_code=400)  # fmt: skip
+            assert keyed(client, body, "k-2").status_code == 503
+        retried = keyed(client, body, "k-2")  # appended now, not "in progress"
+    assert retried.status_code == 202, retried.text
+    assert "idempotent-replayed" not in retried.headers
+    assert entries(native, "kinesis") == 2

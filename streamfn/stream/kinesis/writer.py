@@ -21,9 +21,10 @@ class KinesisWriter(AwsWriter):
     max_bytes = KINESIS_MAX_BYTES
 
     def __init__(
-        self, client: Any, stream: str, redis: AsyncClient, keys: Keys, ttl_s: int
-    ) -> None:
-        super().__init__(redis, keys, ttl_s)
+        self, client: Any, stream: str, redis: AsyncClient, keys: Keys, ttl_s: int,
+        idempotency_ttl_s: int,
+    ) -> None:  # fmt: skip
+        super().__init__(redis, keys, ttl_s, idempotency_ttl_s)
         self.client = client
         self.stream = stream
 

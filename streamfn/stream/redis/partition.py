@@ -2,7 +2,9 @@
 
 New entries come with XREADGROUP; entries idle in any consumer's pending list longer than
 CLAIM_IDLE_MS are reclaimed with XAUTOCLAIM, and the delivery count (from XPENDING) is the try
-counter. Acknowledged entries are trimmed (XTRIM MINID) so the stream's memory stays bounded.
+counter. Acknowledged entries are trimmed (XTRIM MINID) so the stream's memory stays bounded, and
+their bytes are taken off the count ingest holds against MAX_LAG_BYTES; dead letters are kept
+DLQ_RETENTION_S (XTRIM MINID on the dead-letter stream, whose ids are their dead-letter times).
 """
 
 from __future__ import annotations
@@ -28,6 +30,35 @@ log = logging.getLogger(__name__)
 
 TRIM_EVERY_S = 1.0
 REST_S = 1.0  # how long a partition whose master failed is left alone (a failover takes seconds)
+
+# Acknowledge entries and take their data's bytes off the stream's count (MAX_LAG_BYTES), for
+# those XACK really acknowledged (an entry acknowledged twice is counted off once).
+# KEYS: the stream, its bytes count. ARGV: group, then id and bytes of each entry.
+_ACK = """
+local freed = 0
+for i = 2, #ARGV, 2 do
+  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
+    freed = freed + tonumber(ARGV[i + 1])
+  end
+end
+if freed > 0 and redis.call('DECRBY', KEYS[2], freed) <= 0 then redis.call('DEL', KEYS[2]) end
+return freed
+"""
+# With nothing pending and nothing left to read in the group, the stream holds no byte to count:
+# a count that drifted (entries acknowledged by hand, or before the count existed) starts again.
+# KEYS: the stream, its bytes count. ARGV: group.
+_SETTLE_BYTES = """
+local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+if not ok then return 0 end
+for _, group in ipairs(groups) do
+  local fields = {}
+  for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+  if fields['name'] == ARGV[1] and fields['pending'] == 0 and fields['lag'] == 0 then
+    return redis.call('DEL', KEYS[2])
+  end
+end
+return 0
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +92,7 @@ class Partition:
         self.stream = stream
         self.keys = settings.keys
         self.dlq = dlq_key(self.stream)
+        self.lag_bytes = self.keys.lag_bytes(self.stream)
         self.group = settings.CONSUMER_GROUP
         self.arn = f"{settings.REDIS_URL.rsplit('@', 1)[-1]}/{self.stream}"
         self.lag: int | None = None  # the group's lag at the last trim, where Redis knows it
@@ -68,6 +100,8 @@ class Partition:
         self._next_claim = 0.0
         self._next_trim = 0.0
         self._rest_until = 0.0
+        self._ack = client.register_script(_ACK)
+        self._settle_bytes = client.register_script(_SETTLE_BYTES)
 
     def rest(self, error: RedisError) -> None:
         """Leave this partition alone for REST_S: its master failed (a failover may be under
@@ -167,15 +201,18 @@ class Partition:
         except RedisError as error:  # Redis down at the stop: the name stays, harmless
             log.info("consumer kept in the group", extra={"error": str(error)})
 
-    def ack(self, ids: Sequence[str]) -> None:
-        """Acknowledge entries whose rows are written."""
-        if ids:
-            self.redis.xack(self.stream, self.group, *ids)
+    def ack(self, entries: Sequence[Entry]) -> None:
+        """Acknowledge entries (rows written, or dead-lettered); their bytes leave the count."""
+        if entries:
+            sizes = [part for e in entries for part in (e.id, len(e.fields.get(b"data", b"")))]
+            self._ack(keys=[self.stream, self.lag_bytes], args=[self.group, *sizes])
 
     def dead_letter(self, entries: Sequence[Entry]) -> None:
-        """Copy entries to the DLQ with their last error, record it, then acknowledge them."""
+        """Copy entries to the DLQ with their last error, record it, then acknowledge them; the
+        DLQ keeps what was dead-lettered in the last DLQ_RETENTION_S."""
         errors = self.redis.mget([self.keys.result(e.id) for e in entries])
         failed_at = str(time.time_ns() // 1_000_000)
+        kept_from = self.dlq_cutoff()
         ttl_s = self.settings.RESULT_TTL_S
         with self.redis.pipeline(transaction=False) as pipe:
             for entry, raw in zip(entries, errors, strict=True):
@@ -186,19 +223,24 @@ class Partition:
                     b"failed_at": failed_at,
                     b"message_id": entry.id,  # not in the stream's fields: which message this was
                 }
-                pipe.xadd(self.dlq, {**entry.fields, **extra})
+                pipe.xadd(self.dlq, {**entry.fields, **extra}, minid=kept_from, approximate=False)
                 model = entry.fields.get(b"model", b"").decode(errors="replace")
                 state = message_state.dead_letter(model, error)
                 message_state.stage(pipe, entry.id, state, ttl_s, self.keys.result)
-            pipe.xack(self.stream, self.group, *(e.id for e in entries))
             pipe.execute()
+        self.ack(entries)
         for entry in entries:
             log.warning(
                 "dead-lettered", extra={"message_id": entry.id, "deliveries": entry.deliveries}
             )
 
+    def dlq_cutoff(self) -> str:
+        """The oldest dead-letter id kept: DLQ_RETENTION_S ago (an id is its dead-letter time)."""
+        return f"{time.time_ns() // 1_000_000 - self.settings.DLQ_RETENTION_S * 1000}-0"
+
     def maybe_trim(self) -> None:
-        """Trim entries every group has acknowledged (XTRIM MINID); note the group's lag."""
+        """Trim entries every group has acknowledged (XTRIM MINID), and dead letters past their
+        retention; note the group's lag."""
         now = time.monotonic()
         if now < self._next_trim:
             return
@@ -214,6 +256,10 @@ class Partition:
         if keep_from:
             self.redis.xtrim(self.stream, minid=min(keep_from, key=stream_ids.order),
                              approximate=False)  # fmt: skip
+        # The DLQ may see no new entry for days: its retention is kept here too.
+        # (Exactly: dead letters are few, and `~` would keep a whole node of them.)
+        self.redis.xtrim(self.dlq, minid=self.dlq_cutoff(), approximate=False)
+        self._settle_bytes(keys=[self.stream, self.lag_bytes], args=[self.group])
         if lag is not None:
             # Redis can overstate the lag after an AOF reload or on a promoted replica
             # (redis/redis#10569); what is left in the stream after the trim bounds it.

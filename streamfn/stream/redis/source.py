@@ -165,7 +165,7 @@ class RedisSource:
         if dead:
             partition.dead_letter(dead)
         self.checkpoint("before_ack")
-        partition.ack(done)
+        partition.ack([e for e in batch.items if e.id not in failed])
         return Settled(len(done), len(failed) - len(dead), len(dead))
 
     def crashed(self, batch: Batch[Entry], error: BaseException) -> bool:

@@ -30,7 +30,7 @@ class SqsBackend:
     def writer(self, settings: Settings, redis: AsyncClient) -> SqsWriter:
         """Sends to SQS_QUEUE_URL; marks and counts in Redis."""
         return SqsWriter(_client(settings), str(settings.SQS_QUEUE_URL), redis, settings.keys,
-                         settings.RESULT_TTL_S)  # fmt: skip
+                         settings.RESULT_TTL_S, settings.IDEMPOTENCY_TTL_S)  # fmt: skip
 
     def source(self, options: SourceOptions) -> SqsSource:
         """The queue, read as Lambda's mapping reads it."""

@@ -20,9 +20,10 @@ class SqsWriter(AwsWriter):
     max_bytes = SQS_MAX_BYTES
 
     def __init__(
-        self, client: Any, queue_url: str, redis: AsyncClient, keys: Keys, ttl_s: int
-    ) -> None:
-        super().__init__(redis, keys, ttl_s)
+        self, client: Any, queue_url: str, redis: AsyncClient, keys: Keys, ttl_s: int,
+        idempotency_ttl_s: int,
+    ) -> None:  # fmt: skip
+        super().__init__(redis, keys, ttl_s, idempotency_ttl_s)
         self.client = client
         self.queue_url = queue_url
 
