@@ -1,7 +1,8 @@
 # The two commands of the README: `make up` (set up, then run the pipeline) and `make test`.
 # Each installs whatever is missing first, so both work on a fresh clone of a fresh machine.
 # `make validate` checks the deployment descriptors (compose file, SAM template, Dockerfiles,
-# Kubernetes manifests, with a checkov security scan) without Docker or a cluster.
+# Kubernetes manifests, with a checkov security scan) without Docker or a cluster. `make docs`
+# checks the docs' figures and builds them as a site (`make lint` runs it).
 
 PYTHON ?= python3
 VENV := .venv
@@ -23,7 +24,7 @@ K8S_CORE := deploy/k8s/namespace.yaml deploy/k8s/configmap.yaml deploy/k8s/deplo
   deploy/k8s/service-ingest.yaml deploy/k8s/deployment-poller.yaml deploy/k8s/networkpolicy.yaml
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
-.PHONY: setup system browser venv up test check lint format validate lock clean compose-cli build-IngestFunction build-ProduceFunction
+.PHONY: setup system browser venv up test check lint docs format validate lock clean compose-cli build-IngestFunction build-ProduceFunction
 
 setup: system venv
 
@@ -86,11 +87,19 @@ check: lint
 
 # bandit: nothing above Low; a finding answered in place carries `# nosec <id>` and its reason.
 # The supply-chain checks (vendored files and base images pinned) are offline and quick.
-lint: setup
+lint: setup docs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -r streamfn functions benchmarks --severity-level medium --quiet
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/descriptors/test_supply_chain.py
+
+# The docs: every performance figure they quote is in BENCHMARKS.md or benchmarks/ceilings.md
+# (streamfn/docs/figures.py), and the site builds into site/ without a warning (mkdocs.yml is
+# strict: a broken link or anchor, or a page missing from the nav, fails). Material prints a
+# banner about MkDocs 2 on every build; the dev extra already keeps MkDocs below 2.
+docs: setup
+	$(BIN)/python -m streamfn.docs.figures
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 format: setup
 	$(BIN)/ruff check --fix .
@@ -151,4 +160,4 @@ build-ProduceFunction:
 	$(call zip_function,produce)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .streamfn .pytest_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .streamfn .pytest_cache .ruff_cache .aws-sam site

@@ -23,6 +23,7 @@ from streamfn.cli.common import (
 from streamfn.core import plugins
 from streamfn.core.environment import ENV_FILE
 from streamfn.core.settings import Settings, parse_models
+from streamfn.monitor import WINDOWS_SHOWN
 
 RESULT_COLUMNS = ("message_id", "record_index", "model", "model_version", "prediction_label",
                   "predicted_at", "imputed", "Employee ID")  # fmt: skip
@@ -297,7 +298,9 @@ def register(commands: Commands) -> None:
 
     monitor = commands.add_parser("monitor", help="drift and live accuracy per window")
     monitor.add_argument("--model", help="one model (an API name; default: every model)")
-    monitor.add_argument("--windows", type=int, default=30, help="windows to show")
+    monitor.add_argument(
+        "--windows", type=int, default=WINDOWS_SHOWN, help="windows to show, as GET /monitoring"
+    )
     monitor.set_defaults(handler=cmd_monitor)
 
     buckets = commands.add_parser("buckets", help="create PREDICTIONS_BUCKET (and more) if missing")

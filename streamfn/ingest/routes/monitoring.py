@@ -18,11 +18,10 @@ from streamfn.core.settings import Settings
 from streamfn.ingest.openapi import FEEDBACK_BODY, FEEDBACK_DOC, MONITORING_DOC, REDIS_DOWN
 from streamfn.ingest.schema_cache import ModelUnavailableError, SchemaCache, SchemasDep
 from streamfn.models.schemas import ModelSchema
-from streamfn.monitor import feedback, windows
+from streamfn.monitor import WINDOWS_SHOWN, feedback, windows
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-DEFAULT_WINDOWS = 60
 WindowsQuery = Annotated[int, Query(alias="windows", ge=1, le=1440)]
 
 
@@ -33,7 +32,7 @@ async def monitoring(
     settings: SettingsDep,
     schemas: SchemasDep,
     model: ModelQuery = None,
-    count: WindowsQuery = DEFAULT_WINDOWS,
+    count: WindowsQuery = WINDOWS_SHOWN,
 ) -> Response:
     """Each window's records, PSI and flag per input and for the predictions, accuracy, macro F1."""
     names = [known_model(model, settings)] if model is not None else list(settings.models)
