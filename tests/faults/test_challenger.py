@@ -8,6 +8,7 @@ import time
 import pytest
 
 from streamfn.cli import main
+from streamfn.cli.common import Exit
 from streamfn.core.environment import get_settings
 from streamfn.core.settings import SEED_MODELS
 from tests.challengers import CHALLENGED
@@ -52,7 +53,8 @@ def test_promote_is_gated_on_live_labels_and_rollback_restores(
     # The weaker challenger scores below the champion on the live labels: refused as it is,
     # promoted when the gate allows it 1.0 of macro F1 below.
     assert (
-        cli(pipeline, monkeypatch, "promote", "--model", CHALLENGED, "--min-labelled", "500") == 1
+        cli(pipeline, monkeypatch, "promote", "--model", CHALLENGED, "--min-labelled", "500")
+        == Exit.REFUSED
     )
     assert cli(pipeline, monkeypatch, "promote", "--model", CHALLENGED, "--min-labelled", "500",
                "--min-delta", "1") == 0  # fmt: skip
