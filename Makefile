@@ -1,8 +1,9 @@
 # The two commands of the README: `make up` (set up, then run the pipeline) and `make test`.
 # Each installs whatever is missing first, so both work on a fresh clone of a fresh machine.
 # `make validate` checks the deployment descriptors (compose file, SAM template, Dockerfiles,
-# Kubernetes manifests, with a checkov security scan) without Docker or a cluster. `make docs`
-# checks the docs' figures and builds them as a site (`make lint` runs it).
+# Kubernetes manifests, with a checkov security scan, the ECS task definitions) without Docker,
+# a cluster or AWS. `make docs` checks the docs' figures and builds them as a site (`make lint`
+# runs it).
 
 PYTHON ?= python3
 VENV := .venv
@@ -140,6 +141,7 @@ validate: setup compose-cli $(SAM_VENV)/bin/sam $(CHECKOV_VENV)/bin/checkov
 	$(SAM) build --build-dir .aws-sam/build-ingest IngestFunction
 	$(SAM) build --build-dir .aws-sam/build-produce ProduceFunction
 	$(BIN)/python -m tests.descriptors.zip_smoke .aws-sam/build-ingest/IngestFunction .aws-sam/build-produce/ProduceFunction
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/descriptors/test_ecs.py
 
 # SAM's makefile builds of the zip functions (`sam build` runs these; see template.yaml).
 # Only the package, its core dependencies (for Lambda's Linux, Python 3.11) and the handler.
