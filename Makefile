@@ -22,7 +22,8 @@ CHECKOV := CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --quie
 # schemas by tests/descriptors/test_k8s.py, which also checks this list names every core file.
 K8S_VERSION := 1.33.0
 K8S_CORE := deploy/k8s/namespace.yaml deploy/k8s/configmap.yaml deploy/k8s/deployment-ingest.yaml \
-  deploy/k8s/service-ingest.yaml deploy/k8s/deployment-poller.yaml deploy/k8s/networkpolicy.yaml
+  deploy/k8s/service-ingest.yaml deploy/k8s/deployment-poller.yaml deploy/k8s/networkpolicy.yaml \
+  deploy/k8s/redis.yaml deploy/k8s/mlflow.yaml deploy/k8s/job-train.yaml deploy/k8s/ingress.yaml
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
 .PHONY: setup system browser venv up test check lint docs format validate lock clean compose-cli build-IngestFunction build-ProduceFunction
