@@ -219,6 +219,16 @@ def test_one_per_row_takes_a_class_from_scores_and_refuses_any_other_shape() -> 
         one_per_row(scores.ravel(), 2, "class")  # never spread over the wrong rows
 
 
+def test_a_pyfunc_classifier_answering_scores_per_class_predicts_the_highest() -> None:
+    """The path of a model MLflow's pyfunc serves (an XGBoost multi:softprob Booster answers
+    so): no estimator, a class output in its signature, a score per class."""
+    schema = seed_schema()
+    frame = pd.DataFrame({name: [None, None] for name in schema.names})
+    scores = np.array([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
+    loaded = LoadedModel(schema, Answers(scores))  # type: ignore[arg-type]
+    assert loaded.predict(frame) == [1, 0]
+
+
 def test_a_model_answering_the_wrong_count_fails_its_batch_instead_of_misplacing_rows() -> None:
     schema = seed_schema()
     frame = pd.DataFrame({name: [None, None] for name in schema.names})
