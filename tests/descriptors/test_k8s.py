@@ -409,6 +409,8 @@ def test_redis_is_where_the_configmap_and_keda_look() -> None:
     assert service["spec"]["clusterIP"] == "None", "the StatefulSet's governing Service"
     (container,) = containers(redis_set)
     assert container["image"].startswith("redis:7."), "Redis 7: XADD <ms>-*, KEDA's XINFO GROUPS"
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert container["image"] == compose["services"]["redis"]["image"], "the image Compose runs"
     command = container["command"]
     assert command[0] == "redis-server"
     assert option(command, "--appendonly") == "yes"
