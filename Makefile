@@ -1,8 +1,9 @@
 # The two commands of the README: `make up` (set up, then run the pipeline) and `make test`.
 # Each installs whatever is missing first, so both work on a fresh clone of a fresh machine.
 # `make validate` checks the deployment descriptors (compose file, SAM template, Dockerfiles,
-# Kubernetes manifests, with a checkov security scan) without Docker or a cluster. `make docs`
-# checks the docs' figures and builds them as a site (`make lint` runs it).
+# Kubernetes manifests, with a checkov security scan, the ECS task definitions) without Docker,
+# a cluster or AWS. `make docs` checks the docs' figures and builds them as a site (`make lint`
+# runs it).
 
 PYTHON ?= python3
 VENV := .venv
@@ -21,7 +22,8 @@ CHECKOV := CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --quie
 # schemas by tests/descriptors/test_k8s.py, which also checks this list names every core file.
 K8S_VERSION := 1.33.0
 K8S_CORE := deploy/k8s/namespace.yaml deploy/k8s/configmap.yaml deploy/k8s/deployment-ingest.yaml \
-  deploy/k8s/service-ingest.yaml deploy/k8s/deployment-poller.yaml deploy/k8s/networkpolicy.yaml
+  deploy/k8s/service-ingest.yaml deploy/k8s/deployment-poller.yaml deploy/k8s/networkpolicy.yaml \
+  deploy/k8s/redis.yaml deploy/k8s/mlflow.yaml deploy/k8s/job-train.yaml deploy/k8s/ingress.yaml
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
 .PHONY: setup system browser venv up test check lint docs format validate lock clean compose-cli build-IngestFunction build-ProduceFunction
@@ -140,6 +142,7 @@ validate: setup compose-cli $(SAM_VENV)/bin/sam $(CHECKOV_VENV)/bin/checkov
 	$(SAM) build --build-dir .aws-sam/build-ingest IngestFunction
 	$(SAM) build --build-dir .aws-sam/build-produce ProduceFunction
 	$(BIN)/python -m tests.descriptors.zip_smoke .aws-sam/build-ingest/IngestFunction .aws-sam/build-produce/ProduceFunction
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/descriptors/test_ecs.py
 
 # SAM's makefile builds of the zip functions (`sam build` runs these; see template.yaml).
 # Only the package, its core dependencies (for Lambda's Linux, Python 3.11) and the handler.

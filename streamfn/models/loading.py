@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import orjson
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.environment_variables import (
     MLFLOW_HTTP_REQUEST_MAX_RETRIES,
@@ -57,14 +59,54 @@ def schema_in(path: Path, api_name: str, registered: str, version: str) -> Model
     )  # fmt: skip
 
 
+class BoosterClassifier:
+    """A native LightGBM Booster trained to classify, seen as a scikit-learn classifier: its
+    `predict` gives probabilities, so the class is the most probable of 0 … k-1 (the labels it
+    was trained on), as LightGBM's own LGBMClassifier decides."""
+
+    def __init__(self, booster: Any) -> None:
+        self.booster = booster
+        self.classes_ = np.arange(max(2, booster.num_model_per_iteration()))
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Each row's probability per class."""
+        found = np.asarray(self.booster.predict(frame), dtype=np.float64)
+        if found.ndim == 1:  # binary: the probability of class 1
+            return np.column_stack((1.0 - found, found))
+        return found
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Each row's most probable class."""
+        return self.predict_proba(frame).argmax(axis=1)
+
+
+# LightGBM's classification objectives, as a Booster loaded from its file names them.
+BOOSTER_CLASSIFIERS = frozenset({"binary", "multiclass", "multiclassova"})
+
+
+def booster_of(booster: Any, schema: ModelSchema) -> tuple[Any, ModelSchema]:
+    """A native LightGBM Booster called directly: a classifier's as BoosterClassifier, any
+    other objective's (a regression) as it is, its output kind then the signature's."""
+    if booster.params.get("objective") in BOOSTER_CLASSIFIERS:
+        return BoosterClassifier(booster), replace(schema, output="class")
+    return None, schema
+
+
 def estimator_of(model: PyFuncModel, schema: ModelSchema) -> tuple[Any, ModelSchema]:
     """The scikit-learn estimator of a sklearn-flavoured model (else None), and the schema with
-    its output kind taken from the estimator itself."""
-    if "sklearn" not in model.metadata.flavors:
+    its output kind taken from the estimator itself. A lightgbm-flavoured model is a native
+    Booster (booster_of) or LightGBM's scikit-learn estimator, treated as any other."""
+    flavors = model.metadata.flavors
+    if "sklearn" not in flavors and "lightgbm" not in flavors:
         return None, schema
     from sklearn.base import is_classifier, is_regressor
 
     estimator = model.get_raw_model()
+    if "lightgbm" in flavors:
+        import lightgbm
+
+        if isinstance(estimator, lightgbm.Booster):
+            return booster_of(estimator, schema)
     if is_classifier(estimator):
         return estimator, replace(schema, output="class")
     if is_regressor(estimator):

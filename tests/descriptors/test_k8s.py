@@ -6,8 +6,10 @@ version `make validate` pins (K8S_VERSION in the Makefile), strictly: an unknown
 the openAPIV3Schema of KEDA's CRDs, vendored in deploy/k8s/schemas, made strict the same way.
 Then the manifests are checked against the code they run: the ConfigMap's keys are Settings
 fields and its values valid settings, the probes ask paths the processes serve on the ports they
-listen on, and the ScaledObject scales the poller Deployment on the stream and group the
-ConfigMap names. No cluster, no network; nothing waits.
+listen on, Redis and MLflow are where the ConfigMap looks for them, the training Job and
+MLflow's server run commands their parsers take, the Ingress reaches the ingest Service, and
+the ScaledObject scales the poller Deployment on the stream and group the ConfigMap names, as
+far as docs/SCALING.md says. No cluster, no network; nothing waits.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from streamfn.app import create_app
+from streamfn.cli import build_parser
 from streamfn.cli.serve import ingest_alive
 from streamfn.core import health
 from streamfn.core.settings import Settings
@@ -43,6 +46,13 @@ CONFIGMAP = "streamfn"
 SECRET = "streamfn-secrets"
 POLLER = "streamfn-poller"
 INGEST = "streamfn-ingest"
+TRAIN = "streamfn-train"
+REDIS = "redis"
+MLFLOW = "mlflow"
+SCALING = ROOT / "docs" / "SCALING.md"
+# The kinds that run pods, and those of them that run until stopped (and so have probes).
+WORKLOADS = ("Deployment", "StatefulSet", "Job")
+LONG_RUNNING = ("Deployment", "StatefulSet")
 # Manifests kept beside the others but applied in place of one of them, not with them.
 ALTERNATIVES = {"scaledobject-cluster.yaml": "scaledobject.yaml"}
 KEDA_SCHEMAS = {
@@ -130,8 +140,18 @@ def k8s_version() -> str:
     return make_variable("K8S_VERSION")
 
 
-def containers(deployment: Obj) -> list[Obj]:
-    return deployment["spec"]["template"]["spec"]["containers"]
+def containers(workload: Obj) -> list[Obj]:
+    return workload["spec"]["template"]["spec"]["containers"]
+
+
+def workloads(objs: list[Obj]) -> list[Obj]:
+    """The objects that run pods: Deployments, StatefulSets, Jobs."""
+    return [o for o in objs if o["kind"] in WORKLOADS]
+
+
+def runs_streamfn(container: Obj) -> bool:
+    """Whether a container runs the streamfn command (ingest, poll, train)."""
+    return container.get("command", ["streamfn"])[0] == "streamfn"
 
 
 def port_number(container: Obj, port: int | str) -> int:
@@ -246,8 +266,8 @@ def test_configmap_keys_are_settings_fields_and_values_valid() -> None:
 
 def test_env_names_and_secret_refs() -> None:
     fields = set(Settings.model_fields)
-    for deployment in (o for o in applied() if o["kind"] == "Deployment"):
-        for container in containers(deployment):
+    for workload in workloads(applied()):
+        for container in filter(runs_streamfn, containers(workload)):
             assert container["envFrom"] == [{"configMapRef": {"name": CONFIGMAP}}]
             for variable in container.get("env", []):
                 assert variable["name"] in fields, variable["name"]
@@ -264,9 +284,9 @@ def test_env_names_and_secret_refs() -> None:
 
 def test_pods_are_hardened() -> None:
     uid = int(re.search(r"useradd .*--uid (\d+)", DOCKERFILE.read_text())[1])
-    for deployment in (o for o in applied() if o["kind"] == "Deployment"):
-        pod = deployment["spec"]["template"]["spec"]
-        name = deployment["metadata"]["name"]
+    for workload in workloads(applied()):
+        pod = workload["spec"]["template"]["spec"]
+        name = workload["metadata"]["name"]
         assert pod["automountServiceAccountToken"] is False, name
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         assert pod["securityContext"]["runAsUser"] == uid, f"{name}: the image's user"
@@ -277,10 +297,12 @@ def test_pods_are_hardened() -> None:
             assert context["capabilities"] == {"drop": ["ALL"]}, name
             for bound in ("requests", "limits"):
                 assert {"cpu", "memory"} <= container["resources"][bound].keys(), name
-            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-                assert "httpGet" in container[probe], f"{name}: {probe}"
-            mounts = {m["mountPath"] for m in container["volumeMounts"]}
-            assert "/tmp" in mounts, f"{name}: a writable /tmp (MPLCONFIGDIR, downloads)"
+            if workload["kind"] in LONG_RUNNING:
+                for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                    assert {"httpGet", "exec"} & container[probe].keys(), f"{name}: {probe}"
+            if container["image"].startswith("streamfn:"):
+                mounts = {m["mountPath"] for m in container["volumeMounts"]}
+                assert "/tmp" in mounts, f"{name}: a writable /tmp (MPLCONFIGDIR, downloads)"
 
 
 def test_ingest_serves_what_its_probes_and_service_ask() -> None:
@@ -344,18 +366,132 @@ def test_poller_serves_what_its_probes_ask() -> None:
 
 def test_network_policies_select_the_pods_and_their_ports() -> None:
     objs = applied()
-    deployments = [o for o in objs if o["kind"] == "Deployment"]
     policies = [o for o in objs if o["kind"] == "NetworkPolicy"]
-    for deployment in deployments:
-        labels = deployment["spec"]["template"]["metadata"]["labels"]
-        ports = {p["containerPort"] for c in containers(deployment) for p in c["ports"]}
+    for workload in workloads(objs):
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        ports = {p["containerPort"] for c in containers(workload) for p in c.get("ports", [])}
         mine = [
             p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
         ]
-        assert mine, f"{deployment['metadata']['name']}: no NetworkPolicy"
-        rules = [rule for policy in mine for rule in policy["spec"]["ingress"]]
+        assert mine, f"{workload['metadata']['name']}: no NetworkPolicy"
+        rules = [rule for policy in mine for rule in policy["spec"].get("ingress", [])]
         allowed = {port["port"] for rule in rules for port in rule["ports"]}
-        assert allowed == ports, deployment["metadata"]["name"]
+        assert allowed == ports, workload["metadata"]["name"]
+
+
+# ---- Redis, MLflow, training and the Ingress: where the ConfigMap and the Service look -----------
+
+
+def service_port(service: Obj, name: str | int) -> Obj:
+    found = [p for p in service["spec"]["ports"] if name in (p.get("name"), p["port"])]
+    assert len(found) == 1, f"{service['metadata']['name']}: no port {name!r}"
+    return found[0]
+
+
+def serves(service: Obj, workload: Obj, port: int) -> None:
+    """The Service selects the workload's pods and sends `port` to that container port."""
+    labels = workload["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items(), service["metadata"]["name"]
+    (container,) = containers(workload)
+    assert port_number(container, service_port(service, port)["targetPort"]) == port
+
+
+def test_redis_is_where_the_configmap_and_keda_look() -> None:
+    objs = applied()
+    service = one(objs, "Service", REDIS)
+    redis_set = one(objs, "StatefulSet", REDIS)
+    url = urlsplit(Settings(**configmap()).REDIS_URL)
+    # redis.streamfn.svc:6379, the name KEDA's trigger uses too (checked below).
+    assert url.hostname == f"{REDIS}.{NAMESPACE}.svc"
+    port = url.port or 6379
+    serves(service, redis_set, port)
+    assert redis_set["spec"]["serviceName"] == REDIS
+    assert service["spec"]["clusterIP"] == "None", "the StatefulSet's governing Service"
+    (container,) = containers(redis_set)
+    assert container["image"].startswith("redis:7."), "Redis 7: XADD <ms>-*, KEDA's XINFO GROUPS"
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert container["image"] == compose["services"]["redis"]["image"], "the image Compose runs"
+    command = container["command"]
+    assert command[0] == "redis-server"
+    assert option(command, "--appendonly") == "yes"
+    assert option(command, "--maxmemory-policy") == "noeviction", "results are never evicted"
+    (claim,) = redis_set["spec"]["volumeClaimTemplates"]
+    (mount,) = container["volumeMounts"]
+    assert (mount["name"], mount["mountPath"]) == (
+        claim["metadata"]["name"],
+        option(command, "--dir"),
+    )
+
+
+def test_mlflow_is_where_the_configmap_looks_and_its_command_parses() -> None:
+    from mlflow.cli import server
+    from mlflow.environment_variables import MLFLOW_SERVER_ENABLE_JOB_EXECUTION
+    from mlflow.server.security_utils import is_allowed_host_header
+
+    objs = applied()
+    deployment = one(objs, "Deployment", MLFLOW)
+    (container,) = containers(deployment)
+    command = container["command"]
+    assert command[:2] == ["mlflow", "server"]
+    options = server.make_context("server", list(command[2:])).params
+    url = urlsplit(Settings(**configmap()).MLFLOW_TRACKING_URI)
+    assert url.hostname == f"{MLFLOW}.{NAMESPACE}.svc"
+    assert url.port == int(options["port"])
+    serves(one(objs, "Service", MLFLOW), deployment, url.port)
+    # MLflow refuses a Host header it does not know: the one streamfn sends is allowed.
+    assert is_allowed_host_header(options["allowed_hosts"].split(","), url.netloc)
+    assert not is_allowed_host_header(options["allowed_hosts"].split(","), "evil.example.com")
+    # The store and the artifacts on the claim, one writer at a time.
+    (store,) = [m for m in container["volumeMounts"] if m["name"] == "store"]
+    claim = deployment["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]
+    assert one(objs, "PersistentVolumeClaim", claim["claimName"])
+    for path in (
+        options["backend_store_uri"].removeprefix("sqlite:///"),
+        options["artifacts_destination"],
+    ):
+        assert Path(path).is_relative_to(store["mountPath"]), path
+    assert options["workers"] == "1"
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}, "never two servers on SQLite"
+    assert [v["name"] for v in container["env"]] == [MLFLOW_SERVER_ENABLE_JOB_EXECUTION.name]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        get = container[probe]["httpGet"]
+        assert (get["path"], port_number(container, get["port"])) == ("/health", url.port), probe
+
+
+def test_the_training_job_trains_what_the_registry_lacks() -> None:
+    job = one(applied(), "Job", TRAIN)
+    (container,) = containers(job)
+    command = container["command"]
+    assert command[0] == "streamfn"
+    args = build_parser().parse_args(command[1:])
+    assert (args.command, args.if_missing) == ("train", True)
+    assert args.tracking_uri is None, "the ConfigMap's MLFLOW_TRACKING_URI, as every process"
+    assert "env" not in container, "training needs no secret: the server stores the artifacts"
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert job["spec"]["backoffLimit"] > 0, "retried while MLflow is not up yet"
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0, (
+        "gone once done: the next apply runs it again"
+    )
+
+
+def test_the_ingress_reaches_the_ingest_service_and_takes_its_bodies() -> None:
+    objs = applied()
+    ingress = one(objs, "Ingress", INGEST)
+    (rule,) = ingress["spec"]["rules"]
+    (path,) = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    backend = path["backend"]["service"]
+    service = one(objs, "Service", backend["name"])
+    assert backend["name"] == INGEST
+    assert service_port(service, backend["port"].get("name") or backend["port"]["number"])
+    (tls,) = ingress["spec"]["tls"]
+    assert tls["hosts"] == [rule["host"]]
+    # The controller must let through every body ingest itself takes (413 above MAX_BODY_BYTES).
+    size = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    number, unit = re.fullmatch(r"(\d+)([km]?)", size).groups()
+    limit = int(number) * {"": 1, "k": 1024, "m": 1024 * 1024}[unit]
+    assert limit > Settings(**configmap()).MAX_BODY_BYTES
 
 
 # ---- KEDA scales the poller on the stream and group the ConfigMap names -------------------------
@@ -420,3 +556,24 @@ def test_triggers_read_the_configmaps_streams_and_group(name: str) -> None:
     if len(names) > 1:  # the total lag over the partitions, not the largest one
         formula = scaled["spec"]["advanced"]["scalingModifiers"]["formula"]
         assert set(re.findall(r"\w+", formula)) == set(names), formula
+
+
+def scaling_says(shape: str) -> str:
+    """What docs/SCALING.md's "What a user changes" sets for one shape, on one line."""
+    changes = SCALING.read_text().split("## What a user changes", 1)[1]
+    found = re.search(rf"\*\*{re.escape(shape)}\*\*: (.*?)(?=\n- \*\*|\n\n)", changes, re.S)
+    assert found, f"docs/SCALING.md has no {shape!r} in What a user changes"
+    return " ".join(found[1].split())
+
+
+def test_the_pollers_cap_is_what_scaling_asks_of_each_redis() -> None:
+    scaled = dict(scaled_objects())
+    # One node: SCALING's one-node shape names the least maxReplicaCount.
+    one_node = scaling_says("100k records/s, 100 records per entry")
+    least = int(re.search(r"`maxReplicaCount` of (\d+) or more", one_node)[1])
+    assert scaled["scaledobject.yaml"]["spec"]["maxReplicaCount"] >= least
+    # The cluster file is SCALING's shape for 1M records/s: its partitions and its pollers.
+    cluster = scaling_says("1M records/s, 100 records per entry")
+    spec = scaled["scaledobject-cluster.yaml"]["spec"]
+    assert len(spec["triggers"]) == int(re.search(r"STREAM_PARTITIONS=(\d+)", cluster)[1])
+    assert spec["maxReplicaCount"] == int(re.search(r"Pollers: (\d+)", cluster)[1])
