@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -212,13 +213,28 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 @pytest.fixture(scope="session")
 def sqlite_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A fresh SQLite MLflow store with the three models trained and registered once."""
+    """A SQLite MLflow store with the three models trained and registered once per session.
+
+    Under pytest-xdist the first worker to ask trains (a minute) while the other waits; each
+    worker then works on its own copy of the database, so that one's aliases and versions are
+    not the other's. The artifacts stay where training wrote them: a new version writes its own.
+    """
     from streamfn.data import training
 
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    results = training.train(uri, "champion")
-    assert [r.promoted for r in results] == [True, True, True]
-    return uri
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    trained = shared / "trained-registry" / "mlflow.db"
+    with (shared / "trained-registry.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not trained.exists():
+            training_db = trained.with_name("training.db")  # renamed once all three are in
+            training_db.parent.mkdir(exist_ok=True)
+            results = training.train(f"sqlite:///{training_db}", "champion")
+            assert [r.promoted for r in results] == [True, True, True]
+            training_db.rename(trained)
+    mine = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    shutil.copyfile(trained, mine)
+    return f"sqlite:///{mine}"
 
 
 @pytest.fixture

@@ -29,9 +29,10 @@ import redis
 import yaml
 
 from streamfn.core.settings import Settings
-from streamfn.local.stack import free_port, port_is_free
+from streamfn.local.stack import free_port
 from tests.conftest import bucket_rows, s3_client, wait_for
 from tests.factories import SEED_EXAMPLE
+from tests.fixed_ports import wait_free
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -178,8 +179,7 @@ class NativeCompose:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[NativeCompose]:
-    busy = [p for p in APP_PORTS if not port_is_free(p)]
-    assert not busy, f"ports {busy} are taken; the compose services listen there"
+    wait_free(APP_PORTS)  # the compose services listen there
     native = NativeCompose(load_compose(), tmp_path)
     try:
         yield native
@@ -212,7 +212,10 @@ def start_infrastructure(stack: NativeCompose) -> None:
              timeout=90, interval=0.5)  # fmt: skip
 
 
+# The app's ports are the file's own (8800, 9100-9102), as `streamfn up`'s are: under
+# pytest-xdist, in the group that runs one such test at a time (tests/local/test_up_command.py).
 @pytest.mark.slow
+@pytest.mark.xdist_group("fixed-ports")
 def test_compose_services_run_natively_end_to_end(stack: NativeCompose) -> None:
     services, ports = stack.services, stack.ports
     start_infrastructure(stack)

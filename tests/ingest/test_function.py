@@ -125,7 +125,8 @@ def test_streamfn_ingest_serves_over_http(settings: Settings, redis_url: str) ->
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: httpx.get(f"{base}/health").status_code == 200, timeout=30)
-        answer = httpx.post(f"{base}/predict_stream?model=lightgbm", json=SEED_EXAMPLE)
+        # The first request reads the model's signature from MLflow: seconds on a busy machine.
+        answer = httpx.post(f"{base}/predict_stream?model=lightgbm", json=SEED_EXAMPLE, timeout=60)
         assert answer.status_code == 202
         message_id = answer.json()["message_id"]
         assert httpx.get(f"{base}/predictions/{message_id}").json()["status"] == "pending"

@@ -15,6 +15,7 @@ import pytest
 from streamfn.local.stack import port_is_free
 from tests.conftest import bucket_rows, s3_client, wait_for
 from tests.factories import SEED_EXAMPLE
+from tests.fixed_ports import wait_free
 
 PORTS = (6379, 5001, 9000, 8800, 9101, 9102)
 BACKEND_PORTS = {"redis": (), "kinesis": (4566,)}
@@ -58,8 +59,7 @@ def up_command(home: Path, *options: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["redis", "kinesis"])
 def test_up_runs_the_pipeline_and_stops_cleanly(tmp_path: Path, backend: str) -> None:
-    busy = [p for p in (*PORTS, *BACKEND_PORTS[backend]) if not port_is_free(p)]
-    assert not busy, f"ports {busy} are taken; `streamfn up` needs them"
+    wait_free((*PORTS, *BACKEND_PORTS[backend]))  # `streamfn up` needs them
     home = tmp_path / ".streamfn"
     log_path = tmp_path / "up.log"
     log = log_path.open("wb")
@@ -128,6 +128,7 @@ def test_up_runs_the_pipeline_and_stops_cleanly(tmp_path: Path, backend: str) ->
 
 
 def test_a_busy_port_stops_up_at_once_saying_which(tmp_path: Path) -> None:
+    wait_free(PORTS)  # `up` is to find 8800 taken by this test, and the others free
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", 8800))
@@ -154,8 +155,7 @@ def test_no_redis_server_stops_up_at_once_saying_how_to_install_it(tmp_path: Pat
 @pytest.mark.slow
 def test_up_stops_its_children_when_its_output_pipe_is_gone(tmp_path: Path) -> None:
     # `streamfn up 2>&1 | tee up.log`, then Ctrl-C: tee dies first, so every later print fails.
-    busy = [p for p in PORTS if not port_is_free(p)]
-    assert not busy, f"ports {busy} are taken; `streamfn up` needs them"
+    wait_free(PORTS)  # `streamfn up` needs them
     up = subprocess.Popen(
         up_command(tmp_path / ".streamfn", "--no-producer"),
         cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
