@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from mlflow import MlflowClient
 
+from streamfn.challenger.windows import kept
 from streamfn.core.connections import SyncClient
 from streamfn.core.keys import Keys
 from streamfn.models.registry import ClientRegistry
 from streamfn.monitor import stats
-from streamfn.monitor.windowing import shadow_prefix
 
 TAG = "streamfn."
 
@@ -63,19 +62,11 @@ class Decision:
 
 
 def evidence(redis: SyncClient, keys: Keys, model: str, champion: str, challenger: str) -> Evidence:
-    """The challenger's shadow counts beside this champion, summed over every window kept."""
-    prefix = shadow_prefix(challenger)
-    starts = [int(start) for version, start in
-              (m.decode().rsplit(":", 1) for m in redis.zrange(keys.window_index(model), 0, -1))
-              if version == champion]  # fmt: skip
-    with redis.pipeline(transaction=False) as pipe:
-        for start in starts:
-            pipe.hgetall(keys.window(model, champion, start))
-        windows = pipe.execute()
-    summed: Counter[str] = Counter()
-    for counts in windows:
-        summed.update({k.decode(): int(v) for k, v in counts.items()
-                       if k.decode().startswith(prefix)})  # fmt: skip
+    """The challenger beside this champion on every row both scored, summed over every window
+    kept: in the champion's windows (the challenger in shadow) and in the challenger's canary
+    windows (the champion in shadow)."""
+    found = kept(redis, keys, model, (champion, challenger))
+    summed = stats.paired(((w.version, w.counts) for w in found), champion, challenger)
     report = stats.challenger_report(summed, challenger, None, drift_psi=1.0)
     return Evidence(
         champion, challenger, report["compared"], report["agreement"], report["labelled"],

@@ -5,12 +5,15 @@ a challenger that cannot serve its share."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
 import pytest
 import redis
+from sklearn.metrics import f1_score
 
+from streamfn.challenger import gate
 from streamfn.core import crash, message_state
 from streamfn.core.canaries import Canary
 from streamfn.core.keys import Keys
@@ -18,7 +21,7 @@ from streamfn.core.settings import Settings
 from streamfn.infer import handler
 from streamfn.infer.canary import REFRESH_S, chosen
 from tests.challenger.conftest import Versions
-from tests.challenger.test_shadow import context, messages, shadow_of
+from tests.challenger.test_shadow import context, messages, send_labels, shadow_of
 from tests.challengers import CHALLENGED, set_challenger
 from tests.conftest import bucket_rows
 from tests.factories import batch_event
@@ -188,3 +191,38 @@ def test_a_challenger_that_cannot_serve_leaves_its_share_to_the_champion_and_is_
     counted = windows(redis_url)
     assert counted[broken]["canary_failed"] == 4 * len(canary) > 0
     assert counted[broken]["records"] == 0
+
+
+def test_labels_score_both_versions_in_both_directions_and_the_gate_sums_them(
+    sqlite_registry: str, challenge: Versions, make_settings: Any, s3: Any, redis_url: str
+) -> None:
+    settings = make_settings(CANARY_SHARE="0.5")
+    ctx = canary_context(sqlite_registry, challenge.weaker, settings)
+    champion = ctx.models.get(CHALLENGED).version
+    assert handler.handle(batch_event(*messages(40, 5, seed=36)), ctx)["batchItemFailures"] == []
+    # Each record's prediction by each version, whichever served it.
+    by_version: dict[str, dict[tuple[str, str], str]] = {champion: {}, challenge.weaker: {}}
+    for row in [*bucket_rows(s3), *shadow_of(s3)]:
+        by_version[row["model_version"]][(row["message_id"], row["record_index"])] = row[
+            "prediction"
+        ]
+    records = sorted(by_version[champion])
+    assert sorted(by_version[challenge.weaker]) == records
+    # Ground truth: the class after the champion's for a third of the records, so both err.
+    truth = {key: str((int(by_version[champion][key]) + (i % 3 == 0)) % 3)
+             for i, key in enumerate(records)}  # fmt: skip
+    labels = [{"message_id": m, "record_index": int(i), "label": t} for (m, i), t in truth.items()]
+    assert asyncio.run(send_labels(redis_url, labels, ctx, settings)) == 200
+    found = gate.evidence(redis.Redis.from_url(redis_url), Keys(), CHALLENGED, champion,
+                          challenge.weaker)  # fmt: skip
+    assert (found.compared, found.labelled) == (200, 200)
+
+    def macro_f1(version: str) -> float:
+        y_true = [truth[k] for k in records]
+        y_pred = [by_version[version][k] for k in records]
+        return round(float(f1_score(y_true, y_pred, average="macro")), 4)
+
+    assert (found.champion_f1, found.challenger_f1) == (
+        macro_f1(champion), macro_f1(challenge.weaker),
+    )  # fmt: skip
+    assert found.challenger_f1 != found.champion_f1
