@@ -2,7 +2,7 @@
 
 Each module of this package adds the subcommands of one part: `serve` (ingest, poll), `data`
 (dataset, train, compile, profile, produce), `local` (up, buckets, results, bench) and
-`champion` (backtest, promote, rollback).
+`champion` (backtest, promote, rollback) and `canary`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from streamfn.core.settings import ConfigError, Settings
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from streamfn.cli import champion, data, local, serve
+    from streamfn.cli import canary, champion, data, local, serve
 
     parser = argparse.ArgumentParser(prog="streamfn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for part in (data, serve, local, champion):
+    for part in (data, serve, local, champion, canary):
         part.register(commands)
     return parser
 
