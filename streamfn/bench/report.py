@@ -16,10 +16,17 @@ from pathlib import Path
 from streamfn.bench import DESIGNS, CurvePoint, Measurement
 from streamfn.bench.compiled import Compiled
 from streamfn.bench.compiled import table as compiled_table
+from streamfn.bench.cost_targets import (
+    TARGET_MODEL,
+    backtest_row,
+    broken_row,
+    canary_row,
+    shadow_row,
+    sink_row,
+)
 
 PACKAGES = ("streamfn", "mlflow", "scikit-learn", "lightgbm", "onnxruntime", "pandas", "fastapi",
             "uvicorn", "redis", "boto3", "moto")  # fmt: skip
-TARGET_MODEL = "lightgbm"
 
 
 @dataclass
@@ -37,6 +44,9 @@ class Findings:
     # on/off -> records/s with a challenger in shadow or none; floor -> the challenger's own
     # in-process records/s (frame + predict + CSV)
     challenger: dict[str, float] = field(default_factory=dict)
+    # canary/none -> records/s with a 25% canary or no challenger; served_share -> the share of
+    # the rows the challenger served in the canary's run
+    canary: dict[str, float] = field(default_factory=dict)
     # csv/parquet -> records/s with SINK_FORMAT so; <format>_bytes_per_row -> the objects' size
     sink: dict[str, float] = field(default_factory=dict)
     # per model: the runtime auto chose, its parity figures, one record's floor under each
@@ -184,6 +194,7 @@ def targets_table(findings: Findings) -> list[str]:
     rows.append(shadow_row(findings.challenger))
     rows.append(broken_row(findings.challenger))
     rows.append(backtest_row(findings.challenger))
+    rows.append(canary_row(findings.canary, findings.challenger))
     share = findings.console.get("share")
     rows.append(("the console's data calls ≤ 5% of the ingest's CPU at the bench's load",
                  "—" if share is None else
@@ -204,18 +215,6 @@ def targets_table(findings: Findings) -> list[str]:
     lines = ["| target | measured | |", "|---|---:|---|"]
     lines += [f"| {name} | {value} | {verdict[ok]} |" for name, value, ok in rows]
     return lines
-
-
-def sink_row(found: dict[str, float]) -> tuple[str, str, bool | None]:
-    """SINK_FORMAT=parquet against csv: its cost in records/s, and each format's bytes a row."""
-    name = f"Parquet costs ≤ 10% of the records/s of CSV, {TARGET_MODEL}, 100 records/request"
-    parquet, csv = found.get("parquet"), found.get("csv")
-    if not parquet or not csv:
-        return name, "—", None
-    cost = 1 - parquet / csv
-    sizes = (f"; {found['parquet_bytes_per_row']:.1f} against {found['csv_bytes_per_row']:.1f} "
-             "bytes a row")  # fmt: skip
-    return name, f"{cost:.1%} ({parquet:,.0f} against {csv:,.0f}{sizes})", cost <= 0.10
 
 
 # Compiled inference's targets (issue 25): the pipeline against MLServer on the same model.
@@ -246,43 +245,6 @@ def compiled_targets(findings: Findings) -> list[tuple[str, str, bool | None]]:
                      "—" if ratio is None else f"{ratio:.2f} x",
                      None if ratio is None else ratio >= goal))  # fmt: skip
     return rows
-
-
-def shadow_row(found: dict[str, float]) -> tuple[str, str, bool | None]:
-    """Shadow scoring's cost per record against the challenger's own in-process cost."""
-    name = (f"shadow scoring costs ≤ the challenger's own frame + predict + CSV (1,000 records "
-            f"a call), {TARGET_MODEL}, 100 records/request")  # fmt: skip
-    on, off, floor = found.get("on"), found.get("off"), found.get("floor")
-    if not (on and off and floor):
-        return name, "—", None
-    added_us, own_us = (1 / on - 1 / off) * 1e6, 1e6 / floor
-    value = (f"{added_us:.1f} µs/record added, own {own_us:.1f} µs/record ({on:,.0f} records/s "
-             f"with, {off:,.0f} without)")  # fmt: skip
-    return name, value, added_us <= own_us
-
-
-def broken_row(found: dict[str, float]) -> tuple[str, str, bool | None]:
-    """A broken challenger against none: throughput, and the p99 at one rate."""
-    name = (f"a broken challenger (artifacts gone) keeps ≥ 90% of the records/s and a p99 "
-            f"≤ 1.5 times none's, {TARGET_MODEL}, 100 records/request")  # fmt: skip
-    broken, off = found.get("broken", 0.0), found.get("off", 0.0)
-    p99_broken, p99_off = found.get("p99_broken", 0.0), found.get("p99_off", 0.0)
-    if not (broken and off and p99_broken and p99_off):
-        return name, "—", None
-    value = (f"{broken:,.0f} against {off:,.0f} records/s; p99 {p99_broken:.0f} against "
-             f"{p99_off:.0f} ms")  # fmt: skip
-    return name, value, broken >= 0.9 * off and p99_broken <= 1.5 * p99_off
-
-
-def backtest_row(found: dict[str, float]) -> tuple[str, str, bool | None]:
-    """`streamfn backtest` against the pipeline run that wrote the rows it reads."""
-    name = f"backtest faster than the pipeline that wrote the rows, {TARGET_MODEL} challenger"
-    per_s, written = found.get("backtest"), found.get("written")
-    if not (per_s and written):
-        return name, "—", None
-    value = (f"{per_s:,.0f} rows/s over {found['backtest_rows']:,.0f} rows in "
-             f"{found['backtest_objects']:,.0f} objects (written at {written:,.0f})")  # fmt: skip
-    return name, value, per_s > written
 
 
 SMOKE = (

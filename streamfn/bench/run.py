@@ -140,6 +140,7 @@ class Bench:
         costs.monitoring(self, registry)
         costs.sink_formats(self, registry)
         costs.challenger(self, registry)
+        costs.canary(self, registry)
         self.measure_ingest(registry)
         self.measure_mlflow_serve(registry)
         self.measure_seed(registry)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streamfn.bench import CurvePoint, Measurement, load, report
+from streamfn.bench import CurvePoint, Measurement, cost_targets, load, report
 from streamfn.bench.compiled import Compiled
 
 WRK_OUTPUT = """\
@@ -104,17 +104,17 @@ def test_the_challengers_rows_are_judged_on_their_own_numbers() -> None:
              "p99_off": 100.0, "p99_broken": 140.0, "backtest": 90_000.0, "written": 50_000.0,
              "backtest_rows": 500_000.0, "backtest_objects": 30.0}  # fmt: skip
     # 20 µs a record added against 25 µs of its own: met; then a costlier shadow: missed.
-    assert report.shadow_row(found)[1:] == (
+    assert cost_targets.shadow_row(found)[1:] == (
         "20.0 µs/record added, own 25.0 µs/record (25,000 records/s with, 50,000 without)",
         True,
     )
-    assert report.shadow_row({**found, "on": 20_000.0})[2] is False
-    assert report.broken_row(found)[2] is True
-    assert report.broken_row({**found, "broken": 44_000.0})[2] is False  # below 90%
-    assert report.broken_row({**found, "p99_broken": 160.0})[2] is False  # above 1.5 times
-    assert report.backtest_row(found)[2] is True
-    assert report.backtest_row({**found, "backtest": 40_000.0})[2] is False
-    assert report.backtest_row({})[1:] == ("—", None)
+    assert cost_targets.shadow_row({**found, "on": 20_000.0})[2] is False
+    assert cost_targets.broken_row(found)[2] is True
+    assert cost_targets.broken_row({**found, "broken": 44_000.0})[2] is False  # below 90%
+    assert cost_targets.broken_row({**found, "p99_broken": 160.0})[2] is False  # above 1.5 times
+    assert cost_targets.backtest_row(found)[2] is True
+    assert cost_targets.backtest_row({**found, "backtest": 40_000.0})[2] is False
+    assert cost_targets.backtest_row({})[1:] == ("—", None)
 
 
 def compiled_findings() -> list[Compiled]:
@@ -165,3 +165,17 @@ def test_a_quick_run_is_a_smoke_test_with_no_ratio_or_target() -> None:
     for absent in ("## Ratios", "## Targets", "native ÷ ONNX", " x |", "| met |"):
         assert absent not in text, absent
     assert "| lightgbm | 1 | onnx | 5,120 of 5,120 | 1.4e-07 | 6.000 | 0.400 |" in text
+
+
+def test_the_canarys_row_is_judged_against_shadow_scoring_alone() -> None:
+    found = {"canary": 27_000.0, "none": 50_000.0, "served_share": 0.251}
+    shadow = {"on": 25_000.0, "off": 50_000.0}
+    # 46% against shadow scoring's 50%: met; 58% is more than 5 points above: missed.
+    assert cost_targets.canary_row(found, shadow)[1:] == (
+        "46.0% (27,000 with, 50,000 without; the challenger served 25.1% of the rows); "
+        "shadow scoring alone 50.0%",
+        True,
+    )
+    assert cost_targets.canary_row({**found, "canary": 21_000.0}, shadow)[2] is False
+    assert cost_targets.canary_row(found, {})[2] is None
+    assert cost_targets.canary_row({}, shadow)[1:] == ("—", None)
