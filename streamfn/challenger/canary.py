@@ -176,8 +176,10 @@ class CanaryRun:
         now = int(self.clock() * 1000)
         self.canary = replace(canary, share=share, step=index, since_ms=now, updated_ms=now,
                               reason=f"widened after {self.held} window(s) held")  # fmt: skip
-        self.store.save(self.canary)
+        # The decision first: killed between the two, a restarted command widens again (the
+        # decision tagged twice), where the other order would serve the share with no record.
         self._decided(f"canary widened to {share:.0%}", {"share": share, "step": index + 1})
+        self.store.save(self.canary)
         self.judged_to, self.held = -1, 0
         self.say(f"{self.plan.model}: widened to {share:.0%} (step {index + 1} of "
                  f"{len(self.plan.steps)})")  # fmt: skip
