@@ -119,7 +119,8 @@ def test_the_console_shows_the_live_pipeline(
     assert canary == f"v{challenged} serves 25% (CANARY_SHARE)"
 
     # Drift: the drifted input's cell carries the flag in words, not only in colour.
-    drift = page.locator('#drift article[data-model="lightgbm"]')
+    # (With a canary each version that served rows has an article: the champion's here.)
+    drift = page.locator('#drift article[data-model="lightgbm"][data-version="1"]')
     cell = drift.locator('td[data-feature="Mental Fatigue Score"][data-flag="drift"]').first
     assert cell.inner_text().startswith("■ ")
     assert "PSI" in (cell.get_attribute("title") or "")
