@@ -10,6 +10,8 @@ from streamfn.core.settings import SEED_MODELS
 CHALLENGED = "lightgbm"
 # Few shallow trees: a model that disagrees with the champion on a share of the records.
 WEAKER = {"n_estimators": 3, "num_leaves": 4}
+# The champion's recipe with a few more trees: close to it, a challenger whose canary holds.
+GOOD = {"n_estimators": 70, "learning_rate": 0.1, "num_leaves": 15}
 RAISING_MODEL = Path(__file__).parent / "challenger" / "raising_model.py"
 
 

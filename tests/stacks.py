@@ -5,6 +5,7 @@ pipeline of child processes per test (the fault suite's, also driven by the cons
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -43,20 +44,48 @@ def challenger_version(registry: Registry) -> str:
     return version
 
 
-@pytest.fixture
-def challenged(registry: Registry, challenger_version: str, pipeline: Pipeline) -> Iterator[str]:
-    """The challenger alias set for this case; afterwards both aliases as they were."""
+@pytest.fixture(scope="session")
+def good_challenger_version(registry: Registry) -> str:
+    """A lightgbm version close to the champion (its recipe, a few more trees), registered once:
+    its canary holds."""
+    version = challengers.train_challenger(registry.uri, challengers.GOOD)
+    challengers.set_challenger(registry.uri, None)
+    return version
+
+
+@contextmanager
+def challenging(registry: Registry, version: str, pipeline: Pipeline) -> Iterator[str]:
+    """The challenger alias on `version` for a case, no canary recorded on it by an earlier
+    case; afterwards both aliases as they were."""
     from mlflow import MlflowClient
 
-    challengers.set_challenger(registry.uri, challenger_version)
+    client = MlflowClient(registry.uri, registry.uri)
+    name, champion = SEED_MODELS[challengers.CHALLENGED], registry.champions["lightgbm"]
+    if "streamfn.canary" in client.get_model_version(name, version).tags:
+        client.delete_model_version_tag(name, version, "streamfn.canary")
+    challengers.set_challenger(registry.uri, version)
     pipeline.challenged.add(challengers.CHALLENGED)
     try:
-        yield challenger_version
+        yield version
     finally:  # later cases share the registry
         challengers.set_challenger(registry.uri, None)
-        client = MlflowClient(registry.uri, registry.uri)
-        name, champion = SEED_MODELS[challengers.CHALLENGED], registry.champions["lightgbm"]
         client.set_registered_model_alias(name, "champion", champion)
+
+
+@pytest.fixture
+def challenged(registry: Registry, challenger_version: str, pipeline: Pipeline) -> Iterator[str]:
+    """The (weaker) challenger alias set for this case; afterwards as it was."""
+    with challenging(registry, challenger_version, pipeline) as version:
+        yield version
+
+
+@pytest.fixture
+def good_challenged(
+    registry: Registry, good_challenger_version: str, pipeline: Pipeline
+) -> Iterator[str]:
+    """The good challenger alias set for this case; afterwards as it was."""
+    with challenging(registry, good_challenger_version, pipeline) as version:
+        yield version
 
 
 @pytest.fixture

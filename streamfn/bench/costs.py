@@ -1,8 +1,8 @@
 """What a feature costs the pipeline: LightGBM at 100 records/request with it and without, on a
 fresh stack each run, each the best of two runs alternated (so that the machine's drift does not
 pose as a cost): monitoring, the sink's format, estimated performance, reason codes, a
-challenger in shadow (and a broken one), and what is measured on the way (the console's
-refreshes, a backtest of the rows written)."""
+challenger in shadow (and a broken one), a 25% canary, and what is measured on the way (the
+console's refreshes, a backtest of the rows written)."""
 
 from __future__ import annotations
 
@@ -169,6 +169,43 @@ def challenger(bench: Bench, registry: str) -> None:
     bench.say(f"  challenger v{version} in shadow {best['on']:,.0f}, broken v{gone} "
               f"{best['broken']:,.0f}, none {best['off']:,.0f} records/s; its own floor "
               f"{own.records_per_s:,.0f} records/s")  # fmt: skip
+
+
+CANARY_SHARE = 0.25
+
+
+def canary(bench: Bench, registry: str) -> None:
+    """A 25% canary (the working challenger serves a quarter of the messages and scores the
+    rest in shadow, the champion scores its quarter in shadow) against no challenger at all;
+    the share its rows really took of the run's, from the window counts."""
+    bench.say(f"(b) the pipeline with a {CANARY_SHARE:.0%} canary and none, lightgbm, "
+              "100 records/request")  # fmt: skip
+    version = challengers.working(registry)
+    served: dict[str, float] = {}
+
+    def during(run: Run) -> None:
+        if run.name == "canary":
+            served["share"] = served_share(run.stack, version)
+
+    variants = {"canary": {"CHALLENGER_ALIAS": challengers.WORKING,
+                           "CANARY_SHARE": str(CANARY_SHARE)}, "none": {}}  # fmt: skip
+    best = best_of_alternated(bench, registry, "canary", variants, during)
+    bench.findings.canary = {**best, "served_share": served.get("share", float("nan"))}
+    bench.say(f"  canary v{version} at {CANARY_SHARE:.0%} {best['canary']:,.0f}, none "
+              f"{best['none']:,.0f} records/s: {cost(best, 'canary', 'none'):+.1%}; it served "
+              f"{served.get('share', float('nan')):.1%} of the rows")  # fmt: skip
+
+
+def served_share(stack: pipeline.PipelineStack, version: str) -> float:
+    """The share of the model's rows `version` served, from every window's record counts."""
+    keys, redis = stack.settings.keys, stack.redis
+    by_version: dict[str, int] = {}
+    for member in redis.zrange(keys.window_index(MODEL), 0, -1):
+        served, start = member.decode().rsplit(":", 1)
+        rows = int(redis.hget(keys.window(MODEL, served, int(start)), "records") or 0)
+        by_version[served] = by_version.get(served, 0) + rows
+    total = sum(by_version.values())
+    return by_version.get(version, 0) / total if total else float("nan")
 
 
 def backtest(

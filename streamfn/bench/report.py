@@ -17,10 +17,10 @@ from pathlib import Path
 from streamfn.bench import DESIGNS, CurvePoint, Measurement, cost_rows
 from streamfn.bench.compiled import Compiled
 from streamfn.bench.compiled import table as compiled_table
+from streamfn.bench.cost_rows import TARGET_MODEL
 
 PACKAGES = ("streamfn", "mlflow", "scikit-learn", "lightgbm", "onnxruntime", "pandas", "fastapi",
             "uvicorn", "redis", "boto3", "moto")  # fmt: skip
-TARGET_MODEL = "lightgbm"
 
 
 @dataclass
@@ -38,6 +38,9 @@ class Findings:
     # on/off -> records/s with a challenger in shadow or none; floor -> the challenger's own
     # in-process records/s (frame + predict + CSV)
     challenger: dict[str, float] = field(default_factory=dict)
+    # canary/none -> records/s with a 25% canary or no challenger; served_share -> the share of
+    # the rows the challenger served in the canary's run
+    canary: dict[str, float] = field(default_factory=dict)
     # csv/parquet -> records/s with SINK_FORMAT so; <format>_bytes_per_row -> the objects' size
     sink: dict[str, float] = field(default_factory=dict)
     # on/off -> records/s with ESTIMATE_PERFORMANCE so (a calibrated LightGBM)

@@ -28,7 +28,7 @@ MAX_LAG = {1: 5000, 100: 500}
 CURVE_MODEL = "lightgbm"
 # What each feature costs, in the report's order (streamfn.bench.costs).
 COSTS = (costs.monitoring, costs.sink_formats, costs.estimation, costs.explanations,
-         costs.challenger)  # fmt: skip
+         costs.challenger, costs.canary)  # fmt: skip
 # The latency-under-load curve: rates from 10 requests/s (20 is the light-traffic target's) up
 # to the maximum, each run long enough to hold about this many messages.
 CURVE_FIRST_RATES = (10.0, 20.0)

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from mlflow import MlflowClient
 
+from streamfn.challenger.windows import kept
 from streamfn.core.connections import SyncClient
 from streamfn.core.keys import Keys
 from streamfn.models.registry import ClientRegistry
 from streamfn.monitor import stats
-from streamfn.monitor.windowing import shadow_prefix
 
 TAG = "streamfn."
 
@@ -63,19 +62,11 @@ class Decision:
 
 
 def evidence(redis: SyncClient, keys: Keys, model: str, champion: str, challenger: str) -> Evidence:
-    """The challenger's shadow counts beside this champion, summed over every window kept."""
-    prefix = shadow_prefix(challenger)
-    starts = [int(start) for version, start in
-              (m.decode().rsplit(":", 1) for m in redis.zrange(keys.window_index(model), 0, -1))
-              if version == champion]  # fmt: skip
-    with redis.pipeline(transaction=False) as pipe:
-        for start in starts:
-            pipe.hgetall(keys.window(model, champion, start))
-        windows = pipe.execute()
-    summed: Counter[str] = Counter()
-    for counts in windows:
-        summed.update({k.decode(): int(v) for k, v in counts.items()
-                       if k.decode().startswith(prefix)})  # fmt: skip
+    """The challenger beside this champion on every row both scored, summed over every window
+    kept: in the champion's windows (the challenger in shadow) and in the challenger's canary
+    windows (the champion in shadow)."""
+    found = kept(redis, keys, model, (champion, challenger))
+    summed = stats.paired(((w.version, w.counts) for w in found), champion, challenger)
     report = stats.challenger_report(summed, challenger, None, drift_psi=1.0)
     return Evidence(
         champion, challenger, report["compared"], report["agreement"], report["labelled"],
@@ -149,10 +140,10 @@ class Gate:
                  "challenger": found.challenger, "labelled": found.labelled,
                  "champion_macro_f1": found.champion_f1, "challenger_macro_f1": found.challenger_f1,
                  "agreement": found.agreement, "reason": decision.reason}  # fmt: skip
-        self._decided(found.champion, f"challenger {outcome}", entry)
-        self._decided(found.challenger, outcome, entry)
+        self.decided(found.champion, f"challenger {outcome}", entry)
+        self.decided(found.challenger, outcome, entry)
         if decision.promote:  # on the new champion only: where `rollback` looks
-            self._tag(found.challenger, {"previous_champion": found.champion})
+            self.tag(found.challenger, {"previous_champion": found.champion})
             self.client.set_registered_model_alias(self.name, self.champion_alias, found.challenger)
             self.client.delete_registered_model_alias(self.name, self.challenger_alias)
 
@@ -171,19 +162,19 @@ class Gate:
         if not dry_run:
             entry = {"decision": "rolled back", "decided_at": now_iso(), "champion": previous,
                      "replaced": current}  # fmt: skip
-            self._decided(current, "rolled back", entry)
-            self._decided(previous, "restored by rollback", entry)
-            self._tag(current, {"previous_champion": ""})  # rolled back once, not twice
+            self.decided(current, "rolled back", entry)
+            self.decided(previous, "restored by rollback", entry)
+            self.tag(current, {"previous_champion": ""})  # rolled back once, not twice
             self.client.set_registered_model_alias(self.name, self.champion_alias, previous)
         return current, previous
 
-    def _decided(self, version: str, decision: str, entry: dict[str, Any]) -> None:
+    def decided(self, version: str, decision: str, entry: dict[str, Any]) -> None:
         """The latest decision on a version, and this one's entry in its history."""
         stamp = str(entry["decided_at"]).replace("-", "").replace(":", "").replace(".", "")
-        self._tag(version, {"decision": decision, "decided_at": entry["decided_at"],
+        self.tag(version, {"decision": decision, "decided_at": entry["decided_at"],
                             f"decision.{stamp}": json.dumps(entry)})  # fmt: skip
 
-    def _tag(self, version: str, tags: dict[str, Any]) -> None:
+    def tag(self, version: str, tags: dict[str, Any]) -> None:
         for key, value in tags.items():
             text = "" if value is None else str(value)
             self.client.set_model_version_tag(self.name, version, TAG + key, text)

@@ -2,8 +2,8 @@
 
 Each module of this package adds the subcommands of one part: `serve` (ingest, infer, poll),
 `data` (dataset, train, compile, profile), `produce`, `local` (up, buckets, results, monitor, bench,
-bench-ceilings) and `champion` (backtest, promote, rollback). `--help` lists them by what a user
-does with them (GROUPS), whatever module holds them.
+bench-ceilings), `champion` (backtest, promote, rollback) and `canary`. `--help` lists them by what
+a user does with them (GROUPS), whatever module holds them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from streamfn.core.settings import ConfigError, Settings
 GROUPS: dict[str, tuple[str, ...]] = {
     "run the pipeline": ("up", "ingest", "poll", "infer", "buckets"),
     "data": ("dataset", "produce"),
-    "models": ("train", "compile", "profile", "backtest", "promote", "rollback"),
+    "models": ("train", "compile", "profile", "backtest", "canary", "promote", "rollback"),
     "monitor": ("monitor", "results"),
     "bench": ("bench", "bench-ceilings"),
 }
@@ -31,7 +31,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
 OWN_STACK = frozenset({"up", "bench", "bench-ceilings", "dataset"})
 EXIT_CODES = (
     "exit codes: 0 done; 1 part of the work failed; 2 usage; 3 configuration; 4 refused "
-    "(promote, rollback); 5 outage (Redis, MLflow, S3 or the ingest did not answer)"
+    "(promote, rollback, a canary rolled back); 5 outage (Redis, MLflow, S3 or the ingest did "
+    "not answer)"
 )
 
 
@@ -67,7 +68,7 @@ def grouped(helps: dict[str, str]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from streamfn.cli import champion, data, local, produce, serve
+    from streamfn.cli import canary, champion, data, local, produce, serve
 
     parser = Parser(
         prog="streamfn",
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=Parser, prog="streamfn",
         help=argparse.SUPPRESS,  # listed by group below instead, in the epilog
     )  # fmt: skip
-    for part in (data, produce, serve, local, champion):
+    for part in (data, produce, serve, local, champion, canary):
         part.register(commands)
     # argparse keeps a command's one-line help on a private list; it is read here only.
     helps = {choice.dest: choice.help or "" for choice in commands._choices_actions}

@@ -159,13 +159,30 @@ def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
         # 503: Redis behind the ingest is down; any other refusal is about what was asked.
         raise outage(said) if answer.status_code == 503 else configuration(said)
     found = answer.json()
+    out = Console()
     if not found["windows"]:
         console.print("no window counted yet: send records (streamfn produce), then look again")
-        return 0
-    out = Console()
     for table in monitor_view.tables(found, settings.DRIFT_PSI):
         out.print(table)
+    for line in canary_lines(settings, args.model):
+        out.print(line, highlight=False)
     return 0
+
+
+def canary_lines(settings: Settings, model: str | None) -> list[str]:
+    """Each model's canary (of `model` only, when given), from GET /models; a line saying why
+    not when it does not answer: the windows above are what `monitor` is for."""
+    import httpx
+
+    from streamfn.local import monitor_view
+
+    try:
+        answer = httpx.get(f"{settings.INGEST_URL}/models", timeout=10)
+        answer.raise_for_status()
+        entries = answer.json()["models"]
+    except (httpx.HTTPError, ValueError, KeyError) as error:
+        return [f"canaries unknown: GET /models did not answer ({error})"]
+    return monitor_view.canary_lines([e for e in entries if model is None or e["model"] == model])
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:

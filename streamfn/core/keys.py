@@ -84,6 +84,15 @@ class Keys:
         """A model's last schema read from the registry, kept by ingest."""
         return f"{self.root}schema:{api_name}"
 
+    def canary(self, api_name: str) -> str:
+        """The hash of a model's canary: the share its challenger serves, the step, the decision
+        (streamfn.core.canaries)."""
+        return f"{self.root}canary:{api_name}"
+
+    def canary_lock(self, api_name: str) -> str:
+        """Held, with an expiry, by the one `streamfn canary` command running for a model."""
+        return f"{self.canary(api_name)}:lock"
+
     # A local Kinesis mapping: checkpoints, pollers, a shard's lease (one slot per stream).
     def kinesis(self, stream: str, part: str) -> str:
         """A local Kinesis mapping's key for one stream."""

@@ -82,9 +82,10 @@ def error_of(raw: bytes | None) -> str | None:
     return decode(raw).get("error")
 
 
-def pending(model: str, uri: str) -> MessageState:
-    """The intent recorded before a message's object is written: where it will be."""
-    return {"status": "pending", "model": model, "object": uri}
+def pending(model: str, uri: str, version: str | None = None) -> MessageState:
+    """The intent recorded before a message's object is written: where it will be, and which
+    version's rows it holds (a redelivery then goes back to that version)."""
+    return {"status": "pending", "model": model, "object": uri, "model_version": version}
 
 
 def done(

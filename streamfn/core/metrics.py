@@ -119,6 +119,32 @@ CHALLENGER_MACRO_F1 = Gauge(
     ["model", "challenger"],
 )
 
+CANARY_SHARE = Gauge(
+    "streamfn_canary_share",
+    "The share of a model's messages its challenger serves as the canary, in this process",
+    ["model", "challenger"],
+)
+CANARY_STEP = Gauge(
+    "streamfn_canary_step",
+    "The step `streamfn canary` has reached (1 the first; 0 none running)",
+    ["model", "challenger"],
+)
+CANARY_RECORDS = Counter(
+    "streamfn_canary_records_total",
+    "Records the challenger served as the canary (its rows are the served rows)",
+    ["model"],
+)
+CANARY_FAILURES = Counter(
+    "streamfn_canary_failures_total",
+    "Records of the canary share the challenger could not serve (the champion served them)",
+    ["model"],
+)
+CANARY_ROLLBACKS = Counter(
+    "streamfn_canary_rollbacks_total",
+    "Rollbacks `streamfn canary` made, as kept in Redis (each poller publishes what it read)",
+    ["model"],
+)
+
 FEEDBACK_LABELS = Counter(
     "streamfn_feedback_labels_total",
     "Labels joined by POST /feedback: counted, repeated (sent again), or conflict (another label"

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     SINK_FORMAT: str = plugins.DEFAULT_FORMAT
     CHALLENGER_ALIAS: str = Field("challenger", min_length=1)
     SHADOW_SHARE: float = Field(1.0, ge=0, le=1)  # of each batch's messages, scored in shadow
+    # Of each model's messages (hashed by id), the share its challenger serves (the champion then
+    # scores them in shadow); `streamfn canary` sets one model's share at run time, in Redis.
+    CANARY_SHARE: float = Field(0.0, ge=0, le=1)
 
     PREDICTIONS_BUCKET: str = Field("predictions", min_length=3, max_length=63)
     AWS_ENDPOINT_URL_S3: str | None = None

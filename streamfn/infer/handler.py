@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -20,11 +20,12 @@ from streamfn.core.clock import now_ms
 from streamfn.core.connections import SyncClient
 from streamfn.core.keys import Keys
 from streamfn.core.settings import Settings
+from streamfn.infer.canary import CanaryRouter, Route
 from streamfn.infer.explaining import Explained, explain
 from streamfn.infer.messages import Message, MessageError, decode
 from streamfn.infer.predicting import Errors, Predicted, predict, rows_of
 from streamfn.infer.shadow import Shadow, ShadowScorer
-from streamfn.infer.windows import count_windows
+from streamfn.infer.windows import count_windows, failed_canary
 from streamfn.models.cache import ModelCache
 from streamfn.models.challengers import ChallengerCache
 from streamfn.models.loaded import LoadedModel, ModelRefusedError, ModelUnavailableError
@@ -35,7 +36,7 @@ from streamfn.sink.bucket import Bucket, BucketUnavailableError
 from streamfn.sink.counts import Tally
 from streamfn.sink.formats.base import format_named
 from streamfn.sink.layout import PREDICTIONS
-from streamfn.sink.once import OnceWriter
+from streamfn.sink.once import Found, OnceWriter
 from streamfn.sink.rows import object_metadata
 from streamfn.stream import events
 
@@ -63,6 +64,7 @@ class InferContext:
     explanations: int = 0  # OUTPUT_EXPLANATIONS: reason codes a row
     explain_share: float = 1.0  # EXPLAIN_SHARE
     estimate: bool = False  # windows counted and ESTIMATE_PERFORMANCE: calibrated probabilities
+    canary: CanaryRouter | None = None  # which messages each model's challenger serves
 
 
 def build_context(settings: Settings) -> InferContext:
@@ -110,6 +112,7 @@ def build_context(settings: Settings) -> InferContext:
         explanations=settings.OUTPUT_EXPLANATIONS,
         explain_share=settings.EXPLAIN_SHARE,
         estimate=estimate,
+        canary=CanaryRouter(redis, keys, settings.CANARY_SHARE, challengers),
     )
 
 
@@ -141,14 +144,63 @@ class DependencyError(RuntimeError):
 
 
 def write_model_group(ctx: InferContext, api_name: str, messages: list[Message]) -> Errors:
-    """Predict, write one object and record results for one model's messages; return errors."""
-    model = ctx.models.get(api_name)
+    """Predict, write one object per serving version and record results for one model's
+    messages (the canary's served by the challenger, the rest by the champion); return errors."""
+    champion = ctx.models.get(api_name)
+    found = ctx.writer.already_written([m.message_id for m in messages])
+    if ctx.canary is not None:
+        route = ctx.canary.route(champion, messages, found)
+    else:
+        route = Route(champion, list(messages))
+    if route.challenger is not None and route.canary:
+        predicted = predict_group(ctx, route.challenger, route.canary)
+        failed = [m for m in route.canary if m.message_id in predicted.errors]
+        if failed:  # the challenger's failure is not the message's: the champion serves it
+            log.warning("canary messages served by the champion: the challenger failed on them",
+                        extra={"model": api_name, "version": route.challenger.version,
+                               "message_ids": [m.message_id for m in failed],
+                               "error": next(iter(predicted.errors.values()))})  # fmt: skip
+            route.fail_over(failed, route.challenger.version)
+        serving = Serving(route.challenger, route.canary, champion, 1.0, canary=True)
+        write_served(ctx, serving, predicted, found)
+    shadow = ctx.shadow.challengers.get(api_name) if ctx.shadow else None
+    serving = Serving(champion, route.rest, shadow, ctx.shadow.share if ctx.shadow else 0.0,
+                      failed=route.failed)  # fmt: skip
+    errors = write_served(ctx, serving, predict_group(ctx, champion, route.rest), found)
+    ctx.checkpoint("after_done")
+    return errors
+
+
+@dataclass(frozen=True)
+class Serving:
+    """One version's share of a model's messages, and the version that scores them in shadow."""
+
+    served: LoadedModel
+    messages: list[Message]
+    other: LoadedModel | None = None  # scores a `share` of them in shadow
+    share: float = 1.0
+    canary: bool = False  # the challenger serving the canary share
+    # Canary messages the challenger could not serve (these are served instead): id -> version.
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def predict_group(ctx: InferContext, model: LoadedModel, messages: list[Message]) -> Predicted:
+    """One version's predictions of these messages (none asked when there are none)."""
+    if not messages:
+        return Predicted()
     probabilities = ctx.probabilities and model.has_probabilities
-    predicted = predict(model, messages, probabilities, estimate=ctx.estimate)
-    ok = [m for m in messages if m.message_id in predicted.values]
+    return predict(model, messages, probabilities, estimate=ctx.estimate)
+
+
+def write_served(
+    ctx: InferContext, serving: Serving, predicted: Predicted, found: dict[str, Found]
+) -> Errors:
+    """Write the served rows once, the shadow rows, and record the messages done; errors."""
+    model, api_name = serving.served, serving.served.api_name
+    probabilities = ctx.probabilities and model.has_probabilities
+    ok = [m for m in serving.messages if m.message_id in predicted.values]
     explained = explain(model, ok, predicted, ctx.explanations, ctx.explain_share)
-    found = ctx.writer.already_written([m.message_id for m in ok])
-    objects = {i: uri for i, (uri, _) in found.items()}
+    objects = {m.message_id: found[m.message_id].uri for m in ok if m.message_id in found}
     fresh = [m for m in ok if m.message_id not in found]
     written_at: int | None = None  # when this call's object landed (not a redelivery's)
     if fresh:
@@ -159,17 +211,22 @@ def write_model_group(ctx: InferContext, api_name: str, messages: list[Message])
         rows = rows_of(model, fresh, predicted, at_ms, explained, reasons)
         body = ctx.writer.encode(PREDICTIONS, model.schema, rows, labels, reasons)
         written = ctx.writer.write(PREDICTIONS, api_name, ids, body, at_ms,
-                                   object_metadata(model.runtime_name))  # fmt: skip
+                                   object_metadata(model.runtime_name), model.version)  # fmt: skip
         written_at = written.written_at
         objects.update(dict.fromkeys(ids, written.uri))
-        metrics.INFER_RECORDS.labels(api_name).inc(sum(len(m.records) for m in fresh))
+        records = sum(len(m.records) for m in fresh)
+        metrics.INFER_RECORDS.labels(api_name).inc(records)
+        if serving.canary:
+            metrics.CANARY_RECORDS.labels(api_name).inc(records)
         for m in fresh:
             metrics.END_TO_END_SECONDS.observe((written_at - m.received_at) / 1000)
     # Done only once: a message recorded done before (a redelivery) is left as it is.
     fresh_ids = {m.message_id for m in fresh}
-    finishing = [m for m in ok if not found.get(m.message_id, ("", False))[1]]
+    finishing = [m for m in ok if not (m.message_id in found and found[m.message_id].done)]
     # Shadow rows before the done record: a message recorded done has both kinds of rows.
-    shadow = ctx.shadow.score(model, finishing, predicted) if ctx.shadow else None
+    shadow = None
+    if ctx.shadow is not None:
+        shadow = ctx.shadow.score(model, serving.other, finishing, predicted, serving.share)
     states = {
         m.message_id: message_state.done(
             api_name, model.version, predicted.values[m.message_id], objects[m.message_id],
@@ -178,16 +235,15 @@ def write_model_group(ctx: InferContext, api_name: str, messages: list[Message])
         )
         for m in finishing
     }  # fmt: skip
-    record_done(ctx, model, finishing, predicted, states, shadow, explained)
+    record_done(ctx, serving, finishing, predicted, states, shadow, explained)
     failed = [(i, message_state.failed(api_name, error)) for i, error in predicted.errors.items()]
-    if failed:
+    if failed and not serving.canary:  # the canary's failures were served by the champion
         message_state.save(ctx.redis, failed, ctx.result_ttl_s, ctx.keys.result)
-    ctx.checkpoint("after_done")
-    return predicted.errors
+    return {} if serving.canary else predicted.errors
 
 
 def record_done(
-    ctx: InferContext, model: LoadedModel, messages: list[Message], predicted: Predicted,
+    ctx: InferContext, serving: Serving, messages: list[Message], predicted: Predicted,
     states: dict[str, message_state.MessageState], shadow: Shadow | None = None,
     explained: Explained | None = None,
 ) -> None:  # fmt: skip
@@ -195,14 +251,20 @@ def record_done(
     a message another poller recorded done meanwhile is left out, and the others counted again
     without it."""
     key_of = ctx.writer.bucket.key_of
+    model = serving.served
     for _ in range(MAX_DONE_ATTEMPTS):
-        windows = count_windows(model, messages, predicted, ctx.window_s, shadow, explained)
+        windows = count_windows(model, messages, predicted, ctx.window_s, shadow, explained,
+                                serving.canary)  # fmt: skip
+        windows += failed_canary(model.api_name, messages, serving.failed, ctx.window_s)
         finished = [(m.message_id, len(m.records), key_of(str(states[m.message_id]["object"])))
                     for m in messages]  # fmt: skip
         tally = Tally.of(model.api_name, model.version, now_ms(), finished)
         already = ctx.recorder.record([(m.message_id, states[m.message_id]) for m in messages],
                                       windows, tally)  # fmt: skip
         if not already:
+            metrics.CANARY_FAILURES.labels(model.api_name).inc(
+                sum(len(m.records) for m in messages if m.message_id in serving.failed)
+            )
             return
         messages = [m for m in messages if m.message_id not in already]
     raise DependencyError("messages kept being recorded done by another poller")

@@ -1,11 +1,13 @@
 """What a batch adds to its monitoring windows: per window of `received_at`, the counts of its
 rows (inputs, predictions), their expected confusion cells (a version with a calibration), the
-attribution sums of its explained rows, and its shadow rows' comparison; all merged in Redis in
-the step that records the messages done (streamfn.monitor.recorder)."""
+attribution sums of its explained rows, its shadow rows' comparison, and the rows it served (or
+failed to serve) as the canary; all merged in Redis in the step that records the messages done
+(streamfn.monitor.recorder)."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 
 from streamfn.infer.explaining import Explained
 from streamfn.infer.messages import Message
@@ -19,15 +21,15 @@ from streamfn.monitor.counts import (
     shadow_fields,
 )
 from streamfn.monitor.recorder import Window
-from streamfn.monitor.windowing import shadow_prefix, window_of
+from streamfn.monitor.windowing import CANARY_FAILED, CANARY_ROWS, shadow_prefix, window_of
 
 
 def count_windows(
     model: LoadedModel, messages: list[Message], predicted: Predicted, window_s: float,
-    shadow: Shadow | None = None, explained: Explained | None = None,
+    shadow: Shadow | None = None, explained: Explained | None = None, canary: bool = False,
 ) -> list[Window]:  # fmt: skip
     """The monitoring counts of these messages' rows (and shadow rows), per window (none when
-    monitoring is off)."""
+    monitoring is off); with `canary`, the rows are also counted as the canary's (`canary`)."""
     if not window_s or not messages:
         return []
     by_window: dict[int, list[Message]] = defaultdict(list)
@@ -45,8 +47,25 @@ def count_windows(
             fields.update(attribution_fields(list(explained.inputs), contributions))  # type: ignore[union-attr]
         if shadow is not None:
             fields.update(compared(model, group, predicted, shadow))
+        if canary:
+            fields[CANARY_ROWS] = len(values)
         windows.append(Window(model.api_name, model.version, start, fields))
     return windows
+
+
+def failed_canary(
+    api_name: str, messages: list[Message], failed: Mapping[str, str], window_s: float
+) -> list[Window]:
+    """The rows of canary messages the challenger could not serve, counted in its version's
+    window (`canary_failed`): its error rate, beside the rows it served (`canary`)."""
+    if not window_s or not failed:
+        return []
+    counts: Counter[tuple[str, int]] = Counter()
+    for m in messages:
+        if m.message_id in failed:
+            counts[(failed[m.message_id], window_of(m.received_at, window_s))] += len(m.records)
+    return [Window(api_name, version, start, Counter({CANARY_FAILED: rows}))
+            for (version, start), rows in counts.items()]  # fmt: skip
 
 
 def compared(
@@ -58,7 +77,7 @@ def compared(
         return Counter()
     ours = [v for m in scored for v in predicted.values[m.message_id]]
     theirs = [v for m in scored for v in shadow.values[m.message_id]]
-    challenger = shadow.challenger
+    challenger = shadow.other
     counts = shadow_fields(challenger.version, ours, theirs, challenger.profile,
                            model.schema.output == "class")  # fmt: skip
     counts.update(estimated_pair(model, scored, predicted, shadow, ours, theirs))
@@ -69,19 +88,16 @@ def estimated_pair(
     model: LoadedModel, scored: list[Message], predicted: Predicted, shadow: Shadow,
     ours: list[object], theirs: list[object],
 ) -> Counter[str]:  # fmt: skip
-    """Both versions' expected confusion cells on the same shadow rows, `s:<v>:e:` the
-    challenger's and `s:<v>:ke:` the champion's (when both have a calibration): what
+    """Both versions' expected confusion cells on the same shadow rows, `s:<v>:e:` the one in
+    shadow's and `s:<v>:ke:` the served one's (when both have a calibration): what
     `streamfn promote --gate estimated` compares."""
     theirs_p = shadow.calibrated_in(scored)
     ours_p = calibrated_in(predicted, scored)
     if theirs_p is None or ours_p is None:
         return Counter()
-    prefix = shadow_prefix(shadow.challenger.version)
+    prefix = shadow_prefix(shadow.other.version)
     found = Counter(
-        {
-            prefix + k: n
-            for k, n in estimated_fields(theirs_p, theirs, shadow.challenger.classes).items()
-        }
+        {prefix + k: n for k, n in estimated_fields(theirs_p, theirs, shadow.other.classes).items()}
     )
     found.update(
         {prefix + "k" + k: n for k, n in estimated_fields(ours_p, ours, model.classes).items()}

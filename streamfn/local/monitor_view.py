@@ -1,6 +1,7 @@
 """`streamfn monitor`: GET /monitoring drawn as tables, one per model: each input's PSI in the
 newest window with its flag in colour and words, a sparkline of its PSI over the windows, and a
-challenger's comparison with the champion when one is scored in shadow."""
+challenger's comparison with the champion when one is scored in shadow; and each model's canary:
+the share its challenger serves, the step, and in the challenger's window the rows it served."""
 
 from __future__ import annotations
 
@@ -48,6 +49,10 @@ def model_table(model: str, windows: list[dict[str, Any]], drift_psi: float) -> 
     if newest["labelled"]:
         scores += (f" · {newest['labelled']:,} labelled: accuracy {newest['accuracy']:.3f}, "
                    f"macro F1 {newest['macro_f1']:.3f}")  # fmt: skip
+    canary = newest.get("canary")
+    if canary:
+        scores += (f" · canary: served {canary['served']:,}, failed {canary['failed']:,} "
+                   f"(error rate {canary['error_rate']:.1%})")  # fmt: skip
     title = (f"{model} v{newest['version']} · window {when(newest['window_start'])} UTC · "
              f"{newest['records']:,} records · {newest['flag']}{scores}")  # fmt: skip
     table = Table(title=title, title_justify="left")
@@ -102,14 +107,19 @@ def add_challenger(
     history = [next((c["prediction"]["psi"] for c in w.get("challengers", [])
                      if c["version"] == version), None) for w in oldest_first]  # fmt: skip
     psi = "—" if prediction["psi"] is None else f"{prediction['psi']:.3f}"
-    table.add_row(Text(f"challenger v{version}", style="bold"), psi, flag(prediction["flag"]),
+    # In a canary's window the champion is the one in shadow, and `champion_*` the canary's.
+    canary = challenger.get("in_shadow") == "champion"
+    name = f"champion v{version} in shadow" if canary else f"challenger v{version}"
+    table.add_row(Text(name, style="bold"), psi, flag(prediction["flag"]),
                   sparkline(history, top), "", "", "")  # fmt: skip
     share = "—" if challenger["agreement"] is None else f"{challenger['agreement']:.1%}"
-    line = (f"challenger v{version}: agrees with the champion on {share} of "
-            f"{challenger['compared']:,} rows")  # fmt: skip
+    other = "the canary" if canary else "the champion"
+    line = f"{name}: agrees with {other} on {share} of {challenger['compared']:,} rows"
+    if challenger.get("champion_psi") is not None:
+        line += f" · prediction PSI against {other}'s {challenger['champion_psi']:.3f}"
     if challenger["labelled"]:
         line += (f" · {challenger['labelled']:,} labelled: macro F1 {challenger['macro_f1']:.3f}, "
-                 f"champion {challenger['champion_macro_f1']:.3f} on the same rows")  # fmt: skip
+                 f"{other} {challenger['champion_macro_f1']:.3f} on the same rows")  # fmt: skip
     table.caption = "\n".join(filter(None, [table.caption, line]))  # type: ignore[list-item]
     table.caption_justify = "left"
 
@@ -151,3 +161,24 @@ def tables(answer: dict[str, Any], drift_psi: float) -> list[Table]:
         if scores is not None:
             found.append(scores)
     return found
+
+
+def canary_lines(models: list[dict[str, Any]]) -> list[str]:
+    """One line per model with a canary (GET /models' entries): the share its challenger
+    serves, the step, or how it ended and why."""
+    lines = []
+    for entry in models:
+        canary = entry.get("canary")
+        if not canary:
+            continue
+        head = f"{entry['model']}: canary v{canary['version']}"
+        if canary["status"] == "CANARY_SHARE":
+            lines.append(f"{head} serves {canary['serving']:.0%} (CANARY_SHARE)")
+        elif canary["status"] == "widening":
+            since = dt.datetime.fromtimestamp(canary["since_ms"] / 1000, dt.UTC)
+            step = f"step {canary['step'] + 1} of {len(canary['steps'])}"
+            lines.append(f"{head} serves {canary['serving']:.0%}, {step} since "
+                         f"{since:%H:%M:%S} UTC: {canary['reason']}")  # fmt: skip
+        else:
+            lines.append(f"{head} {canary['status']}: {canary['reason']}")
+    return lines

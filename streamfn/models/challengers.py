@@ -51,6 +51,9 @@ class ChallengerCache:
         self.clock = clock
         self._served: dict[str, LoadedModel] = {}
         self._retired: dict[str, LoadedModel] = {}  # alias removed (promoted?): kept for reuse
+        # The version the alias names that cannot serve now (its load or its predict failed),
+        # until the next refresh loads it: the canary counts its share as failed meanwhile.
+        self._failing: dict[str, str] = {}
         self._checked: dict[str, float] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="challenger-refresh")
@@ -77,21 +80,32 @@ class ChallengerCache:
                     return found
         return None
 
+    def failing(self, api_name: str) -> str | None:
+        """The challenger version that failed to load or predict and is not served, if any."""
+        with self._lock:
+            return self._failing.get(api_name)
+
     def settle(self) -> None:
         """Wait for the refreshes in flight (tests, and a clean shutdown)."""
         for future in list(self._refreshing.values()):
             future.result()
 
-    def drop(self, challenger: LoadedModel, error: Exception) -> None:
-        """A challenger whose predict raised: counted, logged, unused until the next refresh."""
+    def drop(self, model: LoadedModel, error: Exception) -> None:
+        """A version whose predict in shadow raised: counted and logged; the challenger is
+        unused until the next refresh (a champion in shadow of the canary stays: it serves)."""
+        dropped = False
         with self._lock:
-            if self._served.get(challenger.api_name) is challenger:
-                del self._served[challenger.api_name]
-                serving(challenger.api_name, "challenger", None)
-        metrics.SHADOW_FAILURES.labels(challenger.api_name, "predict").inc()
+            if self._served.get(model.api_name) is model:
+                del self._served[model.api_name]
+                self._failing[model.api_name] = model.version
+                dropped = True
+        if dropped:
+            serving(model.api_name, "challenger", None)
+        metrics.SHADOW_FAILURES.labels(model.api_name, "predict").inc()
+        what = "no shadow rows until the next refresh" if dropped else "no shadow rows this batch"
         log.warning(
-            "challenger failed to predict: no shadow rows until the next refresh",
-            extra={"model": challenger.api_name, "version": challenger.version,
+            f"{'challenger' if dropped else 'version'} failed to predict in shadow: {what}",
+            extra={"model": model.api_name, "version": model.version,
                    "retry_in_s": self._refresh_s, "error": f"{type(error).__name__}: {error}"},
         )  # fmt: skip
 
@@ -113,6 +127,7 @@ class ChallengerCache:
         with self._lock:
             served = self._served.get(api_name)
             if version is None:
+                self._failing.pop(api_name, None)
                 if served is not None:
                     self._retired[api_name] = self._served.pop(api_name)
                     serving(api_name, "challenger", None)
@@ -125,6 +140,7 @@ class ChallengerCache:
         except Exception as error:  # any failure of the download or the load
             with self._lock:
                 self._served.pop(api_name, None)
+                self._failing[api_name] = version
             serving(api_name, "challenger", None)
             metrics.SHADOW_FAILURES.labels(api_name, "load").inc()
             log.warning(
@@ -137,6 +153,7 @@ class ChallengerCache:
         with self._lock:
             self._served[api_name] = loaded
             self._retired.pop(api_name, None)
+            self._failing.pop(api_name, None)
         serving(api_name, "challenger", version)
         log.info("challenger serving in shadow",
                  extra={"model": api_name, "version": version, "alias": self.alias})  # fmt: skip

@@ -105,6 +105,8 @@ def publish(window: dict[str, Any]) -> None:
     if attribution and attribution["ndcg"] is not None:
         metrics.ATTRIBUTION_NDCG.labels(model, version).set(attribution["ndcg"])
     for challenger in window.get("challengers", []):
+        if challenger.get("in_shadow") == "champion":  # a canary's window: no challenger there
+            continue
         other = challenger["version"]
         if challenger["agreement"] is not None:
             metrics.SHADOW_AGREEMENT.labels(model, version, other).set(challenger["agreement"])

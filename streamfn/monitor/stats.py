@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from streamfn.monitor.windowing import OTHER
+from streamfn.monitor.windowing import CANARY_FAILED, CANARY_ROWS, OTHER, shadow_prefix
 
 PSI_FLOOR = 1e-4
 # Expected confusion cells and attribution sums are counted in millionths (monitor.counts.SCALE:
@@ -181,6 +181,73 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+def turned(counts: Mapping[str, int], served: str, shadow: str) -> Counter[str]:
+    """A canary window's comparison (the challenger `served`, the champion `shadow` in shadow,
+    under s:<champion>:) as the champion's window would count the challenger in shadow (under
+    s:<challenger>:): the labelled cells l: and k: swap, as do the estimated e: and ke:, the
+    confusion cells turn, and the challenger's predictions are the window's own."""
+    source, target = shadow_prefix(shadow), shadow_prefix(served)
+    swap = {"l:": "k:", "k:": "l:", "e:": "ke:", "ke:": "e:"}
+    found: Counter[str] = Counter()
+    for key, n in counts.items():
+        if key.startswith("p:"):
+            found[target + key] += int(n)
+        if not key.startswith(source):
+            continue
+        rest = key[len(source) :]
+        kind = rest.split(":", 1)[0] + ":"
+        if rest in ("n", "a"):
+            found[target + rest] += int(n)
+        elif kind == "c:":
+            ours, theirs = rest[2:].split(":", 1)
+            found[f"{target}c:{theirs}:{ours}"] += int(n)
+        elif kind in swap:
+            found[target + swap[kind] + rest[len(kind) :]] += int(n)
+    return found
+
+
+def paired(
+    windows: Iterable[tuple[str, Mapping[str, int]]], champion: str, challenger: str
+) -> Counter[str]:
+    """The challenger beside the champion on every row both scored, in both directions: the
+    champion's windows (version, counts) with the challenger in shadow, and the challenger's
+    canary windows with the champion in shadow (turned), summed under s:<challenger>:."""
+    prefix = shadow_prefix(challenger)
+    summed: Counter[str] = Counter()
+    for version, counts in windows:
+        if version == champion:
+            summed.update({k: int(v) for k, v in counts.items() if k.startswith(prefix)})
+        elif version == challenger:
+            summed.update(turned(counts, challenger, champion))
+    return summed
+
+
+def champion_psi(confusion: Mapping[str, Mapping[str, int]]) -> float | None:
+    """The PSI of the challenger's predicted classes against the champion's on the same rows
+    (from the champion x challenger confusion cells); None without rows."""
+    champion: Counter[str] = Counter()
+    challenger: Counter[str] = Counter()
+    for ours, row in confusion.items():
+        for theirs, n in row.items():
+            champion[ours] += n
+            challenger[theirs] += n
+    total = sum(champion.values())
+    if not total:
+        return None
+    classes = sorted(set(champion) | set(challenger))
+    expected = [champion[c] / total for c in classes]
+    return round(psi([challenger[c] for c in classes], expected), 4)
+
+
+def canary_report(counts: Mapping[str, int]) -> dict[str, Any] | None:
+    """The rows a challenger version served as the canary, those of its share it could not
+    serve (the champion served them) and its error rate; None when it served as no canary."""
+    served, failed = int(counts.get(CANARY_ROWS, 0)), int(counts.get(CANARY_FAILED, 0))
+    if not served and not failed:
+        return None
+    return {"served": served, "failed": failed, "error_rate": round(failed / (served + failed), 4)}
+
+
 def challenger_report(
     counts: Mapping[str, int], version: str, profile: Mapping[str, Any] | None, drift_psi: float
 ) -> dict[str, Any]:
@@ -213,6 +280,7 @@ def challenger_report(
         "agreement": round(agreeing / compared, 4) if compared else None,
         "confusion": confusion,
         "prediction": prediction,
+        "champion_psi": champion_psi(confusion),
         "labelled": labelled,
         "accuracy": _rounded(accuracy),
         "macro_f1": _rounded(macro_f1),
@@ -249,6 +317,10 @@ def window_report(
     attribution = attribution_report(
         counts, (profile or {}).get("attribution"), attribution_ndcg, min_records
     )
+    # A challenger's window of the rows it served as the canary: the champion is in shadow.
+    canary = canary_report(counts)
+    role = "champion" if canary else "challenger"
+    shadowed = {v: (challengers or {}).get(v) for v in challenger_versions(counts)}
     report: dict[str, Any] = {
         "records": records,
         "features": features,
@@ -261,9 +333,10 @@ def window_report(
         "estimated_macro_f1": _rounded(estimated_f1),
         "estimate_gap": None,
         "attribution": attribution,
+        "canary": canary,
         "challengers": [
-            challenger_report(counts, v, (challengers or {}).get(v), drift_psi)
-            for v in challenger_versions(counts)
+            {**challenger_report(counts, v, spread, drift_psi), "in_shadow": role}
+            for v, spread in shadowed.items()
         ],
     }
     if macro_f1 is not None and estimated_f1 is not None and labelled >= min_records:

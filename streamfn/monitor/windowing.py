@@ -6,6 +6,10 @@ from __future__ import annotations
 
 OTHER = "(other)"  # a category or class the reference does not have
 NO_WINDOW = -1  # monitoring off (MONITOR_WINDOW_S=0): a start no window hash ever has
+# A challenger version's window: the rows it served as the canary, and those of the canary share
+# it could not serve (the champion served them), whose ratio is its error rate.
+CANARY_ROWS = "canary"
+CANARY_FAILED = "canary_failed"
 
 
 def window_of(received_at_ms: int, window_s: float) -> int:

@@ -184,3 +184,17 @@ def test_a_quick_run_is_a_smoke_test_with_no_ratio_or_target() -> None:
     for absent in ("## Ratios", "## Targets", "native ÷ ONNX", " x |", "| met |"):
         assert absent not in text, absent
     assert "| lightgbm | 1 | onnx | 5,120 of 5,120 | 1.4e-07 | 6.000 | 0.400 |" in text
+
+
+def test_the_canarys_row_is_judged_against_shadow_scoring_alone() -> None:
+    found = {"canary": 27_000.0, "none": 50_000.0, "served_share": 0.251}
+    shadow = {"on": 25_000.0, "off": 50_000.0}
+    # 46% against shadow scoring's 50%: met; 58% is more than 5 points above: missed.
+    assert cost_rows.canary_row(found, shadow)[1:] == (
+        "46.0% (27,000 with, 50,000 without; the challenger served 25.1% of the rows); "
+        "shadow scoring alone 50.0%",
+        True,
+    )
+    assert cost_rows.canary_row({**found, "canary": 21_000.0}, shadow)[2] is False
+    assert cost_rows.canary_row(found, {})[2] is None
+    assert cost_rows.canary_row({}, shadow)[1:] == ("—", None)

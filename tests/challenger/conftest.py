@@ -36,3 +36,12 @@ def challenge(sqlite_registry: str, versions: Versions) -> Iterator[Versions]:
     """The alias is the test's to set; it is removed afterwards, whatever happened."""
     yield versions
     challengers.set_challenger(sqlite_registry, None)
+
+
+@pytest.fixture(scope="session")
+def good(sqlite_registry: str, versions: Versions) -> str:
+    """A challenger close to the champion (its recipe, a few more trees), trained once when a
+    test asks for it: its canary holds."""
+    version = challengers.train_challenger(sqlite_registry, challengers.GOOD)
+    challengers.set_challenger(sqlite_registry, None)
+    return version

@@ -85,6 +85,8 @@ def test_promote_refuses_below_the_gate_then_promotes_and_rollback_restores(
     sqlite_registry: str, challenge: Versions, champion_kept: str, infer_settings: Settings,
     s3: Any, redis_url: str, cli_env: None, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
+    # Earlier tests of the session (a canary's rollback) may have tagged decisions already.
+    before = {v: len(history(tags(sqlite_registry, v))) for v in (challenge.weaker, champion_kept)}
     ctx = shadowed(sqlite_registry, challenge.weaker, infer_settings, messages(5, 40, seed=21))
     assert label_as_challenger(ctx, infer_settings, redis_url, s3) == 200
 
@@ -125,9 +127,10 @@ def test_promote_refuses_below_the_gate_then_promotes_and_rollback_restores(
     assert tags(sqlite_registry, challenge.weaker)["decision"] == "rolled back"
     # Every decision stays in the registry, oldest first, on both versions.
     told = ["refused", "promoted", "rolled back"]
-    assert [e["decision"] for e in history(tags(sqlite_registry, challenge.weaker))] == told
-    assert [e["decision"] for e in history(tags(sqlite_registry, champion_kept))] == told
-    assert main(["rollback", "--model", CHALLENGED]) == Exit.REFUSED  # nothing to roll back to
+    for version in (challenge.weaker, champion_kept):
+        added = history(tags(sqlite_registry, version))[before[version] :]
+        assert [e["decision"] for e in added] == told, version
+    assert main(["rollback", "--model", CHALLENGED]) == Exit.REFUSED  # nothing more to roll back to
     assert "no previous champion" in capsys.readouterr().err
 
 

@@ -91,8 +91,8 @@ def drifted_window(url: str) -> dict[str, Any] | None:
 @pytest.fixture
 def running(pipeline: Pipeline, challenged: str) -> Pipeline:
     """A pipeline that has served plain records, then drifted ones, all with ground truth, and
-    a lightgbm challenger in shadow."""
-    pipeline.start("p1", MONITOR_WINDOW_S=WINDOW_S, MONITOR_MIN_RECORDS="100")
+    a lightgbm challenger in shadow that serves a quarter of them (CANARY_SHARE)."""
+    pipeline.start("p1", MONITOR_WINDOW_S=WINDOW_S, MONITOR_MIN_RECORDS="100", CANARY_SHARE="0.25")
     pipeline.wait_challenger("lightgbm", challenged, "p1")
     produce(pipeline, "plain", 1200, 3)
     produce(pipeline, "drifted", 9000, 4, "--drift", DRIFT)
@@ -132,9 +132,12 @@ def test_the_console_shows_the_live_pipeline(
     lightgbm = page.locator("#models tbody tr", has_text="lightgbm")
     assert re.search(r"v1 since \d{4}-\d\d-\d\d", lightgbm.inner_text())
     assert lightgbm.locator("td").nth(2).inner_text() == f"v{challenged}"  # the challenger
+    canary = lightgbm.locator("td[data-canary]").inner_text()
+    assert canary == f"v{challenged} serves 25% (CANARY_SHARE)"
 
     # Drift: the drifted input's cell carries the flag in words, not only in colour.
-    drift = page.locator('#drift article[data-model="lightgbm"]')
+    # (With a canary each version that served rows has an article: the champion's here.)
+    drift = page.locator('#drift article[data-model="lightgbm"][data-version="1"]')
     cell = drift.locator('td[data-feature="Mental Fatigue Score"][data-flag="drift"]').first
     assert cell.inner_text().startswith("■ ")
     assert "PSI" in (cell.get_attribute("title") or "")
@@ -143,6 +146,13 @@ def test_the_console_shows_the_live_pipeline(
     shadow = drift.locator("[data-challenger]").first.inner_text()
     assert re.search(r"challenger v\d+ in shadow: agrees with the champion on \d+\.\d% of", shadow)
     assert re.search(r"labelled: macro F1 \d\.\d{3} against the champion's \d\.\d{3}", shadow)
+    # The canary's window: the rows it served, and the champion in shadow on them.
+    served = page.locator(f'#drift article[data-version="{challenged}"] [data-canary]')
+    assert re.search(
+        rf"canary v{challenged}, window [\d:]+: [\d,]+ records served, 0 failed \(error rate "
+        r"0\.0%\) · champion v1 in shadow agrees on \d+\.\d% of [\d,]+ records",
+        served.first.inner_text(),
+    )
 
     # Predictions: the newest rows, and the model filter.
     page.select_option("#rows-model", "lightgbm")

@@ -183,10 +183,11 @@ def test_a_model_outside_models_is_refused_naming_the_valid_ones(settings: Setti
 
 
 def test_lambda_handler_sends_the_event_plan_and_a_schedule_sends_the_default(
-    redis_url: str, monkeypatch: pytest.MonkeyPatch
+    redis_url: str, sqlite_registry: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_url}
+    # The ingest reads each model's schema from the registry: this test's, not the shell's.
+    env = {**os.environ, "REDIS_URL": redis_url, "MLFLOW_TRACKING_URI": sqlite_registry}
     command = [sys.executable, "-m", "streamfn.cli", "ingest", "--host", "127.0.0.1",
                "--port", str(port)]  # fmt: skip
     server = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)

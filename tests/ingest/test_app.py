@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from streamfn.app import create_app
 from streamfn.core import message_state
+from streamfn.core.canaries import ROLLBACKS, ROLLED_BACK, Canary
 from streamfn.core.settings import Settings
 from tests.conftest import free_port, wait_for
 from tests.factories import SEED_EXAMPLE, body, full_record
@@ -287,6 +288,25 @@ def test_models_reports_registry_errors_without_failing(
         "LightGBM_Classifier",
     ]
     assert all("unreachable" in m["error"] for m in models)
+
+
+def test_models_says_each_models_canary_as_redis_keeps_it(
+    make_settings: Callable[..., Settings], r: redis.Redis
+) -> None:
+    """No challenger here: a canary that ended is shown, serving nothing; none is null."""
+    settings = make_settings(CANARY_SHARE="0.25")
+    ended = Canary("4", 0.0, ROLLED_BACK, 0, (0.05, 0.25), 600.0, 1_796_000_000_000,
+                   "error rate 4.0% above 1.0%", 1_796_000_060_000)  # fmt: skip
+    r.hset(settings.keys.canary("lightgbm"), mapping=ended.to_hash())
+    r.hincrby(settings.keys.canary("lightgbm"), ROLLBACKS, 1)
+    with TestClient(create_app(settings)) as client:
+        models = {m["model"]: m for m in client.get("/models").json()["models"]}
+    assert models["lightgbm"]["canary"] == {
+        "version": "4", "share": 0.0, "status": "rolled back", "step": 0, "steps": [0.05, 0.25],
+        "every_s": 600.0, "since_ms": 1_796_000_000_000, "reason": "error rate 4.0% above 1.0%",
+        "updated_ms": 1_796_000_060_000, "rollbacks": 1, "serving": 0.0,
+    }  # fmt: skip
+    assert models["svm"]["canary"] is None  # CANARY_SHARE, but no challenger to serve it
 
 
 def test_a_lag_redis_overstates_after_an_aof_reload_does_not_refuse_requests(

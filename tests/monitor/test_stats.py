@@ -69,3 +69,47 @@ def test_a_class_only_predicted_or_only_true_counts_in_macro_f1_as_scikit_learn_
     _, accuracy, macro_f1 = stats.scores(cells)
     assert accuracy == pytest.approx(accuracy_score(truth, predicted))
     assert macro_f1 == pytest.approx(f1_score(truth, predicted, average="macro"))
+
+
+def test_a_canary_window_turned_is_the_challengers_shadow_counts_on_the_same_rows() -> None:
+    # The challenger v2 served three rows, the champion v1 scored them in shadow; labelled.
+    # (truth, challenger, champion): the challenger is right twice, the champion once.
+    rows = [("0", "0", "1"), ("1", "1", "1"), ("2", "2", "0")]
+    canary: Counter[str] = Counter({"records": 3, "canary": 3, "s:1:n": 3})
+    as_shadow: Counter[str] = Counter({"s:2:n": 3})
+    for truth, challenger, champion in rows:
+        canary[f"p:{challenger}"] += 1
+        canary[f"l:{truth}:{challenger}"] += 1
+        canary["s:1:a"] += challenger == champion
+        canary[f"s:1:c:{challenger}:{champion}"] += 1
+        canary[f"s:1:l:{truth}:{champion}"] += 1
+        canary[f"s:1:k:{truth}:{challenger}"] += 1
+        # What the champion's window counts of the same rows with the challenger in shadow.
+        as_shadow[f"s:2:p:{challenger}"] += 1
+        as_shadow["s:2:a"] += challenger == champion
+        as_shadow[f"s:2:c:{champion}:{challenger}"] += 1
+        as_shadow[f"s:2:l:{truth}:{challenger}"] += 1
+        as_shadow[f"s:2:k:{truth}:{champion}"] += 1
+    canary["s:1:e:0:1"], canary["s:1:ke:0:0"] = 700_000, 900_000
+    as_shadow["s:2:ke:0:1"], as_shadow["s:2:e:0:0"] = 700_000, 900_000
+    assert stats.turned(canary, "2", "1") == +as_shadow
+    summed = stats.paired([("1", as_shadow), ("2", canary), ("3", canary)], "1", "2")
+    report = stats.challenger_report(summed, "2", None, 0.2)
+    assert (report["compared"], report["labelled"]) == (6, 6)
+    assert (report["accuracy"], report["champion_accuracy"]) == (1.0, round(1 / 3, 4))
+
+
+def test_the_prediction_psi_against_the_champion_is_zero_when_their_classes_match() -> None:
+    assert stats.champion_psi({"0": {"1": 5}, "1": {"0": 5}}) == 0.0
+    assert stats.champion_psi({"0": {"0": 9, "1": 1}}) > 0.2
+    assert stats.champion_psi({}) is None
+
+
+def test_a_challengers_canary_window_reports_its_error_rate_and_the_champion_in_shadow() -> None:
+    counts = {"records": 90, "canary": 90, "canary_failed": 10, "s:1:n": 90, "s:1:a": 80}
+    report = stats.window_report(counts, None, 50, 0.2)
+    assert report["canary"] == {"served": 90, "failed": 10, "error_rate": 0.1}
+    assert [(c["version"], c["in_shadow"]) for c in report["challengers"]] == [("1", "champion")]
+    plain = stats.window_report({"records": 90, "s:2:n": 90}, None, 50, 0.2)
+    assert plain["canary"] is None
+    assert plain["challengers"][0]["in_shadow"] == "challenger"

@@ -94,6 +94,23 @@ function renderStatus(status) {
   ], [slots, perS(series.ingested), perS(series.processed)]);
 }
 
+const percent = (share) => `${(100 * share).toFixed(share < 0.1 ? 1 : 0)}%`;
+
+// A model's canary: the share its challenger serves, the step reached, or how it ended.
+function canaryCell(canary) {
+  if (!canary) return el("td", { text: "none", class: "none", "data-canary": "none" });
+  const { version, status } = canary;
+  let text = `v${version} serves ${percent(canary.serving)} (CANARY_SHARE)`;
+  if (status === "widening") {
+    text = `v${version} serves ${percent(canary.serving)}, step ${canary.step + 1} of ` +
+      `${canary.steps.length} since ${stamp(canary.since_ms)}`;
+  } else if (status !== "CANARY_SHARE") {
+    text = `v${version} ${status} ${stamp(canary.updated_ms)}`;
+  }
+  return el("td", { text, title: canary.reason || null, "data-canary": status,
+    class: status === "rolled back" ? "error" : null });
+}
+
 function renderModels(models, versions) {
   const rows = models.map((m) => {
     const served = (versions[m.model] || []).map((v) => `v${v.version} since ${stamp(v.since)}`);
@@ -103,6 +120,7 @@ function renderModels(models, versions) {
       el("td", { text: m.registered_name }),
       el("td", { text: champion, class: m.version ? null : "error" }),
       el("td", { text: m.challenger ? `v${m.challenger}` : "none", class: "none" }),
+      canaryCell(m.canary),
       el("td", { text: served.join("; ") || "none yet" }));
   });
   $("#models tbody").replaceChildren(...rows);
@@ -219,7 +237,7 @@ function attributionCell(win) {
 // A challenger scored in shadow: how often it agrees with the champion, its prediction PSI, and
 // both versions' scores on the same labelled rows; one line per challenger version.
 function challengerLines(newest) {
-  return (newest.challengers || []).map((c) => {
+  return (newest.challengers || []).filter((c) => c.in_shadow !== "champion").map((c) => {
     const parts = [`agrees with the champion on ${c.agreement === null ? "—" : (c.agreement * 100).toFixed(1) + "%"} ` +
       `of ${records(c.compared)}`];
     if (c.prediction.psi !== null) parts.push(`prediction PSI ${c.prediction.psi.toFixed(3)} (${c.prediction.flag})`);
@@ -230,6 +248,28 @@ function challengerLines(newest) {
     return el("p", { class: "challenger", "data-challenger": c.version },
       el("strong", { text: `challenger v${c.version} in shadow: ` }), parts.join(" · "));
   });
+}
+
+// A challenger's window of the rows it served as the canary: how many, how many of its share it
+// could not serve, and the champion in shadow on the same rows (its entry's `champion_*` figures
+// are the served version's: the challenger's).
+function canaryLines(newest) {
+  const canary = newest.canary;
+  if (!canary) return [];
+  const parts = [`${records(canary.served)} served, ${count(canary.failed)} failed ` +
+    `(error rate ${(100 * canary.error_rate).toFixed(1)}%)`];
+  for (const c of (newest.challengers || []).filter((e) => e.in_shadow === "champion")) {
+    parts.push(`champion v${c.version} in shadow agrees on ` +
+      `${c.agreement === null ? "—" : (c.agreement * 100).toFixed(1) + "%"} of ${records(c.compared)}`);
+    if (c.champion_psi !== null) parts.push(`prediction PSI against the champion's ${c.champion_psi.toFixed(3)}`);
+    if (c.labelled) {
+      parts.push(`${c.labelled.toLocaleString("en")} labelled: macro F1 ${c.champion_macro_f1.toFixed(3)} ` +
+        `against the champion's ${c.macro_f1.toFixed(3)} on the same rows`);
+    }
+  }
+  return [el("p", { class: "canary", "data-canary": newest.version },
+    el("strong", { text: `canary v${newest.version}, window ${utc(newest.window_start)}: ` }),
+    parts.join(" · "))];
 }
 
 function renderDrift(monitoring) {
@@ -253,6 +293,7 @@ function renderDrift(monitoring) {
     return el("article", { "data-model": model, "data-version": version },
       el("h3", {}, `${name} `, el("span", { class: `flag ${["ok", "warn", "drift"].includes(newest.flag) ? newest.flag : "none"}`,
         text: `${FLAG_MARK[newest.flag] || ""}${summary}` })),
+      ...canaryLines(newest),
       ...challengerLines(newest),
       ...estimateLine(windows),
       el("div", { class: "model-drift" }, driftTable(name, windows), scoresChart(name, chartId, windows)),
@@ -335,7 +376,9 @@ function showProblem(error) {
 
 async function refresh() {
   const model = $("#rows-model").value;
-  const wantModels = state.models === null || state.tick % MODELS_EVERY === 0;
+  // A canary's share moves step by step: while one widens, /models is read at every refresh.
+  const widening = (state.models || []).some((m) => m.canary && m.canary.status === "widening");
+  const wantModels = state.models === null || widening || state.tick % MODELS_EVERY === 0;
   const calls = [
     json("/ui/api/status"),
     json(`/ui/api/monitoring?windows=${WINDOWS}`),

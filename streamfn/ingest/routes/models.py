@@ -1,5 +1,6 @@
 """GET /models: every configured model, the version it serves, its challenger (scored in
-shadow), the runtime that serves each and why, and the records it takes."""
+shadow), its canary (the share the challenger serves, the step, the last decision), the runtime
+that serves each and why, and the records it takes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi.responses import Response
 
 from streamfn.api.deps import RedisDep, SettingsDep
 from streamfn.api.responses import json_response
+from streamfn.core.canaries import Canary, share_of
 from streamfn.core.settings import Settings
 from streamfn.ingest.openapi import REDIS_DOWN
 from streamfn.ingest.schema_cache import ModelUnavailableError, SchemaCache, SchemasDep
@@ -51,17 +53,32 @@ async def runtime_of(
         return {"name": None, "reason": f"the registry cannot be read: {error}"}
 
 
+async def canary_of(
+    redis: Any, settings: Settings, model: str, challenger: str | None
+) -> dict[str, Any] | None:
+    """The model's canary as Redis keeps it, with `serving`: the share its challenger serves
+    now (CANARY_SHARE unless `streamfn canary` set one for that version); None without any."""
+    found = Canary.from_hash(await redis.hgetall(settings.keys.canary(model)))
+    serving = share_of(found, challenger, settings.CANARY_SHARE)
+    if found is None:
+        if not serving:
+            return None
+        return {"version": challenger, "serving": serving, "status": "CANARY_SHARE"}
+    return {**found.to_json(), "serving": serving}
+
+
 async def describe(
     model: str, registered: str, schemas: SchemaCache, redis: Any, settings: Settings
 ) -> dict:
     """One model: its registered name, the version served, its runtime and its columns, or why
-    not; its challenger and the challenger's runtime."""
+    not; its challenger, the challenger's runtime and its canary."""
     challenger = await challenger_of(schemas, registered, settings.CHALLENGER_ALIAS)
     entry: dict[str, Any] = {
         "model": model, "registered_name": registered, "version": None, "runtime": None,
         "challenger": challenger,
         "challenger_runtime": await runtime_of(schemas, registered, challenger,
                                                settings.PREDICT_RUNTIME),
+        "canary": await canary_of(redis, settings, model, challenger),
     }  # fmt: skip
     try:
         schema = (await schemas.validator(model, redis)).schema
