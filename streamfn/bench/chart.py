@@ -21,7 +21,7 @@ from streamfn.bench import DESIGNS, Measurement
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from streamfn.bench.report import Findings
+    from streamfn.bench.findings import Findings
 
 Ratios = dict[tuple[str, int, str], float]  # (model, records per request, peer) -> ratio
 # What the pipeline is compared with, in the order of the bars after its own: the ways people
@@ -192,7 +192,7 @@ def ratios(report: str) -> Ratios:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Draw bench.png again from a report's Results table."""
-    from streamfn.bench.report import Findings
+    from streamfn.bench.findings import Findings
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("report", type=Path, help="BENCHMARKS.md, or a run's bench.md")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from streamfn.bench.report import Findings
+    from streamfn.bench.findings import Findings
 
 Row = tuple[str, str, bool | None]
 TARGET_MODEL = "lightgbm"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from streamfn.bench import challengers, console_cost, floor, pipeline
+from streamfn.bench.pipeline import CONNECTIONS, FLOOR_SIZES, MAX_LAG
 from streamfn.core.settings import SEED_MODELS, load_settings
 from streamfn.models.cache import ModelCache
 from streamfn.models.loaded import LoadedModel
@@ -43,8 +44,6 @@ def best_of_alternated(
     during: During | None = None,
 ) -> dict[str, float]:  # fmt: skip
     """Each variant's (its extra variables') best records/s of two runs, run in turn."""
-    from streamfn.bench.run import CONNECTIONS, MAX_LAG
-
     records, best = bench.records[:SIZE], dict.fromkeys(variants, 0.0)
     for round_ in range(2):
         for name, extra in variants.items():
@@ -138,8 +137,6 @@ def challenger(bench: Bench, registry: str) -> None:
     backtest of the rows written without; and beside them the working challenger's own
     in-process cost (frame + predict + CSV, 1,000 records a call), which shadow scoring should
     not exceed."""
-    from streamfn.bench.run import CONNECTIONS, FLOOR_SIZES
-
     bench.say("(b) the pipeline with a challenger in shadow, a broken one and none, lightgbm")
     version, gone = challengers.working(registry), challengers.broken(registry)
     alone = ModelCache(registry, challengers.WORKING, 3600, {MODEL: SEED_MODELS[MODEL]})
@@ -247,3 +244,7 @@ def console(bench: Bench, stack: pipeline.PipelineStack, ingest_cores: float) ->
     bench.say(f"  console: {per_refresh * 1000:.1f} ms of ingest CPU per refresh, every "
               f"{console_cost.REFRESH_S:g} s, against {ingest_cores:.2f} cores at "
               f"{MODEL}'s 100/request load: {share:.2%}")  # fmt: skip
+
+
+# What each feature costs, in the report's order: `streamfn bench` hands these to its Bench.
+COSTS = (monitoring, sink_formats, estimation, explanations, challenger, canary)

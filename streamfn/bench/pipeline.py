@@ -40,6 +40,13 @@ from streamfn.local import services, stack
 from streamfn.local.status import scrape
 from streamfn.sink.bucket import Bucket
 
+# Records per call of the in-process floor, and per request through the pipeline.
+FLOOR_SIZES = (1, 100, 1000)
+REQUEST_SIZES = (1, 100)
+# wrk connections per records/request: enough in flight to keep one ingest worker busy.
+CONNECTIONS = {1: 32, 100: 8}
+# The ingest refuses (503) past this lag; sized so a backlog drains in seconds, not minutes.
+MAX_LAG = {1: 5000, 100: 500}
 DRAIN_TIMEOUT_S = 300.0
 # An alias no version has: no shadow scoring, unless a measurement asks for the challenger.
 NO_CHALLENGER = "bench-no-challenger"

@@ -6,34 +6,31 @@ import math
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
-from streamfn.bench import Measurement, chart, compiled, costs, floor, peers, pipeline, report
+from streamfn.bench import Measurement, chart, compiled, floor, peers, pipeline, report
 from streamfn.bench.load import require_wrk
+from streamfn.bench.pipeline import CONNECTIONS, FLOOR_SIZES, MAX_LAG, REQUEST_SIZES
 from streamfn.core.settings import SEED_MODELS, defaults
 from streamfn.data import training
 from streamfn.data.synth import RecordSampler, load_profile
 from streamfn.models.seed import EMPLOYEE_ID
 
 DEFAULTS = defaults()
-FLOOR_SIZES = (1, 100, 1000)
-REQUEST_SIZES = (1, 100)
-# wrk connections per records/request: enough in flight to keep one ingest worker busy.
-CONNECTIONS = {1: 32, 100: 8}
-# The ingest refuses (503) past this lag; sized so a backlog drains in seconds, not minutes.
-MAX_LAG = {1: 5000, 100: 500}
 CURVE_MODEL = "lightgbm"
-# What each feature costs, in the report's order (streamfn.bench.costs).
-COSTS = (costs.monitoring, costs.sink_formats, costs.estimation, costs.explanations,
-         costs.challenger, costs.canary)  # fmt: skip
 # The latency-under-load curve: rates from 10 requests/s (20 is the light-traffic target's) up
 # to the maximum, each run long enough to hold about this many messages.
 CURVE_FIRST_RATES = (10.0, 20.0)
 CURVE_MESSAGES = 300
 CURVE_MAX_SECONDS = 30.0
+
+
+# One feature's cost: measured on the bench's records, into its findings (bench.costs).
+Cost = Callable[["Bench", str], None]
 
 
 @dataclass(frozen=True)
@@ -85,9 +82,10 @@ class Options:
 class Bench:
     """One benchmark run: measure every design, then write the report and chart."""
 
-    def __init__(self, options: Options, console: Console) -> None:
+    def __init__(self, options: Options, console: Console, costs: Sequence[Cost] = ()) -> None:
         self.options = options
         self.console = console
+        self.costs = costs  # what each feature costs, measured in this order (bench.costs.COSTS)
         self.work = options.out / "work"
         self.started = time.monotonic()
         self.records = RecordSampler(load_profile(), seed=11).records(max(FLOOR_SIZES))
@@ -143,7 +141,7 @@ class Bench:
             return (self.measure_costs(registry),)
         self.measure_floor(registry)
         self.measure_pipeline(registry)
-        for measure in COSTS:
+        for measure in self.costs:
             measure(self, registry)
         self.measure_ingest(registry)
         self.measure_mlflow_serve(registry)
@@ -159,7 +157,7 @@ class Bench:
 
     def measure_costs(self, registry: str) -> Path:
         """Only what each feature costs the pipeline: costs.md."""
-        for measure in COSTS:
+        for measure in self.costs:
             measure(self, registry)
         out = self.options.out / "costs.md"
         out.write_text(report.costs_markdown(self.findings))

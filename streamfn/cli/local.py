@@ -187,6 +187,7 @@ def canary_lines(settings: Settings, model: str | None) -> list[str]:
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     """The benchmark: writes bench.md and bench.png under --out."""
+    from streamfn.bench.costs import COSTS
     from streamfn.bench.load import LoadError
     from streamfn.bench.run import Bench, Options
 
@@ -195,7 +196,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     options = Options(args.out, args.tracking_uri, args.quick, args.pollers, args.seconds,
                       args.mlserver_venv, args.partitions, args.costs)  # fmt: skip
     try:
-        Bench(options, console).run()
+        Bench(options, console, COSTS).run()
     except LoadError as error:  # wrk is missing, or cannot run here
         raise configuration(str(error)) from None
     return 0
