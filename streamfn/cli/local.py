@@ -290,7 +290,7 @@ def register(commands: Commands) -> None:
         "--costs",
         action="store_true",
         help="only what each feature costs (monitoring, Parquet, estimates, reason codes, a "
-        "challenger): costs.md",
+        "challenger in shadow, a 25%% canary): costs.md",
     )
     bench.add_argument(
         "--mlserver-venv", type=Path, default=Path(".venv-mlserver"), metavar="DIR",
