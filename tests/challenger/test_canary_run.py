@@ -101,7 +101,7 @@ class Harness:
         labels = [{"message_id": m["messageId"], "record_index": j, "burn_rate": rate}
                   for i, m in enumerate(batch) for j, rate in enumerate(rates[i * 5 : i * 5 + 5])
                   if rate is not None]  # fmt: skip
-        assert asyncio.run(self.label(labels)) == len(labels)
+        assert asyncio.run(self.label(labels)).counted == len(labels)
         return [m["messageId"] for m in batch]
 
     async def label(self, labels: list[dict[str, Any]]) -> int:

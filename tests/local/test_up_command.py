@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from streamfn.local.stack import port_is_free
 from tests.conftest import bucket_rows, s3_client, wait_for
 from tests.factories import SEED_EXAMPLE
 from tests.fixed_ports import wait_free
@@ -56,16 +55,24 @@ def up_command(home: Path, *options: str) -> list[str]:
     return [sys.executable, "-m", "streamfn.cli", "up", "--home", str(home), *options]
 
 
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder the stack runs in, its home `.streamfn/` in it, for each test of this module:
+    the first `up` trains the models into its MLflow store (a minute), the next find them there
+    (`train --if-missing`), as a user's second `streamfn up` does."""
+    return tmp_path_factory.mktemp("up-folder")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["redis", "kinesis"])
-def test_up_runs_the_pipeline_and_stops_cleanly(tmp_path: Path, backend: str) -> None:
+def test_up_runs_the_pipeline_and_stops_cleanly(tmp_path: Path, folder: Path, backend: str) -> None:
     wait_free((*PORTS, *BACKEND_PORTS[backend]))  # `streamfn up` needs them
-    home = tmp_path / ".streamfn"
+    home = folder / ".streamfn"
     log_path = tmp_path / "up.log"
     log = log_path.open("wb")
     up = subprocess.Popen(
         up_command(home, "--pollers", "2", "--rate", "20", "--backend", backend),
-        cwd=tmp_path, env=clean_env(), stdout=log, stderr=subprocess.STDOUT,
+        cwd=folder, env=clean_env(), stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         wait_for(lambda: b"up:" in log_path.read_bytes(), timeout=240, interval=1)
@@ -106,7 +113,7 @@ def test_up_runs_the_pipeline_and_stops_cleanly(tmp_path: Path, backend: str) ->
         # them from .streamfn/env and says so.
         listed = subprocess.run(
             [sys.executable, "-m", "streamfn.cli", "results", "--rows", "1"],
-            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60,
+            cwd=folder, env=clean_env(), capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert listed.returncode == 0, listed.stderr
         assert "from .streamfn/env (written by `streamfn up`)" in listed.stderr
@@ -120,7 +127,9 @@ def test_up_runs_the_pipeline_and_stops_cleanly(tmp_path: Path, backend: str) ->
         log.close()
     assert code == 0, log_path.read_text()[-3000:]
     assert not [pid for pid in children if alive(pid)]
-    assert all(port_is_free(p) for p in (*PORTS, *BACKEND_PORTS[backend]))
+    # Its children's children (MLflow's workers) may take a moment after it: a few seconds'
+    # grace, then the failure names whoever still listens.
+    wait_free((*PORTS, *BACKEND_PORTS[backend]), timeout=15)
     assert not (home / "env").exists()  # no command is pointed at the stopped stack
     producer_log = (home / "logs" / "producer.log").read_text()
     assert '"message":"producer finished"' in producer_log
@@ -153,12 +162,12 @@ def test_no_redis_server_stops_up_at_once_saying_how_to_install_it(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_up_stops_its_children_when_its_output_pipe_is_gone(tmp_path: Path) -> None:
+def test_up_stops_its_children_when_its_output_pipe_is_gone(folder: Path) -> None:
     # `streamfn up 2>&1 | tee up.log`, then Ctrl-C: tee dies first, so every later print fails.
     wait_free(PORTS)  # `streamfn up` needs them
     up = subprocess.Popen(
-        up_command(tmp_path / ".streamfn", "--no-producer"),
-        cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        up_command(folder / ".streamfn", "--no-producer"),
+        cwd=folder, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert up.stderr is not None  # where `up` writes what it says
     try:
@@ -174,4 +183,4 @@ def test_up_stops_its_children_when_its_output_pipe_is_gone(tmp_path: Path) -> N
         if up.poll() is None:
             up.kill()
     wait_for(lambda: not [pid for pid in children if alive(pid)], timeout=30)
-    assert all(port_is_free(p) for p in PORTS)
+    wait_free(PORTS, timeout=15)
