@@ -47,6 +47,9 @@ REQUEST_SIZES = (1, 100)
 CONNECTIONS = {1: 32, 100: 8}
 # The ingest refuses (503) past this lag; sized so a backlog drains in seconds, not minutes.
 MAX_LAG = {1: 5000, 100: 500}
+# Where nothing consumes (the ingest measured alone), back-pressure is lifted for the run, in
+# entries and in bytes: else the stream's MAX_LAG_BYTES (256 MiB) is what gets measured.
+NO_BACKPRESSURE = {"MAX_LAG": str(10**9), "MAX_LAG_BYTES": str(2**50)}
 DRAIN_TIMEOUT_S = 300.0
 # An alias no version has: no shadow scoring, unless a measurement asks for the challenger.
 NO_CHALLENGER = "bench-no-challenger"
@@ -271,8 +274,7 @@ def ingest_only(workdir: Path, registry: str, app: str | None) -> Iterator[str]:
     """redis-server and one ingest worker (or the bare app), nothing consuming; its base URL.
     The ingest reads its models' schemas from `registry`."""
     redis_port, port = stack.free_port(), stack.free_port()
-    # Nothing consumes here, so back-pressure is lifted for the length of the run.
-    env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "MAX_LAG": str(10**9),
+    env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", **NO_BACKPRESSURE,
            "MLFLOW_TRACKING_URI": registry}  # fmt: skip
     with running(
         workdir, [services.redis(redis_port, workdir / "redis"), services.ingest(port, env, app)]

@@ -33,7 +33,7 @@ def measure_ingest(
 
     redis_port, port = stack.free_port(), stack.free_port()
     redis_url, url = f"redis://127.0.0.1:{redis_port}/0", f"http://127.0.0.1:{port}"
-    env = {"REDIS_URL": redis_url, "MAX_LAG": str(10**9), "MLFLOW_TRACKING_URI": registry,
+    env = {"REDIS_URL": redis_url, **pipeline.NO_BACKPRESSURE, "MLFLOW_TRACKING_URI": registry,
            "STREAM_PARTITIONS": "1"}  # fmt: skip
     home = workdir / "ingest"
     found = []
