@@ -87,7 +87,6 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("SCALING.md", "8", "MB"): "the bound bench-ceilings keeps a pipeline of XADDs under",
     ("deployment.md", "30", "MB"): "the zip functions' unzipped size, printed by `make validate`",
     ("deployment.md", "2", "MB"): "swagger-ui's files in the package (streamfn/ingest/static)",
-    ("deviations.md", "24", "%"): "MEMORY USAGE's sampling error, measured once by hand (ef4f2d7)",
     ("deviations.md", "55", "%"): "MEMORY USAGE's sampling error, measured once by hand (ef4f2d7)",
     ("estimates.md", "20", "%"): "the held-out share of the data, a setting of streamfn train",
     ("event-sources.md", "5", "/s"): "Kinesis' published GetRecords limit per shard",
