@@ -141,11 +141,25 @@ class Pipeline:
             self.warm_up(*pollers)
 
     def start_ingest(self) -> None:
-        """`streamfn ingest` on a private port; wait for /health."""
-        command = cli("ingest", "--host", "127.0.0.1", "--port", str(self.ingest_port))
-        self.spawn("ingest", command)
-        url = f"{self.env['INGEST_URL']}/health"
-        self.wait(lambda: httpx.get(url, timeout=2).status_code == 200, 30, "ingest /health")
+        """`streamfn ingest` on a private port; wait until /health answers as the ingest does.
+        The port was free when it was chosen, but the other test worker's children bind ports
+        too: when one took it meanwhile, the ingest exits, and starts again on another port."""
+        for _ in range(3):
+            command = cli("ingest", "--host", "127.0.0.1", "--port", str(self.ingest_port))
+            ingest = self.spawn("ingest", command)
+            url = f"{self.env['INGEST_URL']}/health"
+
+            def answered(ingest: Process = ingest, url: str = url) -> bool:
+                if not ingest.running:  # it could not bind: another port
+                    return True
+                return httpx.get(url, timeout=2).json().get("redis") == "ok"
+
+            self.wait(answered, 30, "ingest /health")
+            if ingest.running:
+                return
+            self.ingest_port = free_port()
+            self.env["INGEST_URL"] = f"http://127.0.0.1:{self.ingest_port}"
+        pytest.fail(f"the ingest exited at start three times\n{self.logs()}", pytrace=False)
 
     def start_pollers(self, *names: str, **env: str) -> None:
         """`streamfn poll --consumer NAME` children, each serving metrics on a port of its own;

@@ -57,8 +57,8 @@ def up_command(home: Path, *options: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder the stack runs in, its home `.streamfn/` in it, for each test of this module:
-    the first `up` trains the models into its MLflow store (a minute), the next find them there
+    """The folder the stack runs in, its home `.streamfn/` in it, for both backends' runs: the
+    first `up` trains the models into its MLflow store (a minute), the second finds them there
     (`train --if-missing`), as a user's second `streamfn up` does."""
     return tmp_path_factory.mktemp("up-folder")
 
@@ -162,20 +162,22 @@ def test_no_redis_server_stops_up_at_once_saying_how_to_install_it(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_up_stops_its_children_when_its_output_pipe_is_gone(folder: Path) -> None:
+def test_up_stops_its_children_when_its_output_pipe_is_gone(tmp_path: Path) -> None:
     # `streamfn up 2>&1 | tee up.log`, then Ctrl-C: tee dies first, so every later print fails.
     wait_free(PORTS)  # `streamfn up` needs them
     up = subprocess.Popen(
-        up_command(folder / ".streamfn", "--no-producer"),
-        cwd=folder, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        up_command(tmp_path / ".streamfn", "--no-producer"),
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert up.stderr is not None  # where `up` writes what it says
     try:
+        said = []
         for line in up.stderr:
+            said.append(line.decode(errors="replace"))
             if line.startswith(b"status:"):  # up and watching
                 break
         children = children_of(up.pid)
-        assert len(children) == 5  # redis, mlflow, s3, ingest, a poller
+        assert len(children) == 5, "".join(said[-30:])  # redis, mlflow, s3, ingest, a poller
         up.stderr.close()
         up.send_signal(signal.SIGINT)
         up.wait(timeout=90)
