@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from tenacity import Retrying as _Retrying
 from streamfn.core import connections
 
 STOP_GRACE_S = 15.0
+# How long `up` waits for a port held by a run stopped a moment ago before it refuses to start.
+PORT_GRACE_S = 5.0
 
 
 class StackError(RuntimeError):
@@ -146,15 +149,18 @@ class Stack:
         self.env = dict(os.environ) if env is None else env  # what every child starts from
         self.running: list[Process] = []
 
-    def check_ports(self, services: list[Service]) -> None:
-        """Refuse to start when a port the stack needs is already taken."""
-        busy = [(s.name, p) for s in services for p in s.ports if not port_is_free(p)]
-        if busy:
-            names = ", ".join(f"{name} :{port}" for name, port in busy)
-            raise StackError(
-                f"port(s) already in use: {names}. Stop whatever listens there "
-                "(an earlier `streamfn up`?) and try again."
-            )
+    def check_ports(self, services: list[Service], grace_s: float = PORT_GRACE_S) -> None:
+        """Refuse to start when a port the stack needs is taken, after `grace_s` (the processes
+        of a run stopped a moment ago may still be letting theirs go)."""
+        deadline = time.monotonic() + grace_s
+        while busy := [(s.name, p) for s in services for p in s.ports if not port_is_free(p)]:
+            if time.monotonic() >= deadline:
+                names = ", ".join(f"{name} :{port}" for name, port in busy)
+                raise StackError(
+                    f"port(s) already in use: {names}. Stop whatever listens there "
+                    "(an earlier `streamfn up`?) and try again."
+                )
+            time.sleep(0.2)
 
     def spawn(self, service: Service) -> Process:
         """Start one service without waiting for it, logging to logs/<name>.log."""
